@@ -1,0 +1,1 @@
+"""plannerl's command line (installed as the `plannerl.cli` package)."""

@@ -1,0 +1,59 @@
+"""The `plannerl` command: a Typer app whose commands only parse arguments and call the library.
+
+Heavy libraries (unified-planning, torch, transformers, TRL) are imported inside the commands
+that use them, so `plannerl --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from plannerl.errors import PlannerlError
+
+app = typer.Typer(
+    name="plannerl",
+    help="Plan PDDL cooking tasks, build single-turn datasets, train and evaluate LLM agents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Plan PDDL cooking tasks, build single-turn datasets, train and evaluate LLM agents."""
+
+
+def _register() -> None:
+    from plannerl.cli import plan
+
+    plan.register(app)
+
+
+_register()
+
+
+def run() -> None:
+    """Console entry point: user mistakes become one line on stderr and a non-zero exit."""
+    try:
+        app(standalone_mode=False)
+    except PlannerlError as exc:
+        print(f"plannerl: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("plannerl: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            print("plannerl: aborted", file=sys.stderr)
+            sys.exit(130)
+        raise
