@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plannerl.pddl import load
-from plannerl.search import SearchResult, breadth_first_search
+from plannerl.search import SearchResult, optimal_search
 from plannerl.task import Task, compile_task
 
 
@@ -21,9 +21,12 @@ class Solution:
 
 
 def load_task(domain: str | Path | None, problem: str | Path) -> Task:
+    """Parse and ground a problem; its domain is found beside it when `domain` is None."""
     return compile_task(*load(domain, problem))
 
 
-def solve(domain: str | Path | None, problem: str | Path, time_limit: float | None = None) -> Solution:
+def solve(domain: str | Path | None, problem: str | Path, *, time_limit: float | None = None,
+          count_limit: int = 1_000_000) -> Solution:
+    """The canonical shortest plan with the number of shortest plans (capped at count_limit)."""
     task = load_task(domain, problem)
-    return Solution(task, breadth_first_search(task, time_limit=time_limit))
+    return Solution(task, optimal_search(task, time_limit=time_limit, count_limit=count_limit))

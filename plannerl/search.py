@@ -37,6 +37,8 @@ class SearchResult:
     optimal_plans: int | None = None
     plans_capped: bool = False
     optimal_first_actions: list[int] = field(default_factory=list)
+    # state -> (h*, sorted optimal actions) for every state on a shortest plan from the start
+    optimal_labels: dict[int, tuple[int, list[int]]] = field(default_factory=dict, repr=False)
 
     @property
     def length(self) -> int:
@@ -179,8 +181,8 @@ def _optimal_dag_result(start, goals, g, preds, expanded, seconds, count_limit) 
     while g[state] < best:
         action, state = min(children[state])
         plan.append(action)
-    first = sorted({action for action, _ in children.get(start, [])})
-    return SearchResult(plan, expanded, seconds, total, total >= count_limit, first)
+    labels = {state: (best - g[state], sorted({a for a, _ in children.get(state, [])})) for state in on_path}
+    return SearchResult(plan, expanded, seconds, total, total >= count_limit, labels[start][1], labels)
 
 
 def _walk_back(parent: dict[int, tuple[int, int] | None], state: int) -> list[int]:
