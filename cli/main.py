@@ -27,9 +27,10 @@ def _root() -> None:
 
 
 def _register() -> None:
-    from plannerl.cli import plan
+    from plannerl.cli import data, evaluate, plan, train
 
-    plan.register(app)
+    for module in (plan, data, evaluate, train):
+        module.register(app)
 
 
 _register()
