@@ -350,7 +350,8 @@ def _parse_condition(domain, expr, scope, path, context):
             (neq if negated else eq).append((lit.items[1], lit.items[2]))
             continue
         if head in _UNSUPPORTED_CONDITIONS:
-            raise PddlError(f"{context}: ({head} ...) needs {_UNSUPPORTED_CONDITIONS[head]}, which plannerl does not support", path, lit.line)
+            needs = _UNSUPPORTED_CONDITIONS[head]
+            raise PddlError(f"{context}: ({head} ...) needs {needs}, which plannerl does not support", path, lit.line)
         atom = _parse_atom(domain, lit, scope, path, context)
         (neg if negated else pos).append(atom)
     return tuple(pos), tuple(neg), tuple(eq), tuple(neq)
@@ -362,7 +363,8 @@ def _parse_effect(domain, expr, scope, path, context):
     for lit in _flatten_and(expr, path):
         head = lit.items[0] if lit.items else None
         if head in ("forall", "when"):
-            raise PddlError(f"{context}: ({head} ...) effects need {_UNSUPPORTED_CONDITIONS[head]}, which plannerl does not support", path, lit.line)
+            needs = _UNSUPPORTED_CONDITIONS[head]
+            raise PddlError(f"{context}: ({head} ...) effects need {needs}, which plannerl does not support", path, lit.line)
         if head in ("increase", "decrease", "assign", "scale-up", "scale-down"):
             raise PddlError(f"{context}: numeric effect ({head} ...) is not supported", path, lit.line)
         if head == "not":
