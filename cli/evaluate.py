@@ -1,9 +1,117 @@
-"""CLI commands for plannerl.evaluate (filled in by its owner)."""
+"""`plannerl eval` (policies played in the simulator, metrics, reports) and `plannerl play`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+INVALID_HELP = "Invalid answers: retry (feedback, new try without a step, 5 tries per step), step (uses a step), stop (ends the episode)."
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("eval")(eval_command)
+    app.command("play")(play_command)
+
+
+def eval_command(
+    problems: list[Path] = typer.Argument(None, help="Explicit PROBLEM files of any domain (domain found beside each, or --domain)."),
+    policy: list[str] = typer.Option(["oracle"], "--policy", "-p",
+                                     help="oracle, random, or a model folder / cached hub name; LABEL=MODEL names the matrix row. "
+                                          "Repeat for several."),
+    task: list[str] = typer.Option([], "--task", "-t", help="A generated task (repeat for several)."),
+    seeds: str = typer.Option("42:420:42", "--seeds", help="Instance seeds for --task: 7, 0:10 or 42:420:42 (the paper's ten)."),
+    domain: Path = typer.Option(None, "--domain", help="Domain file for the PROBLEM files."),
+    report: Path = typer.Option(None, "--report", help="Write metrics and every episode to this JSON file."),
+    invalid: str = typer.Option("retry", "--invalid", help=INVALID_HELP),
+    max_steps: int = typer.Option(None, "--max-steps", help="Step limit for every episode (default: the paper's, else 1.5 x optimal)."),
+    runs: int = typer.Option(1, "--runs", help="Play every instance this many times (for random or sampling policies)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random policy and of sampling."),
+    sample: bool = typer.Option(False, "--sample", help="Models sample instead of greedy decoding."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
+    constrained: bool = typer.Option(False, "--constrained", help="Models pick the most likely valid action (no free text)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Episodes a model answers per forward pass."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Longest model answer, in tokens."),
+    history_len: int = typer.Option(5, "--history-len", help="Past actions shown in the prompt (match training)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow a hub model's own code to run."),
+    matrix_png: Path = typer.Option(None, "--matrix-png", help="Save the policy x task success-rate matrix as a PNG heatmap."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-step trace; only the summary."),
+) -> None:
+    """Play policies in the PDDL simulator and report SR, ASAT, ASST, optimal SR and invalid-answer rate."""
+    from rich.console import Console
+
+    from plannerl.errors import PlannerlError
+    from plannerl.evaluate import (
+        RichTrace,
+        Trace,
+        evaluate_policies,
+        matrix_table,
+        problems_from_files,
+        problems_from_tasks,
+        sr_matrix,
+        summary_table,
+    )
+    from plannerl.policies import make_policy
+
+    if not task and not problems:
+        raise PlannerlError("nothing to evaluate: give --task TASK (with --seeds) or PROBLEM files")
+    if domain is not None and not problems:
+        raise PlannerlError("--domain applies to PROBLEM files; none given")
+    console = Console()
+    chosen = []
+    if task:
+        from plannerl.seeds import parse_seeds
+
+        chosen += problems_from_tasks(task, list(parse_seeds(seeds)), max_steps=max_steps)
+    if problems:
+        chosen += problems_from_files(problems, domain=domain, max_steps=max_steps)
+    model_options = {"sample": sample, "temperature": temperature, "constrained": constrained, "batch_size": batch_size,
+                     "max_new_tokens": max_new_tokens, "trust_remote_code": trust_remote_code}
+    policies = [make_policy(spec, seed=seed, **model_options) for spec in policy]
+    config = {"policies": [p.name for p in policies], "tasks": list(task), "seeds": seeds if task else None,
+              "problems": [str(p) for p in problems or []], "invalid": invalid, "max_steps": max_steps, "runs": runs,
+              "seed": seed, "sample": sample, "temperature": temperature if sample else None, "constrained": constrained,
+              "max_new_tokens": max_new_tokens, "history_len": history_len}
+    trace = Trace() if quiet else RichTrace(console)
+    try:
+        results = evaluate_policies(policies, chosen, invalid=invalid, runs=runs, history_len=history_len, trace=trace,
+                                    report=report, config=config)
+    except KeyboardInterrupt:
+        if report is not None:
+            console.print(f"[yellow]interrupted: the episodes finished so far are in {report}[/]")
+        raise
+    console.print(summary_table(results))
+    matrix = sr_matrix(results)
+    if len(matrix["rows"]) > 1 or len(matrix["columns"]) > 1:
+        console.print(matrix_table(matrix))
+    if matrix_png is not None:
+        from plannerl.plots import save_matrix_png
+
+        save_matrix_png(matrix_png, matrix["rows"], matrix["columns"], matrix["sr"])
+        console.print(f"matrix heatmap: {matrix_png}")
+    if report is not None:
+        console.print(f"report: {report}")
+
+
+def play_command(
+    target: str = typer.Argument(..., help="A task name (played on the instance of --seed) or a PROBLEM file."),
+    seed: int = typer.Option(42, "--seed", help="Instance seed for a task name."),
+    domain: Path = typer.Option(None, "--domain", help="Domain file for a PROBLEM file."),
+    invalid: str = typer.Option("retry", "--invalid", help=INVALID_HELP),
+    max_steps: int = typer.Option(None, "--max-steps", help="Step limit (default: the paper's, else 1.5 x optimal)."),
+    history_len: int = typer.Option(5, "--history-len", help="Past actions shown in the prompt."),
+) -> None:
+    """Play a task yourself: type a listed number, a unique prefix or any action; ? lists valid actions, q quits."""
+    from rich.console import Console
+
+    from plannerl.evaluate import RichTrace, play, problems_from_files, problems_from_tasks
+    from plannerl.policies import HumanPolicy
+
+    console = Console()
+    path = Path(target)
+    if path.suffix == ".pddl" or path.exists():
+        problems = problems_from_files([path], domain=domain, max_steps=max_steps)
+    else:
+        problems = problems_from_tasks([target], [seed], max_steps=max_steps)
+    play(problems, HumanPolicy(console=console), invalid=invalid, history_len=history_len, trace=RichTrace(console))

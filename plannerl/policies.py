@@ -1,0 +1,317 @@
+"""Policies that play episodes: each answers a batch of observations with text.
+
+Every policy answers in text, the way a language model does, and the evaluator parses that text
+like any other answer: the planner's own answers go through the same parser as a model's.
+
+- `OraclePolicy`: the expert, the canonical optimal action of each state (SR 1.0, minimal steps).
+- `RandomPolicy`: uniform over the valid actions, seeded per episode.
+- `ScriptedPolicy`: fixed answers or a function of the observation, for tests and debugging.
+- `ModelPolicy`: any causal LM by local path or hub name; greedy or sampled generation, or
+  decoding constrained to the valid actions (the one with the highest log-likelihood), batched
+  across episodes.
+- `HumanPolicy`: a person types actions (`plannerl play`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from plannerl.errors import PlannerlError
+from plannerl.evaluate import Observation, QuitEpisode
+
+BUILTIN_POLICIES = ("oracle", "random")
+
+
+def answer_text(task, action: int) -> str:
+    """The answer a perfect agent gives for `action`: its sentence, as training targets say it."""
+    from plannerl.render import action_sentence
+
+    return action_sentence(task, action)
+
+
+class OraclePolicy:
+    """Follows the oracle's canonical action (the smallest-index action on a shortest plan)."""
+
+    name = "oracle"
+    batch_size = 1
+
+    def act(self, observations: Sequence[Observation]) -> list[str]:
+        answers = []
+        for obs in observations:
+            action = obs.problem.oracle.label(obs.state).canonical_action
+            answers.append("" if action is None else answer_text(obs.task, action))
+        return answers
+
+
+class RandomPolicy:
+    """Uniform over the valid actions; the same seed gives the same choices in every episode."""
+
+    batch_size = 1
+
+    def __init__(self, seed: int = 0, name: str = "random") -> None:
+        self.seed = seed
+        self.name = name
+        self._rngs: dict[tuple[int, int], random.Random] = {}
+
+    def act(self, observations: Sequence[Observation]) -> list[str]:
+        answers = []
+        for obs in observations:
+            key = (obs.episode, obs.run)
+            if obs.step == 0 and not obs.feedback:
+                # a string seed is hashed with SHA-512: stable across processes and batch orders
+                self._rngs[key] = random.Random(f"{self.seed}|{obs.problem.name}|{obs.problem.seed}|{obs.run}")
+            rng = self._rngs[key]
+            valid = obs.valid_actions()
+            answers.append(answer_text(obs.task, rng.choice(valid)) if valid else "")
+        return answers
+
+
+class ScriptedPolicy:
+    """Answers from a script: a list replayed from the start of each episode, or a function.
+
+    A list that runs out answers the empty string (an invalid answer).
+    """
+
+    batch_size = 1
+
+    def __init__(self, script: Sequence[str] | Callable[[Observation], str], name: str = "scripted") -> None:
+        self.script = script
+        self.name = name
+        self._position: dict[tuple[int, int], int] = {}
+
+    def act(self, observations: Sequence[Observation]) -> list[str]:
+        if callable(self.script):
+            return [self.script(obs) for obs in observations]
+        answers = []
+        for obs in observations:
+            key = (obs.episode, obs.run)
+            if obs.step == 0 and not obs.feedback:
+                self._position[key] = 0
+            position = self._position[key]
+            self._position[key] = position + 1
+            answers.append(self.script[position] if position < len(self.script) else "")
+        return answers
+
+
+class ModelPolicy:
+    """A causal LM answering the rendered prompt, formatted exactly as training formats it.
+
+    Greedy by default; `sample=True` samples at `temperature` with a seeded generator per call.
+    `constrained=True` skips generation: each valid action's answer text is scored by the
+    model's log-likelihood (summed over its tokens, end-of-sequence included) and the best one
+    is answered, so every answer is valid and the policy's preference among valid actions is
+    what is measured. Observations are answered `batch_size` at a time.
+    """
+
+    def __init__(self, name_or_path: str, *, label: str | None = None, sample: bool = False, temperature: float = 1.0,
+                 seed: int = 0, constrained: bool = False, batch_size: int = 8, max_new_tokens: int = 64,
+                 trust_remote_code: bool = False) -> None:
+        import torch
+
+        from plannerl.model import load_model
+
+        torch.set_num_threads(1)
+        if batch_size < 1:
+            raise PlannerlError(f"--batch-size must be at least 1, got {batch_size}")
+        if max_new_tokens < 1:
+            raise PlannerlError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
+        if sample and temperature <= 0:
+            raise PlannerlError(f"--temperature must be positive when sampling, got {temperature}")
+        self.name = label or str(name_or_path)
+        self.model, self.tokenizer = load_model(str(name_or_path), trust_remote_code=trust_remote_code)
+        self.model.eval()
+        self.sample = sample
+        self.temperature = temperature
+        self.seed = seed
+        self.constrained = constrained
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self._calls = 0
+        tokenizer = self.tokenizer
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        if tokenizer.pad_token_id is None:
+            raise PlannerlError(f"{name_or_path}: the tokenizer has neither a pad nor an end-of-sequence token")
+
+    def prompt_texts(self, observations: Sequence[Observation]) -> list[str]:
+        from plannerl.model import prompt_text
+
+        return [prompt_text(self.tokenizer, obs.prompt(), obs.messages()) for obs in observations]
+
+    def act(self, observations: Sequence[Observation]) -> list[str]:
+        if not observations:
+            return []
+        self._calls += 1
+        if self.constrained:
+            return self._choose(observations)
+        return self._generate(self.prompt_texts(observations))
+
+    def _generate(self, prompts: list[str]) -> list[str]:
+        import torch
+
+        tokenizer = self.tokenizer
+        tokenizer.padding_side = "left"
+        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        options = {"max_new_tokens": self.max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
+        if tokenizer.eos_token_id is not None:
+            options["eos_token_id"] = tokenizer.eos_token_id
+        if self.sample:
+            torch.manual_seed(self.seed * 1_000_003 + self._calls)
+            options.update(do_sample=True, temperature=self.temperature, top_k=0, top_p=1.0)
+        else:
+            options.update(do_sample=False, temperature=None, top_k=None, top_p=None)
+        with torch.no_grad():
+            output = self.model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **options)
+        new_tokens = output[:, batch["input_ids"].shape[1]:]
+        return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+    def _choose(self, observations: Sequence[Observation]) -> list[str]:
+        """The valid action whose answer text the model finds most likely, per observation."""
+        prompts = self.prompt_texts(observations)
+        pairs = []  # (observation position, candidate text, prompt ids, candidate ids)
+        candidates: list[list[str]] = []
+        for position, (obs, prompt) in enumerate(zip(observations, prompts)):
+            texts = [answer_text(obs.task, a) for a in obs.valid_actions()]
+            candidates.append(texts)
+            prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            for text in texts:
+                ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+                if self.tokenizer.eos_token_id is not None:
+                    ids = ids + [self.tokenizer.eos_token_id]
+                pairs.append((position, prompt_ids, ids))
+        scores = self._score(pairs)
+        answers = []
+        offset = 0
+        for texts in candidates:
+            if not texts:
+                answers.append("")
+                continue
+            best = max(range(len(texts)), key=lambda k: (scores[offset + k], -k))
+            answers.append(texts[best])
+            offset += len(texts)
+        return answers
+
+    def _score(self, pairs) -> list[float]:
+        """Summed log-probability of each candidate's tokens after its prompt, in chunks."""
+        import torch
+
+        scores: list[float] = []
+        chunk = max(1, self.batch_size * 4)
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(pairs), chunk):
+            part = pairs[start:start + chunk]
+            rows = [prompt_ids + ids for _, prompt_ids, ids in part]
+            width = max(len(row) for row in rows)
+            input_ids = torch.tensor([row + [pad] * (width - len(row)) for row in rows])
+            mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
+            with torch.no_grad():
+                logits = self.model(input_ids=input_ids, attention_mask=mask).logits.float()
+            logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+            for row, (_, prompt_ids, ids) in enumerate(part):
+                first = len(prompt_ids)
+                targets = torch.tensor(ids)
+                positions = torch.arange(first - 1, first - 1 + len(ids))
+                scores.append(float(logprobs[row, positions, targets].sum()))
+        return scores
+
+
+class HumanPolicy:
+    """A person plays: the state is shown, an action is typed.
+
+    Accepted: the number of a listed valid action, a unique prefix of a valid action's sentence
+    or PDDL form (case-insensitive), or any text at all (it is parsed like a model's answer, so a
+    wrong action gets the simulator's precondition feedback). `?` lists the valid actions, `q`
+    quits. `read` and `console` are injectable so the policy can be driven by a script.
+    """
+
+    name = "human"
+    batch_size = 1
+
+    def __init__(self, *, console=None, read: Callable[[str], str] | None = None) -> None:
+        from rich.console import Console
+
+        self.console = console or Console()
+        self.read = read or (lambda prompt: self.console.input(prompt))
+
+    def act(self, observations: Sequence[Observation]) -> list[str]:
+        return [self._ask(obs) for obs in observations]
+
+    def _ask(self, obs: Observation) -> str:
+        from rich.markup import escape
+        from rich.panel import Panel
+
+        valid = obs.valid_actions()
+        sentences = [answer_text(obs.task, a) for a in valid]
+        limit = obs.problem.step_limit
+        self.console.print(Panel(escape(obs.prompt().rstrip()), title=f"step {obs.step + 1}/{limit}", expand=False))
+        while True:
+            try:
+                text = self.read("action (number, prefix, ? for the list, q to quit)> ").strip()
+            except EOFError:
+                raise QuitEpisode() from None
+            if text.lower() in ("q", "quit", "exit"):
+                raise QuitEpisode()
+            if text in ("?", "help", ""):
+                self._list(sentences)
+                continue
+            choice = resolve_typed_action(text, sentences, [obs.task.actions[a].pddl for a in valid])
+            if isinstance(choice, list):
+                self.console.print(f"[yellow]{len(choice)} valid actions start with {escape(text)!r}:[/]")
+                self._list(choice)
+                continue
+            return choice
+
+    def _list(self, sentences: Sequence[str]) -> None:
+        from rich.markup import escape
+
+        if not sentences:
+            self.console.print("[red]no valid action in this state[/]")
+        for number, sentence in enumerate(sentences, 1):
+            self.console.print(f"  {number:3d}  {escape(sentence)}")
+
+
+def resolve_typed_action(text: str, sentences: Sequence[str], pddl: Sequence[str]) -> str | list[str]:
+    """What a person meant: a listed number, a unique prefix, or the text itself.
+
+    Returns the chosen answer text, or the list of sentences an ambiguous prefix matches.
+    """
+    if text.isdigit() and 1 <= int(text) <= len(sentences):
+        return sentences[int(text) - 1]
+    key = " ".join(text.lower().split())
+    exact = [s for s, p in zip(sentences, pddl) if key in (s.lower(), p.lower())]
+    if exact:
+        return exact[0]
+    matches = [s for s, p in zip(sentences, pddl) if s.lower().startswith(key) or p.lower().startswith(key)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        return matches
+    return text
+
+
+def make_policy(spec: str, *, seed: int = 0, **model_options) -> object:
+    """`oracle`, `random`, or a model (a local folder or a cached hub name), optionally `LABEL=SPEC`.
+
+    The label names the policy in reports and the row of the cross-task matrix (e.g. what the
+    model was trained on).
+    """
+    label, _, target = spec.partition("=") if "=" in spec else ("", "", spec)
+    label, target = label.strip() or None, target.strip()
+    if not target:
+        raise PlannerlError(f"--policy {spec!r}: empty policy")
+    if target == "oracle":
+        policy = OraclePolicy()
+        policy.name = label or "oracle"
+        return policy
+    if target == "random":
+        return RandomPolicy(seed, name=label or "random")
+    if target == "human":
+        raise PlannerlError("--policy human is interactive: use `plannerl play TASK`")
+    try:
+        return ModelPolicy(target, label=label, seed=seed, **model_options)
+    except PlannerlError as exc:
+        if "/" not in target and not Path(target).expanduser().exists():
+            raise PlannerlError(f"unknown policy {target!r}: not oracle or random, nor a model ({exc})") from None
+        raise
