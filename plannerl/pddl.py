@@ -406,9 +406,10 @@ def _parse_atom(domain: Domain, lit: SExpr, scope: dict[str, str], path: str, co
     return (pred, *args)
 
 
-def parse_problem(path: str | Path, domain: Domain) -> Problem:
+def parse_problem(path: str | Path, domain: Domain, text: str | None = None) -> Problem:
+    """Parse a problem file; `text` given means the problem is held in memory and `path` only names it."""
     path = str(path)
-    text = read_text(path)
+    text = read_text(path) if text is None else text
     name, sections = _expect_define(parse_sexpr(text, path), "problem", path)
     domain_name = None
     objects: dict[str, str] = dict(domain.constants)
