@@ -101,6 +101,7 @@ def read_text(path: str | Path) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PddlError(f"not UTF-8 text (byte {exc.start})", str(path)) from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
     if not strip_comments(text).strip():
         raise PddlError("empty file: expected (define ...)", str(path))
     return text
@@ -136,7 +137,9 @@ def parse_sexpr(text: str, path: str) -> SExpr:
             else:
                 stack[-1][0].append(token.lower())
     if stack:
-        raise PddlError("unbalanced '(' never closed", path, stack[-1][1])
+        missing = f"{len(stack)} ')' missing" if len(stack) > 1 else "one ')' missing"
+        raise PddlError(f"unbalanced parentheses: the '(' opened here is never closed ({missing} at the end of the file)",
+                        path, stack[-1][1])
     if result is None:
         raise PddlError("no (define ...) found", path)
     return result
@@ -188,6 +191,13 @@ def _section(item, path: str) -> SExpr:
     return item
 
 
+def _names(names, limit: int = 12) -> str:
+    """`a, b, c` for an error message, cut short after `limit` names."""
+    names = sorted(names)
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "") if names else "none"
+
+
 def _show(item) -> str:
     if isinstance(item, SExpr):
         head = item.items[0] if item.items and isinstance(item.items[0], str) else ""
@@ -204,13 +214,7 @@ def parse_domain(path: str | Path) -> Domain:
         section = _section(raw, path)
         key, body = section.items[0], section.items[1:]
         if key == ":requirements":
-            for req in body:
-                if not isinstance(req, str):
-                    raise PddlError("requirements must be names like :strips", path, section.line)
-                if req not in SUPPORTED_REQUIREMENTS:
-                    supported = " ".join(sorted(SUPPORTED_REQUIREMENTS))
-                    raise PddlError(f"requirement {req} is not supported (plannerl supports {supported})", path, section.line)
-                domain.requirements.add(req)
+            domain.requirements |= _check_requirements(section, path)
         elif key == ":types":
             for child, parent in _typed_list(body, path, section.line):
                 if child == "object":
@@ -246,6 +250,34 @@ def parse_domain(path: str | Path) -> Domain:
     return domain
 
 
+def _check_requirements(section: SExpr, path: str) -> set[str]:
+    """The requirements a (:requirements ...) section declares; an unsupported one is refused by name."""
+    found = set()
+    for req in section.items[1:]:
+        if not isinstance(req, str) or not req.startswith(":"):
+            raise PddlError(f"requirements must be names like :strips, found {_show(req)}", path, section.line)
+        if req not in SUPPORTED_REQUIREMENTS:
+            supported = " ".join(sorted(SUPPORTED_REQUIREMENTS))
+            raise PddlError(f"requirement {req} is not supported (plannerl supports {supported})", path, section.line)
+        found.add(req)
+    return found
+
+
+def check_requirements(path: str | Path) -> set[str]:
+    """The requirements a domain or problem file declares, refusing unsupported ones by name.
+
+    For readers other than plannerl's own (unified-planning accepts requirements it then never
+    checks), so that every route into plannerl refuses the same files.
+    """
+    path = str(path)
+    root = parse_sexpr(read_text(path), path)
+    found: set[str] = set()
+    for item in root.items:
+        if isinstance(item, SExpr) and item.items[:1] == (":requirements",):
+            found |= _check_requirements(item, path)
+    return found
+
+
 def _check_type_cycles(domain: Domain, path: str, line: int) -> None:
     for start in domain.supertype:
         seen = {start}
@@ -261,7 +293,7 @@ def _check_type(domain: Domain, type_name: str, path: str, line: int) -> None:
     if type_name not in domain.supertype:
         if ":typing" not in domain.requirements and type_name != "object":
             raise PddlError(f"type {type_name} used but :typing is not required", path, line)
-        raise PddlError(f"unknown type {type_name}", path, line)
+        raise PddlError(f"unknown type {type_name} (declared: {_names(domain.supertype)})", path, line)
 
 
 def _check_variable(var: str, path: str, line: int) -> None:
@@ -393,7 +425,7 @@ def _parse_atom(domain: Domain, lit: SExpr, scope: dict[str, str], path: str, co
         raise PddlError(f"{context}: expected an atom like (predicate arg ...), found {_show(lit)}", path, lit.line)
     pred, args = lit.items[0], lit.items[1:]
     if pred not in domain.predicates:
-        raise PddlError(f"{context}: unknown predicate {pred}", path, lit.line)
+        raise PddlError(f"{context}: unknown predicate {pred} (declared: {_names(domain.predicates)})", path, lit.line)
     expected = domain.predicates[pred]
     if len(args) != len(expected):
         raise PddlError(f"{context}: predicate {pred} takes {len(expected)} arguments, got {len(args)}", path, lit.line)
@@ -427,7 +459,7 @@ def parse_problem(path: str | Path, domain: Domain, text: str | None = None) -> 
             if domain_name != domain.name:
                 raise PddlError(f"problem is for domain {domain_name}, but the domain file defines {domain.name}", path, section.line)
         elif key == ":requirements":
-            continue
+            _check_requirements(section, path)
         elif key == ":objects":
             for obj, type_name in _typed_list(body, path, section.line):
                 _check_type(domain, type_name, path, section.line)
