@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import product
+from operator import itemgetter
 
 from plannerl.errors import NoPlanError, PddlError
 from plannerl.pddl import ActionSchema, Atom, Domain, Problem
@@ -59,7 +60,14 @@ class Task:
     def __post_init__(self) -> None:
         self.fact_index = {fact: i for i, fact in enumerate(self.facts)}
         self.action_index = {action.pddl: i for i, action in enumerate(self.actions)}
-        self._buckets = _successor_buckets(self)
+        self._bucket_cache: dict[int, list[tuple[int, int, int]]] | None = None
+
+    @property
+    def _buckets(self) -> dict[int, list[tuple[int, int, int]]]:
+        """The successor index, built on first use (searches in `plannerl.search` have their own)."""
+        if self._bucket_cache is None:
+            self._bucket_cache = _successor_buckets(self)
+        return self._bucket_cache
 
     def applicable(self, state: int) -> list[int]:
         """Indices of the actions applicable in `state`, in ascending (canonical) order."""
@@ -144,9 +152,9 @@ def _successor_buckets(task: Task) -> dict[int, list[tuple[int, int, int]]]:
             per_predicate_true[fact[0]] = per_predicate_true.get(fact[0], 0) + 1
     share = {pred: (per_predicate_true.get(pred, 0) + 1) / (total + 1) for pred, total in per_predicate_total.items()}
     buckets: dict[int, list[tuple[int, int, int]]] = {-1: []}
+    rank = [(share[fact[0]], k) for k, fact in enumerate(task.facts)]
     for index, action in enumerate(task.actions):
-        pre_bits = list(_set_bits(action.pre))
-        key = min(pre_bits, key=lambda k: (share[task.facts[k][0]], k)) if pre_bits else -1
+        key = min((rank[k] for k in _set_bits(action.pre)), default=(0, -1))[1]
         buckets.setdefault(key, []).append((index, action.pre, action.neg))
     return buckets
 
@@ -156,56 +164,83 @@ def compile_task(domain: Domain, problem: Problem) -> Task:
     fluent_predicates = {atom[0] for schema in domain.actions for atom in schema.add + schema.delete}
     static_facts = frozenset(atom for atom in problem.init if atom[0] not in fluent_predicates)
     objects_of_type = _objects_by_type(domain, problem)
+    ground, reached = _relaxed_grounding(domain, problem, objects_of_type, static_facts, fluent_predicates)
 
-    reached: set[Atom] = set(problem.init)
-    ground: dict[tuple[str, tuple[str, ...]], tuple[ActionSchema, dict[str, str]]] = {}
-    while True:
-        by_predicate = _index_by_predicate(reached)
-        new_facts: set[Atom] = set()
-        for schema in domain.actions:
-            for binding in _bindings(schema, by_predicate, objects_of_type, static_facts, fluent_predicates):
-                key = (schema.name, tuple(binding[var] for var, _ in schema.params))
-                if key in ground:
-                    continue
-                ground[key] = (schema, binding)
-                for atom in schema.add:
-                    fact = _substitute(atom, binding)
-                    if fact not in reached:
-                        new_facts.add(fact)
-        if not new_facts:
-            break
-        reached |= new_facts
-
-    fluent_reached = {atom for atom in reached if atom[0] in fluent_predicates}
     for atom in problem.goal_pos:
         if atom not in reached:
             raise NoPlanError(f"no plan exists: goal ({' '.join(atom)}) is unreachable even ignoring delete effects")
     for atom in problem.goal_neg:
         if atom[0] not in fluent_predicates and atom in static_facts:
             raise NoPlanError(f"no plan exists: goal (not ({' '.join(atom)})) contradicts a static fact")
-    facts = sorted(fluent_reached)
-    index = {fact: i for i, fact in enumerate(facts)}
+    facts = sorted(atom for atom in reached if atom[0] in fluent_predicates)
+    bit_of: dict[str, dict] = {}
+    for i, fact in enumerate(facts):
+        bit_of.setdefault(fact[0], {})[fact[1] if len(fact) == 2 else fact[1:]] = 1 << i
 
     def mask(atoms) -> int:
         bits = 0
         for atom in atoms:
-            if atom in index:
-                bits |= 1 << index[atom]
+            bits |= bit_of.get(atom[0], {}).get(atom[1] if len(atom) == 2 else atom[1:], 0)
         return bits
 
-    actions = []
-    for (name, args), (schema, binding) in sorted(ground.items()):
-        pos = [_substitute(a, binding) for a in schema.pre_pos if a[0] in fluent_predicates]
-        neg = [_substitute(a, binding) for a in schema.pre_neg if a[0] in fluent_predicates]
-        add = mask(_substitute(a, binding) for a in schema.add)
-        delete = mask(_substitute(a, binding) for a in schema.delete) & ~add
-        actions.append(Action(name, args, mask(pos), mask(neg), add, delete))
+    masks_of = {schema.name: _MaskBuilder(schema, bit_of, fluent_predicates) for schema in domain.actions}
+    actions = [Action(name, args, *masks_of[name].masks(args)) for name, args in sorted(ground)]
 
     init = mask(problem.init)
     goal_pos = mask(problem.goal_pos)
     goal_neg = mask(a for a in problem.goal_neg if a[0] in fluent_predicates)
     return Task(problem.name, domain.name, facts, actions, init, goal_pos, goal_neg,
                 dict(problem.objects), static_facts, domain, problem)
+
+
+class _MaskBuilder:
+    """Turns an action schema's argument tuple into its four masks with one dict lookup per atom.
+
+    Each atom template becomes (bits, getter): `bits` maps a predicate's ground arguments (a
+    string for unary predicates, a tuple otherwise) to the fact's bit, and `getter` picks those
+    arguments out of the action's argument tuple.
+    """
+
+    def __init__(self, schema: ActionSchema, bit_of: dict[str, dict], fluent_predicates) -> None:
+        position = {var: i for i, (var, _) in enumerate(schema.params)}
+
+        def compile_atoms(atoms) -> list:
+            out = []
+            for atom in atoms:
+                if atom[0] not in fluent_predicates:
+                    continue
+                terms = atom[1:]
+                bits = bit_of.get(atom[0], {})
+                if all(t in position for t in terms) and terms:
+                    index = [position[t] for t in terms]
+                    out.append((bits, itemgetter(*index) if len(index) > 1 else itemgetter(index[0]), None))
+                else:
+                    out.append((bits, None, terms if len(terms) != 1 else terms[0]))
+            return out
+
+        self.pre = compile_atoms(schema.pre_pos)
+        self.neg = compile_atoms(schema.pre_neg)
+        self.add = compile_atoms(schema.add)
+        self.delete = compile_atoms(schema.delete)
+        self.position = position
+
+    def _mask(self, atoms, args) -> int:
+        bits = 0
+        for table, getter, fixed in atoms:
+            if getter is not None:
+                bits |= table.get(getter(args), 0)
+            else:
+                bits |= table.get(self._fill(fixed, args), 0)
+        return bits
+
+    def _fill(self, terms, args):
+        if isinstance(terms, str):
+            return args[self.position[terms]] if terms in self.position else terms
+        return tuple(args[self.position[t]] if t in self.position else t for t in terms)
+
+    def masks(self, args: tuple[str, ...]) -> tuple[int, int, int, int]:
+        add = self._mask(self.add, args)
+        return self._mask(self.pre, args), self._mask(self.neg, args), add, self._mask(self.delete, args) & ~add
 
 
 def _objects_by_type(domain: Domain, problem: Problem) -> dict[str, list[str]]:
@@ -220,65 +255,184 @@ def _objects_by_type(domain: Domain, problem: Problem) -> dict[str, list[str]]:
     return result
 
 
-def _index_by_predicate(facts: set[Atom]) -> dict[str, list[tuple[str, ...]]]:
-    index: dict[str, list[tuple[str, ...]]] = {}
-    for fact in facts:
-        index.setdefault(fact[0], []).append(fact[1:])
-    return index
+def _relaxed_grounding(domain: Domain, problem: Problem, objects_of_type, static_facts, fluent_predicates):
+    """Every ground action whose positive preconditions are relaxed-reachable, and the reached facts.
 
-
-def _substitute(atom: Atom, binding: dict[str, str]) -> Atom:
-    return (atom[0], *(binding.get(term, term) for term in atom[1:]))
-
-
-def _bindings(schema, by_predicate, objects_of_type, static_facts, fluent_predicates):
-    """Every parameter binding whose positive preconditions are all in the reached facts.
-
-    A backtracking join over the precondition atoms (most-bound first), then the remaining
-    parameters range over their type's objects. Static negative preconditions and
-    (in)equalities are checked on complete bindings.
+    Semi-naive fixpoint: in each round, a schema is only joined with at least one precondition
+    bound to a fact that is new since the previous round, so no binding is enumerated twice per
+    round and a round costs what its new facts cost. Joins look facts up in per-predicate
+    indexes keyed by the argument positions already bound.
     """
-    param_type = dict(schema.params)
-    remaining = list(schema.pre_pos)
+    reached: set[Atom] = set(problem.init)
+    facts_of: dict[str, list[tuple[str, ...]]] = {}
+    for atom in reached:
+        facts_of.setdefault(atom[0], []).append(atom[1:])
+    indexes: dict[tuple[str, tuple[int, ...]], dict[tuple[str, ...], list[tuple[str, ...]]]] = {}
 
-    def join(binding: dict[str, str], atoms: list[Atom]):
-        if not atoms:
-            yield from _complete(binding)
+    def matching(pred: str, positions: tuple[int, ...], values: tuple[str, ...]):
+        if not positions:
+            return facts_of.get(pred, ())
+        index = indexes.get((pred, positions))
+        if index is None:
+            index = {}
+            for args in facts_of.get(pred, ()):
+                index.setdefault(tuple(args[p] for p in positions), []).append(args)
+            indexes[(pred, positions)] = index
+        return index.get(values, ())
+
+    def add_facts(new: set[Atom]) -> None:
+        for atom in new:
+            args = atom[1:]
+            facts_of.setdefault(atom[0], []).append(args)
+            for (pred, positions), index in indexes.items():
+                if pred == atom[0]:
+                    index.setdefault(tuple(args[p] for p in positions), []).append(args)
+        reached.update(new)
+
+    type_sets = {t: frozenset(objs) for t, objs in objects_of_type.items()}
+    plans = [_JoinPlan(schema, objects_of_type, type_sets, static_facts, fluent_predicates) for schema in domain.actions]
+    ground: dict[tuple[str, tuple[str, ...]], ActionSchema] = {}
+    delta: dict[str, set[tuple[str, ...]]] = {}
+    first = True
+    while True:
+        new_facts: set[Atom] = set()
+        for plan in plans:
+            for args in plan.bindings(matching, delta, first):
+                key = (plan.schema.name, args)
+                if key in ground:
+                    continue
+                ground[key] = plan.schema
+                for pred, terms in plan.add:
+                    fact = (pred, *(args[t] if type(t) is int else t for t in terms))
+                    if fact not in reached:
+                        new_facts.add(fact)
+        if not new_facts:
+            return ground, reached
+        delta = {}
+        for atom in new_facts:
+            delta.setdefault(atom[0], set()).add(atom[1:])
+        add_facts(new_facts)
+        first = False
+
+
+class _JoinPlan:
+    """One action schema compiled for joining: terms are parameter positions (int) or constants (str)."""
+
+    def __init__(self, schema: ActionSchema, objects_of_type, type_sets, static_facts, fluent_predicates) -> None:
+        self.schema = schema
+        names = [var for var, _ in schema.params]
+        position = {var: i for i, var in enumerate(names)}
+        self.arity = len(names)
+        self.types = [type_sets.get(t, frozenset()) for _, t in schema.params]
+        self.choices = [objects_of_type.get(t, []) for _, t in schema.params]
+
+        def terms(atom: Atom) -> tuple:
+            return tuple(position.get(t, t) for t in atom[1:])
+
+        self.pre = [(a[0], terms(a)) for a in schema.pre_pos]
+        self.add = [(a[0], terms(a)) for a in schema.add]
+        self.equal = [(position.get(a, a), position.get(b, b)) for a, b in schema.equal]
+        self.not_equal = [(position.get(a, a), position.get(b, b)) for a, b in schema.not_equal]
+        self.static_neg = [(a[0], terms(a)) for a in schema.pre_neg if a[0] not in fluent_predicates]
+        self.static_facts = static_facts
+        self.orders = [self._order(k) for k in range(len(self.pre))]
+        self.simple = not (self.equal or self.not_equal or self.static_neg)
+
+    def _order(self, first: int) -> list[tuple[str, tuple, tuple[int, ...], list[tuple[int, object]]]]:
+        """Join steps starting from precondition `first`: each step looks up the facts of one
+        atom by its already-bound positions, then binds (or checks) the rest."""
+        bound: set[int] = set()
+        remaining = [i for i in range(len(self.pre)) if i != first]
+        order = [first]
+        steps = []
+        while True:
+            pred, atom_terms = self.pre[order[-1]]
+            keys, rest, seen = [], [], set()
+            for pos, term in enumerate(atom_terms):
+                if type(term) is not int or term in bound:
+                    keys.append(pos)
+                elif term in seen:
+                    rest.append((pos, ("same", term)))
+                else:
+                    seen.add(term)
+                    rest.append((pos, ("bind", term)))
+            steps.append((pred, atom_terms, tuple(keys), rest, order[-1]))
+            bound |= seen
+            if not remaining:
+                return steps
+            best = max(remaining, key=lambda i: (sum(type(t) is not int or t in bound for t in self.pre[i][1]),
+                                                 -len(self.pre[i][1])))
+            remaining.remove(best)
+            order.append(best)
+
+    def bindings(self, matching, delta, first_round: bool):
+        """Argument tuples of the ground actions with at least one precondition in `delta`.
+
+        Starting from precondition k bound to a new fact, the preconditions before k may only
+        use old facts, so a binding with several new facts is produced once.
+        """
+        if not self.pre:
+            if first_round:
+                yield from self._join(self.orders[0] if self.orders else [], 0, [None] * self.arity, matching)
             return
-        # the atom with most bound terms first keeps the join narrow
-        atoms = sorted(atoms, key=lambda a: -sum(t in binding or not t.startswith("?") for t in a[1:]))
-        atom, rest = atoms[0], atoms[1:]
-        for args in by_predicate.get(atom[0], ()):
-            extended = dict(binding)
-            for term, value in zip(atom[1:], args):
-                if term.startswith("?"):
-                    bound = extended.get(term)
-                    if bound is None:
-                        if value not in objects_set[param_type[term]]:
-                            break
-                        extended[term] = value
-                    elif bound != value:
+        if first_round:
+            yield from self._join(self.orders[0], 0, [None] * self.arity, matching)
+            return
+        for k, (pred, _) in enumerate(self.pre):
+            if pred in delta:
+                yield from self._join(self.orders[k], 0, [None] * self.arity, matching, delta[pred], delta, k)
+
+    def _join(self, steps, depth, binding, matching, candidates=None, delta=None, first=0):
+        if depth == len(steps):
+            yield from self._complete(binding)
+            return
+        pred, atom_terms, keys, rest, original = steps[depth]
+        values = tuple(binding[atom_terms[p]] if type(atom_terms[p]) is int else atom_terms[p] for p in keys)
+        if candidates is None:
+            candidates = matching(pred, keys, values)
+            check_keys = False
+        else:
+            check_keys = bool(keys)
+        old_only = delta is not None and original < first and pred in delta
+        new_facts = delta[pred] if old_only else None
+        types = self.types
+        for args in candidates:
+            if check_keys and tuple(args[p] for p in keys) != values:
+                continue
+            if old_only and args in new_facts:
+                continue
+            new = binding[:]
+            for pos, (kind, var) in rest:
+                value = args[pos]
+                if kind == "bind":
+                    if value not in types[var]:
                         break
-                elif term != value:
+                    new[var] = value
+                elif new[var] != value:
                     break
             else:
-                yield from join(extended, rest)
+                yield from self._join(steps, depth + 1, new, matching, None, delta, first)
 
-    objects_set = {t: set(objs) for t, objs in objects_of_type.items()}
+    def _complete(self, binding):
+        free = [i for i, value in enumerate(binding) if value is None]
+        if not free and self.simple:
+            yield tuple(binding)
+            return
+        for values in product(*(self.choices[i] for i in free)):
+            full = binding[:]
+            for i, value in zip(free, values):
+                full[i] = value
+            if self._allowed(full):
+                yield tuple(full)
 
-    def _complete(binding: dict[str, str]):
-        free = [var for var, _ in schema.params if var not in binding]
-        choices = [objects_of_type.get(param_type[var], []) for var in free]
-        for values in product(*choices):
-            full = dict(binding)
-            full.update(zip(free, values))
-            if any(full.get(a, a) != full.get(b, b) for a, b in schema.equal):
-                continue
-            if any(full.get(a, a) == full.get(b, b) for a, b in schema.not_equal):
-                continue
-            if any(_substitute(atom, full) in static_facts
-                   for atom in schema.pre_neg if atom[0] not in fluent_predicates):
-                continue
-            yield full
+    def _allowed(self, full: list[str]) -> bool:
+        """(In)equalities and static negative preconditions, checked on a complete binding."""
 
-    yield from join({}, remaining)
+        def val(term):
+            return full[term] if type(term) is int else term
+
+        if any(val(a) != val(b) for a, b in self.equal):
+            return False
+        if any(val(a) == val(b) for a, b in self.not_equal):
+            return False
+        return not any((pred, *(val(t) for t in terms)) in self.static_facts for pred, terms in self.static_neg)
