@@ -1,9 +1,69 @@
-"""CLI commands for plannerl.train (filled in by its owner)."""
+"""`plannerl train`: the whole pipeline (instances -> rows -> SFT -> GRPO -> recovery -> evaluation)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("train")(train)
+
+
+def train(
+    config: Path | None = typer.Option(None, "--config", help="TOML config file (see configs/); flags below override it."),
+    task: str | None = typer.Option(None, "--task", help="Task to train on, e.g. cheese_burger."),
+    model: str | None = typer.Option(None, "--model", help="'builtin' (built here), a local HF model folder, or a cached hub name."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder (default runs/TASK-seedN)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed for model init, data order and sampling."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    force: bool = typer.Option(False, "--force", help="Replace the run already in --out."),
+    sft_steps: int | None = typer.Option(None, "--sft-steps", help="SFT optimizer steps (0 skips SFT)."),
+    grpo_steps: int | None = typer.Option(None, "--grpo-steps", help="GRPO steps (0 skips GRPO)."),
+    recovery_rounds: int | None = typer.Option(None, "--recovery-rounds", help="Roll-out-and-relabel rounds after GRPO."),
+    reward: str | None = typer.Option(None, "--reward", help="GRPO reward: optimal (any optimal action) or expert (the paper's)."),
+    lora: bool | None = typer.Option(None, "--lora/--no-lora", help="Train a LoRA adapter instead of all weights."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow a hub model's own Python code to run."),
+    assignments: list[str] = typer.Option([], "--set", help="Any config key, e.g. --set grpo.temperature=1.2 (repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Train an agent: SFT then single-turn GRPO (then optional recovery rounds), evaluated on held-out seeds."""
+    from rich.console import Console
+
+    from plannerl.train import merge_config, parse_assignment, resolve_config, saved_config
+    from plannerl.train import train as run_training
+
+    overrides: dict = {}
+    for assignment in assignments:
+        overrides = merge_config(overrides, parse_assignment(assignment))
+    flags = {"task": task, "model": model, "seed": seed, "trust_remote_code": trust_remote_code or None}
+    overrides.update({key: value for key, value in flags.items() if value is not None})
+    for section, key, value in (("sft", "steps", sft_steps), ("grpo", "steps", grpo_steps), ("recovery", "rounds", recovery_rounds),
+                                ("grpo", "reward", reward), ("lora", "enabled", lora)):
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+    resolved = resolve_config(config, overrides)
+    out = out or Path("runs") / f"{resolved['task']}-seed{resolved['seed']}"
+    if resume:  # continue with the run's own settings; what is given here must agree with them
+        resolved = resolve_config(config, overrides, base=saved_config(out))
+    console = Console()
+    summary = run_training(resolved, out, resume=resume, force=force, say=console.print, progress=not quiet)
+    console.print(_summary_table(summary))
+    console.print(f"run folder: {summary['run']}  (final model: {summary['model']})")
+
+
+def _summary_table(summary: dict):
+    from rich.table import Table
+
+    table = Table(title=f"{summary['task']}: evaluation")
+    for column in ("stage", "split", "task", "SR", "ASAT", "ASST", "episodes"):
+        table.add_column(column)
+    for stage, splits in summary["evaluation"].items():
+        for split, groups in splits.items():
+            for group, values in groups.items():
+                asst = values["asst"]["mean"]
+                table.add_row(stage, split, group, f"{values['sr']['mean']:.2f}", f"{values['asat']['mean']:.1f}",
+                              "-" if asst is None else f"{asst:.1f}", str(values["episodes"]))
+    return table
