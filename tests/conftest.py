@@ -1,0 +1,26 @@
+"""Shared paths and problem lists for the PDDL-core tests (plain constants; import with `from conftest import ...`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOMAINS = ROOT / "domains"
+FIXTURES = ROOT / "tests" / "fixtures"
+CLASSIC = FIXTURES / "classic"
+BAD = FIXTURES / "bad"
+
+COOKING_PROBLEMS = sorted(p for p in DOMAINS.glob("*.pddl") if p.name != "cooking.pddl")
+# Classic fixtures small enough for blind search in about a second each; the larger sizes
+# (gripper/p08, logistics/p04) are for bench/planner.py.
+CLASSIC_PROBLEMS = [CLASSIC / name for name in (
+    "blocksworld/p00.pddl", "blocksworld/p01.pddl", "blocksworld/p02.pddl", "blocksworld/p03.pddl", "blocksworld/p04.pddl",
+    "gripper/p01.pddl", "gripper/p02.pddl", "gripper/p03.pddl", "gripper/p04.pddl", "gripper/p06.pddl",
+    "logistics/p01.pddl", "logistics/p02.pddl", "logistics/p03.pddl",
+)]
+ALL_PROBLEMS = COOKING_PROBLEMS + CLASSIC_PROBLEMS
+
+
+def problem_id(path: Path) -> str:
+    """`burger`, `gripper/p02`: short test ids."""
+    return path.stem if path.parent == DOMAINS else f"{path.parent.name}/{path.stem}"
