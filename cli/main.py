@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from plannerl.errors import PlannerlError
+from plannerl.errors import LimitError, PlannerlError
 
 app = typer.Typer(
     name="plannerl",
@@ -48,13 +48,14 @@ def run() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except MemoryError:
+        print("plannerl: error: out of memory: lower --max-states (or the sizes asked for) or free memory", file=sys.stderr)
+        sys.exit(LimitError.exit_code)
+    except Exception as exc:  # usage errors arrive here in non-standalone mode: click's, or typer's own copy of click
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if type(exc).__name__ == "Abort":
             print("plannerl: aborted", file=sys.stderr)
             sys.exit(130)
         raise
