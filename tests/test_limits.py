@@ -1,0 +1,110 @@
+"""Huge inputs and huge state spaces are stopped with one clear line, through the real CLI.
+
+`plannerl plan` on a logistics problem far too large to solve must stop at `--time-limit`
+seconds or `--max-states` states (exit 4); a PDDL file over the reader's size cap is refused
+before it is read (exit 2); a process that runs out of memory says so in one line (exit 4)
+instead of a MemoryError traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from plannerl.pddl import MAX_FILE_BYTES
+
+ROOT = Path(__file__).resolve().parent.parent
+LOGISTICS_DOMAIN = ROOT / "tests" / "fixtures" / "classic" / "logistics" / "domain.pddl"
+LARGE = ROOT / "tests" / "fixtures" / "bad" / "large_logistics.pddl"
+ENV = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+
+
+def _plannerl(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "plannerl.cli", *args], capture_output=True, text=True, timeout=timeout, env=ENV,
+                          cwd=ROOT)
+    return done, time.perf_counter() - start
+
+
+def _one_error_line(done: subprocess.CompletedProcess) -> str:
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("plannerl: error: "), done.stderr
+    return lines[0]
+
+
+def test_time_limit_stops_a_huge_search():
+    done, wall = _plannerl("plan", str(LOGISTICS_DOMAIN), str(LARGE), "--time-limit", "0.5")
+    assert done.returncode == 4
+    line = _one_error_line(done)
+    assert "time limit of 0.5 s" in line
+    assert int(re.search(r"\((\d+) states seen\)", line).group(1)) > 0
+    assert wall < 60  # start-up plus half a second of search; a hang would run for hours
+
+
+def test_state_limit_stops_a_huge_search():
+    done, _ = _plannerl("plan", str(LOGISTICS_DOMAIN), str(LARGE), "--max-states", "2000", "--format", "json")
+    assert done.returncode == 4
+    assert "stopped after 2000 states (state limit)" in _one_error_line(done)
+    assert done.stdout == ""
+
+
+def test_state_limit_is_refused_for_external_planners():
+    done, _ = _plannerl("plan", str(LOGISTICS_DOMAIN), str(LARGE), "--planner", "pyperplan", "--max-states", "10")
+    assert done.returncode == 2
+    assert "--max-states applies to the builtin planner only" in _one_error_line(done)
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "many"])
+def test_bad_limit_values_are_usage_errors(value):
+    done, _ = _plannerl("plan", str(LOGISTICS_DOMAIN), str(LARGE), "--max-states", value)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "--max-states" in done.stderr
+
+
+def test_huge_pddl_file_is_refused_before_reading(tmp_path):
+    """A sparse problem file just over the reader's cap: refused from its size, nothing allocated."""
+    huge = tmp_path / "huge.pddl"
+    with open(huge, "wb") as handle:
+        handle.truncate(MAX_FILE_BYTES + 1)
+    done, _ = _plannerl("plan", str(LOGISTICS_DOMAIN), str(huge))
+    assert done.returncode == 2
+    line = _one_error_line(done)
+    assert str(huge) in line and "byte limit" in line
+
+
+# Runs `plannerl plan` with the address space capped at what the process already uses plus
+# a little headroom, set after the imports so only the search can hit the cap.
+MEMORY_CAPPED = """
+import resource, sys
+from plannerl.cli.main import run
+pages = int(open("/proc/self/statm").read().split()[0])
+cap = pages * resource.getpagesize() + 48 * 2**20
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+sys.argv = ["plannerl", *sys.argv[1:]]
+run()
+"""
+
+
+def test_running_out_of_memory_is_one_line_not_a_traceback():
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", MEMORY_CAPPED, "plan", str(LOGISTICS_DOMAIN), str(LARGE), "--time-limit", "90"],
+                          capture_output=True, text=True, timeout=120, env=ENV, cwd=ROOT)
+    assert time.perf_counter() - start < 100
+    assert done.returncode == 4, done.stderr[-2000:]
+    assert "out of memory" in _one_error_line(done)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("planner", ["fast-downward", "pyperplan"])
+def test_time_limit_stops_external_planners(planner):
+    done, wall = _plannerl("plan", str(LOGISTICS_DOMAIN), str(LARGE), "--planner", planner, "--time-limit", "1")
+    assert done.returncode == 4
+    assert "time limit of 1 s" in _one_error_line(done)
+    assert wall < 60
