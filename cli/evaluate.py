@@ -22,6 +22,7 @@ def eval_command(
                                           "Repeat for several."),
     task: list[str] = typer.Option([], "--task", "-t", help="A generated task (repeat for several)."),
     seeds: str = typer.Option("42:420:42", "--seeds", help="Instance seeds for --task: 7, 0:10 or 42:420:42 (the paper's ten)."),
+    base: bool = typer.Option(False, "--base", help="Evaluate each --task on its unrandomised layout instead of --seeds."),
     domain: Path = typer.Option(None, "--domain", help="Domain file for the PROBLEM files."),
     report: Path = typer.Option(None, "--report", help="Write metrics and every episode to this JSON file."),
     invalid: str = typer.Option("retry", "--invalid", help=INVALID_HELP),
@@ -63,13 +64,13 @@ def eval_command(
     if task:
         from plannerl.seeds import parse_seeds
 
-        chosen += problems_from_tasks(task, list(parse_seeds(seeds)), max_steps=max_steps)
+        chosen += problems_from_tasks(task, [None] if base else parse_seeds(seeds), max_steps=max_steps)
     if problems:
         chosen += problems_from_files(problems, domain=domain, max_steps=max_steps)
     model_options = {"sample": sample, "temperature": temperature, "constrained": constrained, "batch_size": batch_size,
                      "max_new_tokens": max_new_tokens, "trust_remote_code": trust_remote_code}
     policies = [make_policy(spec, seed=seed, **model_options) for spec in policy]
-    config = {"policies": [p.name for p in policies], "tasks": list(task), "seeds": seeds if task else None,
+    config = {"policies": [p.name for p in policies], "tasks": list(task), "seeds": None if base or not task else seeds, "base": base,
               "problems": [str(p) for p in problems or []], "invalid": invalid, "max_steps": max_steps, "runs": runs,
               "seed": seed, "sample": sample, "temperature": temperature if sample else None, "constrained": constrained,
               "max_new_tokens": max_new_tokens, "history_len": history_len}
@@ -97,6 +98,7 @@ def eval_command(
 def play_command(
     target: str = typer.Argument(..., help="A task name (played on the instance of --seed) or a PROBLEM file."),
     seed: int = typer.Option(42, "--seed", help="Instance seed for a task name."),
+    base: bool = typer.Option(False, "--base", help="Play the task's unrandomised layout instead of --seed."),
     domain: Path = typer.Option(None, "--domain", help="Domain file for a PROBLEM file."),
     invalid: str = typer.Option("retry", "--invalid", help=INVALID_HELP),
     max_steps: int = typer.Option(None, "--max-steps", help="Step limit (default: the paper's, else 1.5 x optimal)."),
@@ -113,5 +115,5 @@ def play_command(
     if path.suffix == ".pddl" or path.exists():
         problems = problems_from_files([path], domain=domain, max_steps=max_steps)
     else:
-        problems = problems_from_tasks([target], [seed], max_steps=max_steps)
+        problems = problems_from_tasks([target], [None if base else seed], max_steps=max_steps)
     play(problems, HumanPolicy(console=console), invalid=invalid, history_len=history_len, trace=RichTrace(console))

@@ -98,9 +98,10 @@ def _default_step_limit(task_name: str | None, optimal: int) -> int:
     return math.ceil(1.5 * optimal)
 
 
-def problems_from_tasks(task_names: Sequence[str], seeds: Sequence[int], *, max_steps: int | None = None) -> list[EvalProblem]:
-    """Generated instances: every task x every seed, in that order."""
-    from plannerl.generate import generate_instance, list_tasks
+def problems_from_tasks(task_names: Sequence[str], seeds: Sequence[int | None], *, max_steps: int | None = None) -> list[EvalProblem]:
+    """Generated instances: every task x every seed, in that order; seed None is the task's
+    unrandomised (Robotouille base) layout."""
+    from plannerl.generate import base_instance, generate_instance, list_tasks
 
     known = list(list_tasks())
     problems = []
@@ -110,9 +111,10 @@ def problems_from_tasks(task_names: Sequence[str], seeds: Sequence[int], *, max_
         if not seeds:
             raise PlannerlError(f"task {task_name!r} has no instances: the seed list is empty")
         for seed in seeds:
-            instance = generate_instance(task_name, seed)
+            instance = base_instance(task_name) if seed is None else generate_instance(task_name, seed)
+            where = f"{task_name} base layout" if seed is None else f"{task_name} seed {seed}"
             problems.append(make_problem(instance.load_task(), name=instance.name, task_name=task_name, seed=seed,
-                                         source=f"{task_name} seed {seed}", max_steps=max_steps))
+                                         source=where, max_steps=max_steps))
     return problems
 
 
@@ -221,6 +223,11 @@ class EpisodeResult:
         return sum(not turn.valid for turn in self.turns)
 
     @property
+    def actions(self) -> list[str]:
+        """The actions applied, in PDDL form: the plan this episode executed."""
+        return [turn.action for turn in self.turns if turn.valid]
+
+    @property
     def optimal_success(self) -> bool:
         return self.success and self.steps == self.problem.optimal_length
 
@@ -231,7 +238,7 @@ class EpisodeResult:
                 "optimal_length": problem.optimal_length, "step_limit": problem.step_limit,
                 "steps": self.steps, "success": self.success, "optimal_success": self.optimal_success, "end": self.end,
                 "answers": self.answers, "invalid_answers": self.invalid_answers,
-                "actions": [turn.action for turn in self.turns if turn.valid],
+                "actions": self.actions,
                 "turns": [turn.to_json() for turn in self.turns]}
 
 
@@ -529,8 +536,8 @@ class RichTrace(Trace):
 
 
 def _label(problem: EvalProblem) -> str:
-    if problem.task_name is not None and problem.seed is not None:
-        return f"{problem.task_name}#{problem.seed}"
+    if problem.task_name is not None:
+        return f"{problem.task_name}#{'base' if problem.seed is None else problem.seed}"
     return problem.source or problem.name
 
 

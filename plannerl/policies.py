@@ -309,9 +309,19 @@ def make_policy(spec: str, *, seed: int = 0, **model_options) -> object:
         return RandomPolicy(seed, name=label or "random")
     if target == "human":
         raise PlannerlError("--policy human is interactive: use `plannerl play TASK`")
+    exists = Path(target).expanduser().exists()
+    if not exists and (target.startswith((".", "/", "~")) or target.count("/") > 1):
+        raise PlannerlError(f"--policy {target}: no such model folder")
+    if "/" not in target and not exists and not _in_hub_cache(target):
+        raise PlannerlError(f"unknown policy {target!r}: use oracle, random, a model folder or a cached hub name")
+    return ModelPolicy(target, label=label, seed=seed, **model_options)
+
+
+def _in_hub_cache(name: str) -> bool:
+    """Whether a bare hub name (e.g. `gpt2`) has a config in the local Hugging Face cache."""
     try:
-        return ModelPolicy(target, label=label, seed=seed, **model_options)
-    except PlannerlError as exc:
-        if "/" not in target and not Path(target).expanduser().exists():
-            raise PlannerlError(f"unknown policy {target!r}: not oracle or random, nor a model ({exc})") from None
-        raise
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # a name the hub library refuses is simply not cached
+        return False
