@@ -122,6 +122,7 @@ def load_model(name_or_path: str | Path, *, trust_remote_code: bool = False, dty
     """(model, tokenizer) for a local HF causal-LM folder (the built-in one or any other) or a
     hub name already in the local cache. `dtype` defaults to the weights' own dtype."""
     configure_torch_cpu()
+    from safetensors import SafetensorError
     from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
@@ -147,6 +148,9 @@ def load_model(name_or_path: str | Path, *, trust_remote_code: bool = False, dty
             raise PlannerlError(f"{source}: no *.safetensors weights (pickled .bin weights are refused: loading "
                                 f"them can run code)") from None
         raise PlannerlError(f"{source}: cannot load the model: {first}") from None
+    except (SafetensorError, RuntimeError) as exc:  # a truncated weights file, or weights of other shapes than config.json's
+        raise PlannerlError(f"{source}: cannot load the weights (corrupt, or not the shapes config.json describes): "
+                            f"{str(exc).splitlines()[0]}") from None
     tokenizer = load_tokenizer_for(source, trust_remote_code=trust_remote_code)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
