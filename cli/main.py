@@ -39,7 +39,11 @@ _register()
 def run() -> None:
     """Console entry point: user mistakes become one line on stderr and a non-zero exit."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # typer >= 0.26 returns typer.Exit's code here, and 130 for Ctrl-C
+        if isinstance(code, int) and code:
+            if code == 130:
+                print("plannerl: interrupted", file=sys.stderr)
+            sys.exit(code)
     except PlannerlError as exc:
         print(f"plannerl: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
