@@ -1,0 +1,284 @@
+"""Interrupted and failing writes: the old file or the new one, never half of one, never a temp file.
+
+Two layers. `plannerl.atomic` itself: Ctrl-C during a write, an unwritable folder, a full disk
+(a tiny tmpfs when this machine lets us mount one, and a file-size limit everywhere). Then the
+real commands, started with `python -m plannerl.cli` and sent SIGINT or SIGKILL at several
+points: every output file that exists afterwards parses completely, SIGINT leaves no temp
+file, and the command says how far it got.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from plannerl import atomic
+from plannerl.errors import PlannerlError
+from plannerl.planfile import parse_plan_text
+
+ROOT = Path(__file__).resolve().parent.parent
+DOMAINS = ROOT / "domains"
+LOGISTICS_DOMAIN = ROOT / "tests" / "fixtures" / "classic" / "logistics" / "domain.pddl"
+LARGE = ROOT / "tests" / "fixtures" / "bad" / "large_logistics.pddl"
+ENV = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers: start commands, interrupt them, check what they left
+
+
+def start(args: list[str], cwd: Path, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **kwargs)
+
+
+def plannerl(args: list[str], cwd: Path, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "plannerl.cli", *args], cwd=cwd, env=ENV, capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+def wait_for(condition, timeout: float = 60, process: subprocess.Popen | None = None) -> None:
+    """Poll until `condition()` holds (or the process ends early, or time runs out)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
+
+
+def stop(process: subprocess.Popen, sig: int, timeout: float = 60) -> tuple[int, str, str]:
+    if process.poll() is None:
+        process.send_signal(sig)
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def check_complete(path: Path) -> None:
+    """The file parses as a whole: JSON, JSON lines, PDDL (balanced, one form) or a plan file."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        json.loads(text)
+    elif path.suffix == ".jsonl":
+        assert text == "" or text.endswith("\n"), path
+        for line in text.splitlines():
+            json.loads(line)
+    elif path.suffix == ".pddl":
+        body = "\n".join(line.split(";", 1)[0] for line in text.splitlines())
+        depth = 0
+        for char in body:
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            assert depth >= 0, path
+        assert depth == 0 and body.strip().startswith("(define") and body.strip().endswith(")"), path
+    elif path.suffix in (".plan", ".txt"):
+        parse_plan_text(text, str(path))
+
+
+def check_folder(folder: Path, *, temps_allowed: bool = False) -> list[Path]:
+    """Every file under `folder` is complete; no temp files unless the process was SIGKILLed."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    temps = atomic.temp_files(folder)
+    if not temps_allowed:
+        assert temps == [], temps
+    for path in files:
+        if path not in temps:
+            check_complete(path)
+    return [p for p in files if p not in temps]
+
+
+# ---------------------------------------------------------------------------------------------
+# plannerl.atomic
+
+
+def test_writes_replace_whole_files_with_the_usual_permissions(tmp_path):
+    target = tmp_path / "deep" / "folder" / "report.json"
+    atomic.write_json(target, {"b": 1, "a": [1, 2]})
+    assert target.read_text() == '{\n  "a": [\n    1,\n    2\n  ],\n  "b": 1\n}\n'
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's owner-only 0600
+    target.chmod(0o640)
+    atomic.write_jsonl(target, [{"x": 1}, {"y": 2}])
+    assert target.read_text() == '{"x": 1}\n{"y": 2}\n' and target.stat().st_mode & 0o777 == 0o640
+    assert atomic.temp_files(tmp_path) == []
+
+
+def test_sigint_during_a_write_waits_until_the_file_is_whole(tmp_path):
+    """A thread fires SIGINT at the main thread every millisecond while it writes 20 MB files:
+    the handler must never run while a temporary file exists, and must still run afterwards."""
+    target = tmp_path / "big.jsonl"
+    rows = [{"i": i, "text": "x" * 190} for i in range(100_000)]
+    handled: list[list[Path]] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: handled.append(atomic.temp_files(tmp_path)))
+    firing = threading.Event()
+    firing.set()
+
+    def fire() -> None:
+        while firing.is_set():
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            time.sleep(0.001)
+
+    shooter = threading.Thread(target=fire, daemon=True)
+    shooter.start()
+    try:
+        for n in range(3):
+            atomic.write_jsonl(target, rows[n:])
+    finally:
+        firing.clear()
+        shooter.join()
+        signal.signal(signal.SIGINT, previous)
+    assert handled, "no SIGINT was delivered"
+    assert all(temps == [] for temps in handled), "a SIGINT handler ran while a temp file existed"
+    assert target.read_text().count("\n") == 100_000 - 2
+    assert atomic.temp_files(tmp_path) == []
+
+
+WRITE_FOREVER = """
+import sys
+from plannerl import atomic
+rows = [{"i": i, "text": "x" * 190} for i in range(50_000)]
+print("ready", flush=True)
+n = 0
+while True:
+    atomic.write_jsonl(sys.argv[1], rows[n % 7:])
+    n += 1
+"""
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.13, 0.31])
+def test_ctrl_c_at_any_moment_leaves_a_whole_file_and_no_temp(tmp_path, delay):
+    target = tmp_path / "rows.jsonl"
+    process = start(["-c", WRITE_FOREVER, str(target)], tmp_path)
+    assert process.stdout.readline() == "ready\n"
+    wait_for(target.exists, process=process)
+    time.sleep(delay)
+    code, _, err = stop(process, signal.SIGINT)
+    assert code != 0 and "KeyboardInterrupt" in err
+    assert check_folder(tmp_path) == [target]
+    assert len(target.read_text().splitlines()) in range(50_000 - 6, 50_001)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.1, 0.27])
+def test_sigkill_at_any_moment_leaves_the_old_or_the_new_file(tmp_path, delay):
+    target = tmp_path / "rows.jsonl"
+    process = start(["-c", WRITE_FOREVER, str(target)], tmp_path)
+    assert process.stdout.readline() == "ready\n"
+    wait_for(target.exists, process=process)
+    time.sleep(delay)
+    code, _, _ = stop(process, signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    assert check_folder(tmp_path, temps_allowed=True) == [target]  # a temp file may remain; the target is whole
+
+
+def test_unwritable_destinations_are_one_line_errors_and_keep_the_old_file(tmp_path):
+    regular = tmp_path / "a_file"
+    regular.write_text("keep me")
+    for destination, reason in ((regular / "out.json", "is a file, not a folder"),
+                                (regular / "sub" / "out.json", "is a file, not a folder"),
+                                (Path("/proc/plannerl-test/out.json"), "No such file or directory")):
+        with pytest.raises(PlannerlError, match=reason) as caught:
+            atomic.write_json(destination, {"a": 1})
+        assert str(destination) in str(caught.value) and "\n" not in str(caught.value)
+    assert regular.read_text() == "keep me"
+
+
+# A child process whose files may grow to `limit` bytes; SIGXFSZ ignored so writes fail with EFBIG.
+FILE_SIZE_LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+sys.argv = sys.argv[1:]
+{body}
+"""
+
+
+def test_file_size_limit_mid_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "data.jsonl"
+    target.write_text('{"old": true}\n')
+    body = ("from plannerl import atomic\nfrom plannerl.errors import PlannerlError\ntry:\n"
+            "    atomic.write_jsonl(sys.argv[1], [{'i': i} for i in range(100000)])\n"
+            "except PlannerlError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", FILE_SIZE_LIMITED.format(body=body), "65536", str(target)], capture_output=True,
+                          text=True, timeout=60, env=ENV)
+    assert done.stdout.strip() == f"cannot write {target}: File too large", done.stderr
+    assert target.read_text() == '{"old": true}\n'
+    assert atomic.temp_files(tmp_path) == []
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A 64 KiB tmpfs (needs root and a kernel that allows the mount; skipped otherwise)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                                                       capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root, or not permitted)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_full_disk_keeps_the_old_file(tiny_tmpfs):
+    target = tiny_tmpfs / "data.jsonl"
+    atomic.write_jsonl(target, [{"old": True}])
+    with pytest.raises(PlannerlError, match=f"cannot write {target}: No space left on device"):
+        atomic.write_jsonl(target, [{"i": i, "pad": "x" * 100} for i in range(2000)])
+    assert target.read_text() == '{"old": true}\n'
+    assert atomic.temp_files(tiny_tmpfs) == []
+
+
+def test_read_only_mount_is_one_line(tiny_tmpfs):
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_tmpfs)], check=True)
+    with pytest.raises(PlannerlError, match="Read-only file system"):
+        atomic.write_json(tiny_tmpfs / "out.json", {})
+
+
+# ---------------------------------------------------------------------------------------------
+# The real commands
+
+
+def test_plan_interrupted_during_search_writes_nothing_and_says_so(tmp_path):
+    out = tmp_path / "out"
+    process = start(["-m", "plannerl.cli", "plan", str(LOGISTICS_DOMAIN), str(LARGE), "--time-limit", "60", "-o", str(out / "p.plan")],
+                    tmp_path)
+    time.sleep(2.0)  # imports, parsing, grounding, then search
+    code, _, err = stop(process, signal.SIGINT)
+    assert code == 130 and err.strip() == "plannerl: interrupted"
+    assert not out.exists() or check_folder(out) == []
+
+
+@pytest.mark.parametrize("make_destination", [
+    lambda tmp: tmp / "a_file" / "p.plan",
+    lambda tmp: Path(f"/proc/plannerl-{uuid.uuid4().hex}/p.plan"),
+], ids=["under-a-file", "proc"])
+def test_plan_output_to_an_unwritable_place_is_one_line(tmp_path, make_destination):
+    (tmp_path / "a_file").write_text("x")
+    destination = make_destination(tmp_path)
+    done = plannerl(["plan", str(DOMAINS / "burger.pddl"), "-o", str(destination)], tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith(f"plannerl: error: cannot write {destination}: ")
+
+
+def test_plan_output_on_a_full_disk_is_one_line_and_keeps_the_old_plan(tmp_path):
+    target = tmp_path / "p.plan"
+    target.write_text("(old plan)\n")
+    body = "from plannerl.cli.main import run\nsys.argv = ['plannerl', *sys.argv[1:]]\nrun()\n"
+    done = subprocess.run([sys.executable, "-c", FILE_SIZE_LIMITED.format(body=body), "64", "plan", str(DOMAINS / "burger.pddl"),
+                           "-o", str(target)], capture_output=True, text=True, timeout=60, env=ENV)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"plannerl: error: cannot write {target}: File too large"
+    assert target.read_text() == "(old plan)\n" and atomic.temp_files(tmp_path) == []
