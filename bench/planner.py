@@ -67,6 +67,8 @@ def builtin_process(problem: Path, timeout: float):
     except subprocess.TimeoutExpired:
         return f">{timeout:g} s"
     wall = time.perf_counter() - start
+    if done.returncode == 4 and "time limit" in done.stderr:
+        return f">{timeout:g} s"
     if done.returncode != 0:
         return done.stderr.strip().splitlines()[-1][:60] if done.stderr.strip() else f"exit {done.returncode}"
     report = json.loads(done.stdout)
@@ -156,17 +158,24 @@ def seconds(cell) -> str:
 
 
 def ratio(slow, fast, key_fast: str = "wall") -> str:
+    """slow / fast; a run stopped at the timeout (">T s") gives a bound."""
     if isinstance(slow, dict) and isinstance(fast, dict):
         return f"{slow['wall'] / fast[key_fast]:.1f}x"
-    if isinstance(slow, str) and slow.startswith(">") and isinstance(fast, dict):
-        return f">{float(slow[1:].split()[0]) / fast[key_fast]:.0f}x"
+    if _timed_out(slow) and isinstance(fast, dict):
+        return f">{_timed_out(slow) / fast[key_fast]:.0f}x"
+    if isinstance(slow, dict) and _timed_out(fast):
+        return f"<{slow['wall'] / _timed_out(fast):.2f}x"
     return "-"
+
+
+def _timed_out(cell) -> float | None:
+    return float(cell[1:].split()[0]) if isinstance(cell, str) and cell.startswith(">") else None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", action="store_true", help="print markdown tables (for docs/planning.md)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per planner run (default 60)")
+    parser.add_argument("--timeout", type=float, default=20.0, help="seconds per planner run (default 20)")
     parser.add_argument("--sim-seconds", type=float, default=1.5, help="seconds per simulator measurement (default 1.5)")
     parser.add_argument("--only", default="", help="run only problems whose label contains this text")
     args = parser.parse_args()
