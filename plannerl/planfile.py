@@ -48,7 +48,7 @@ class PlanStep:
 
 @dataclass
 class ReplayResult:
-    """What replaying a plan from the initial state found."""
+    """What replaying a plan found: `valid` means every step applies and the goal is reached."""
 
     valid: bool
     length: int
@@ -58,10 +58,6 @@ class ReplayResult:
     failed_line: int | None = None
     unmet: list[str] = field(default_factory=list)  # preconditions of the failed step, or goals
     final_state: int = 0
-
-    @property
-    def reaches_goal(self) -> bool:
-        return self.valid
 
     def message(self) -> str:
         """One line for users: valid, the failing step and why, or the unmet goals."""
