@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -187,6 +188,7 @@ def main() -> None:
 
     quiet_environment()
     started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     rows = []
     for problem in problems:
         ours = best_of(lambda p=problem: builtin_process(p, args.timeout))
@@ -221,7 +223,8 @@ def main() -> None:
     help_rows = [[name, f"{value:.3f}"] for name, value in help_times().items()]
     total = time.perf_counter() - started
 
-    machine = f"{sys.platform}, Python {sys.version.split()[0]}, {_cpus()} CPUs, timeout {args.timeout:g} s per run"
+    machine = (f"{sys.platform}, Python {sys.version.split()[0]}, {_cpus()} CPUs, load average {load_before:.1f} at the start and "
+               f"{os.getloadavg()[0]:.1f} at the end (other work on the machine inflates wall times), timeout {args.timeout:g} s per run")
     for title, headers, body in (("Planners (seconds; lower is better)", planner_headers, rows),
                                  ("Simulator (random walk: list applicable + apply + goal test)", sim_headers, sim_rows),
                                  ("--help wall time (median of 5, seconds)", ["command", "seconds"], help_rows)):
@@ -245,8 +248,6 @@ def main() -> None:
 
 
 def _cpus() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
