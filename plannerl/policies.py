@@ -14,6 +14,7 @@ like any other answer: the planner's own answers go through the same parser as a
 
 from __future__ import annotations
 
+import inspect
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -169,51 +170,52 @@ class ModelPolicy:
 
     def _choose(self, observations: Sequence[Observation]) -> list[str]:
         """The valid action whose answer text the model finds most likely, per observation."""
-        prompts = self.prompt_texts(observations)
-        pairs = []  # (observation position, candidate text, prompt ids, candidate ids)
-        candidates: list[list[str]] = []
-        for position, (obs, prompt) in enumerate(zip(observations, prompts)):
-            texts = [answer_text(obs.task, a) for a in obs.valid_actions()]
-            candidates.append(texts)
-            prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            for text in texts:
-                ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-                if self.tokenizer.eos_token_id is not None:
-                    ids = ids + [self.tokenizer.eos_token_id]
-                pairs.append((position, prompt_ids, ids))
-        scores = self._score(pairs)
         answers = []
-        offset = 0
-        for texts in candidates:
+        eos = self.tokenizer.eos_token_id
+        for obs, prompt in zip(observations, self.prompt_texts(observations)):
+            texts = [answer_text(obs.task, a) for a in obs.valid_actions()]
             if not texts:
                 answers.append("")
                 continue
-            best = max(range(len(texts)), key=lambda k: (scores[offset + k], -k))
-            answers.append(texts[best])
-            offset += len(texts)
+            prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            candidates = [self.tokenizer(text, add_special_tokens=False)["input_ids"] + ([eos] if eos is not None else [])
+                          for text in texts]
+            scores = self._score(prompt_ids, candidates)
+            answers.append(texts[max(range(len(texts)), key=lambda k: (scores[k], -k))])
         return answers
 
-    def _score(self, pairs) -> list[float]:
-        """Summed log-probability of each candidate's tokens after its prompt, in chunks."""
+    def _score(self, prompt_ids: list[int], candidates: list[list[int]]) -> list[float]:
+        """Summed log-probability of each candidate after the prompt.
+
+        The prompt is run once and its key/value cache shared by all candidates (repeated
+        along the batch), so a state with 40 valid actions costs one prompt pass plus one
+        short batched pass, not 40 full passes.
+        """
         import torch
 
         scores: list[float] = []
-        chunk = max(1, self.batch_size * 4)
+        chunk = max(8, self.batch_size * 8)
         pad = self.tokenizer.pad_token_id
-        for start in range(0, len(pairs), chunk):
-            part = pairs[start:start + chunk]
-            rows = [prompt_ids + ids for _, prompt_ids, ids in part]
-            width = max(len(row) for row in rows)
-            input_ids = torch.tensor([row + [pad] * (width - len(row)) for row in rows])
-            mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
+        # transformers 5 names the cache argument `cache`; 4.x named it `past_key_values`
+        cache_name = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        for start in range(0, len(candidates), chunk):
+            part = candidates[start:start + chunk]
             with torch.no_grad():
-                logits = self.model(input_ids=input_ids, attention_mask=mask).logits.float()
-            logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-            for row, (_, prompt_ids, ids) in enumerate(part):
-                first = len(prompt_ids)
-                targets = torch.tensor(ids)
-                positions = torch.arange(first - 1, first - 1 + len(ids))
-                scores.append(float(logprobs[row, positions, targets].sum()))
+                out = self.model(input_ids=torch.tensor([prompt_ids]), use_cache=True)
+                first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+                cache = getattr(out, cache_name)
+                cache.batch_repeat_interleave(len(part))
+                width = max(len(ids) for ids in part)
+                rows = torch.tensor([ids + [pad] * (width - len(ids)) for ids in part])
+                mask = torch.tensor([[1] * len(prompt_ids) + [1] * len(ids) + [0] * (width - len(ids)) for ids in part])
+                logits = self.model(input_ids=rows, attention_mask=mask, use_cache=True, **{cache_name: cache}).logits.float()
+                logprobs = torch.log_softmax(logits, dim=-1)
+            for row, ids in enumerate(part):
+                total = float(first[ids[0]])
+                if len(ids) > 1:
+                    targets = torch.tensor(ids[1:])
+                    total += float(logprobs[row, torch.arange(len(ids) - 1), targets].sum())
+                scores.append(total)
         return scores
 
 

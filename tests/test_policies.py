@@ -1,0 +1,223 @@
+"""Policies: a real tiny untrained model end to end, the human policy driven by typed lines."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from plannerl.errors import PlannerlError
+from plannerl.evaluate import MAX_TRIES, Observation, metrics, play, problems_from_files
+from plannerl.policies import (
+    HumanPolicy,
+    ModelPolicy,
+    OraclePolicy,
+    RandomPolicy,
+    answer_text,
+    make_policy,
+    resolve_typed_action,
+)
+
+DOMAINS = Path(__file__).resolve().parent.parent / "domains"
+
+
+@pytest.fixture(scope="module")
+def burger():
+    return problems_from_files([DOMAINS / "burger.pddl"])[0]
+
+
+@pytest.fixture(scope="module")
+def problems():
+    return problems_from_files([DOMAINS / "burger.pddl", DOMAINS / "cheese_sandwich.pddl"])
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from plannerl.model import build_default_model
+
+    return build_default_model(tmp_path_factory.mktemp("eval") / "model", size="micro", seed=0)
+
+
+# --- the tiny untrained model ---------------------------------------------------------------------
+
+
+def test_untrained_model_garbage_counts_as_invalid_answers(model_dir, problems):
+    policy = ModelPolicy(str(model_dir), batch_size=2, max_new_tokens=12)
+    results = play(problems, policy, invalid="retry")
+    assert [r.problem.name for r in results] == [p.name for p in problems]
+    for result in results:
+        assert result.answers >= 1
+        assert result.invalid_answers == sum(t.kind in ("unparseable", "not_applicable") for t in result.turns)
+        if not result.success:
+            assert result.end in ("invalid_tries", "step_limit")
+        for turn in result.turns:
+            assert isinstance(turn.answer, str)
+    m = metrics(results)
+    assert m["invalid_answers"] > 0  # an untrained model writes garbage ...
+    assert m["sr"]["mean"] == 0.0  # ... and never finishes
+
+
+def test_one_token_answers_and_stop_mode(model_dir, burger):
+    policy = ModelPolicy(str(model_dir), max_new_tokens=1)
+    [result] = play([burger], policy, invalid="stop")
+    assert result.end == "invalid_answer" and result.answers == 1 and result.invalid_answers == 1
+
+
+def test_constrained_decoding_only_answers_valid_actions(model_dir, problems):
+    policy = ModelPolicy(str(model_dir), constrained=True, batch_size=3)
+    results = play(problems[:2], policy)
+    for result in results:
+        assert result.invalid_answers == 0
+        assert result.steps == result.answers
+        assert result.success or result.steps == result.problem.step_limit
+
+
+def test_constrained_choice_is_the_most_likely_valid_answer(model_dir, burger):
+    import torch
+
+    from plannerl.model import prompt_text
+
+    policy = ModelPolicy(str(model_dir), constrained=True)
+    [result] = play([burger], policy)
+    # recompute the first choice by scoring each candidate alone, one sequence at a time
+    obs = Observation(burger, burger.task.init, 0, [], [], 0, 0)
+    tokenizer, model = policy.tokenizer, policy.model
+    prompt_ids = tokenizer(prompt_text(tokenizer, obs.prompt(), obs.messages()), add_special_tokens=False)["input_ids"]
+    best, best_score = None, None
+    for action in obs.valid_actions():
+        ids = tokenizer(answer_text(burger.task, action), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([prompt_ids + ids])).logits[0].float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        score = sum(float(logprobs[len(prompt_ids) - 1 + k, token]) for k, token in enumerate(ids))
+        if best_score is None or score > best_score + 1e-4:
+            best, best_score = action, score
+    assert result.turns[0].action == burger.task.actions[best].pddl
+
+
+def test_sampling_is_seeded(model_dir, burger):
+    answers = []
+    for seed in (1, 1, 2):
+        policy = ModelPolicy(str(model_dir), sample=True, seed=seed, max_new_tokens=8)
+        [result] = play([burger], policy)
+        answers.append([t.answer for t in result.turns])
+    assert answers[0] == answers[1]
+    assert answers[0] != answers[2]
+
+
+def test_model_policy_bad_options(model_dir):
+    with pytest.raises(PlannerlError, match="--batch-size"):
+        ModelPolicy(str(model_dir), batch_size=0)
+    with pytest.raises(PlannerlError, match="--temperature"):
+        ModelPolicy(str(model_dir), sample=True, temperature=0)
+
+
+def test_cli_eval_with_a_model_folder(model_dir, tmp_path, capsys):
+    report = tmp_path / "r.json"
+    code, out, err = run_cli(["eval", "--policy", f"untrained={model_dir}", "--policy", "oracle", DOMAINS / "burger.pddl",
+                              "--max-new-tokens", "6", "--report", report, "--quiet"], capsys)
+    assert code == 0, err
+    data = json.loads(report.read_text())
+    assert data["matrix"]["rows"] == ["untrained", "oracle"]
+    assert data["matrix"]["sr"] == [[0.0], [1.0]]
+
+
+def run_cli(args, capsys):
+    from plannerl.cli.main import run
+
+    argv = sys.argv
+    sys.argv = ["plannerl", *map(str, args)]
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            run()
+            raise SystemExit(0)
+    finally:
+        sys.argv = argv
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+# --- policy specs -----------------------------------------------------------------------------------
+
+
+def test_make_policy_specs_and_errors(tmp_path):
+    assert isinstance(make_policy("oracle"), OraclePolicy)
+    assert make_policy("trained-on-burger=oracle").name == "trained-on-burger"
+    random_policy = make_policy("random", seed=7)
+    assert isinstance(random_policy, RandomPolicy) and random_policy.seed == 7
+    with pytest.raises(PlannerlError, match="unknown policy 'orcale'"):
+        make_policy("orcale")
+    with pytest.raises(PlannerlError, match="no such model folder"):
+        make_policy(str(tmp_path / "missing" / "model"))
+    with pytest.raises(PlannerlError, match="plannerl play"):
+        make_policy("human")
+    (tmp_path / "notamodel").mkdir()
+    with pytest.raises(PlannerlError, match="config.json"):
+        make_policy(str(tmp_path / "notamodel"))
+
+
+# --- the human policy ----------------------------------------------------------------------------------
+
+
+def typed(lines):
+    feed = iter(lines)
+
+    def read(prompt):
+        try:
+            return next(feed)
+        except StopIteration:
+            raise EOFError from None
+
+    return read
+
+
+def test_resolve_typed_action():
+    sentences = ["Move robot1 from table1 to table2", "Move robot1 from table1 to table3", "Pick up cheese1 from table1 using robot1"]
+    pddl = ["(move robot1 table1 table2)", "(move robot1 table1 table3)", "(pick-up robot1 cheese1 table1)"]
+    assert resolve_typed_action("2", sentences, pddl) == sentences[1]
+    assert resolve_typed_action("pick", sentences, pddl) == sentences[2]
+    assert resolve_typed_action("(pick-up", sentences, pddl) == sentences[2]
+    assert resolve_typed_action("(MOVE  robot1 table1 table3)", sentences, pddl) == sentences[1]
+    assert resolve_typed_action("move", sentences, pddl) == sentences[:2]
+    assert resolve_typed_action("9", sentences, pddl) == "9"  # not a listed number: parsed as text
+    assert resolve_typed_action("dance", sentences, pddl) == "dance"
+
+
+def test_human_plays_to_the_goal_by_numbers(burger):
+    task = burger.task
+    numbers, state = [], task.init
+    for action in burger.oracle.canonical_plan():
+        numbers.append(str(task.applicable(state).index(action) + 1))
+        state = task.apply(state, action)
+    out = io.StringIO()
+    policy = HumanPolicy(console=Console(file=out, width=200), read=typed(["?", *numbers]))
+    [result] = play([burger], policy)
+    assert result.success and result.optimal_success and result.invalid_answers == 0
+    text = out.getvalue()
+    assert "step 1/12" in text and "  1  " in text  # the state was shown and ? listed the actions
+
+
+def test_human_ambiguous_prefix_asks_again_and_bad_actions_get_feedback(burger):
+    task = burger.task
+    out = io.StringIO()
+    inapplicable = next(a for a in range(len(task.actions)) if not task.is_applicable(task.init, a))
+    lines = ["mov", task.actions[inapplicable].pddl, "q"]
+    [result] = play([burger], HumanPolicy(console=Console(file=out, width=200), read=typed(lines)))
+    assert result.end == "quit" and not result.success
+    assert [t.kind for t in result.turns] == ["not_applicable"]
+    assert "valid actions start with" in out.getvalue()
+    assert result.turns[0].feedback and "Unmet preconditions" in result.turns[0].feedback
+
+
+def test_human_end_of_input_quits(burger):
+    [result] = play([burger], HumanPolicy(console=Console(file=io.StringIO()), read=typed([])))
+    assert result.end == "quit" and result.answers == 0
+
+
+def test_human_five_bad_tries_end_the_episode(burger):
+    [result] = play([burger], HumanPolicy(console=Console(file=io.StringIO()), read=typed(["dance"] * MAX_TRIES)))
+    assert result.end == "invalid_tries" and result.invalid_answers == MAX_TRIES
