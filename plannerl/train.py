@@ -844,7 +844,10 @@ def rich_progress(description: str, total: int):
 
 def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: bool = False, callbacks=(),
           say=print, progress: bool = True) -> dict:
-    """Run the whole pipeline into `out_dir` and return its summary (also run/summary.json)."""
+    """Run the whole pipeline into `out_dir` and return its summary (also run/summary.json).
+
+    Wall-clock times go to run/timings.json (this session's, per stage), not into the summary
+    or the metrics, so the same config and seed write the same summary and metrics."""
     from plannerl.model import configure_torch_cpu
 
     configure_torch_cpu(config["runtime"]["threads"])
@@ -854,20 +857,30 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
         hf_logging.disable_progress_bar()
     bars = rich_progress if progress else _Quiet
     run = Run(out_dir, config, resume=resume, force=force)
-    started = time.monotonic()
+    timings: dict[str, float] = {}
+    clock = time.monotonic()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        timings[name] = round(time.monotonic() - clock, 1)
+        clock = time.monotonic()
+
     stage_models: dict[str, Path] = {}
     with run.catch_interrupts():
         rows = _training_rows(run, bars)
         say(f"data: {len(rows)} training rows from {config['task']} seeds {config['data']['train_seeds']}")
         model_dir = _base_model(run, rows)
+        lap("data_and_base_model")
         if config["sft"]["steps"]:
             say(f"sft: {config['sft']['steps']} steps")
             model_dir = stage_models["sft"] = run_sft(run, "sft", model_dir, rows, steps=config["sft"]["steps"],
                                                       callbacks=callbacks)
+            lap("sft")
         if config["grpo"]["steps"]:
             say(f"grpo: {config['grpo']['steps']} steps, reward {config['grpo']['reward']}")
             model_dir = stage_models["grpo"] = run_grpo(run, "grpo", model_dir, rows, steps=config["grpo"]["steps"],
                                                         callbacks=callbacks)
+            lap("grpo")
         visited: list[dict] = []
         recovery = config["recovery"]
         for k in range(1, recovery["rounds"] + 1):
@@ -881,8 +894,9 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
                 model_dir = run_grpo(run, stage + "-grpo", model_dir, visited, steps=recovery["grpo_steps"],
                                      callbacks=callbacks)
             stage_models["recovery"] = model_dir
+            lap(stage)
         final = _publish(run, model_dir)
-        train_seconds = round(time.monotonic() - started, 1)
+        timings["training_total"] = round(sum(timings.values()), 1)
         evaluations = {}
         for stage in config["eval"]["stages"]:
             if stage in stage_models:
@@ -891,12 +905,13 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
                     len(_seeds(config["eval"]["seeds"])) + len(_seeds(config["eval"]["heldout_seeds"])))
                 with bars(f"eval {stage}", total) as advance:
                     evaluations[stage] = evaluate_model(run, stage, stage_models[stage], advance)
+                lap(f"eval_{stage}")
     run.plot_curves()
+    write_json(run.path("timings.json"), {"seconds_this_session": timings, "resumed": resume})
     summary = {"run": str(run.root), "task": config["task"], "rows": len(rows), "visited_rows": len(visited),
-               "model": str(final), "stages": sorted(stage_models), "evaluation": evaluations,
-               "train_seconds_this_session": train_seconds}
+               "model": str(final), "stages": sorted(stage_models), "evaluation": evaluations}
     write_json(run.path("summary.json"), summary)
-    return summary
+    return dict(summary, seconds=timings)
 
 
 def _seeds(spec: str) -> list[int]:
