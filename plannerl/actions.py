@@ -1,0 +1,131 @@
+"""Model text -> ground action, with a typed answer saying what went wrong.
+
+The answer is the text after the last `Action:` (the model may reason before it); without
+that marker, the last non-empty line. It may be the natural sentence the prompt listed
+("Pick up patty1 from table3 using robot1") or the PDDL form, with or without brackets
+(`(pick-up robot1 patty1 table3)`, `pick-up robot1 patty1 table3`). Matching ignores case,
+spacing, brackets, commas, quotes, markdown emphasis, a leading list bullet and a trailing
+full stop.
+
+Three outcomes: `valid` (the action applies), `not_applicable` (a real action of the task whose
+preconditions fail; `unmet` lists them, for error feedback), `unparseable` (`reason` says why).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+VALID = "valid"
+NOT_APPLICABLE = "not_applicable"
+UNPARSEABLE = "unparseable"
+
+_MARKER = re.compile(r"action\s*:", re.IGNORECASE)
+_NOISE = re.compile(r"[()\[\]{}<>,;\"'`*]")
+_BULLET = re.compile(r"^\s*(?:[-*+\u2022]|\d+[.)])\s+")
+MAX_ANSWER_CHARS = 500
+
+
+@dataclass(frozen=True)
+class ParsedAction:
+    """What a model's answer means in a state."""
+
+    kind: str
+    action: int | None
+    reason: str
+    unmet: list[str] = field(default_factory=list)
+    answer: str = ""
+
+    @property
+    def is_valid(self) -> bool:
+        return self.kind == VALID
+
+
+def extract_answer(text: str) -> str:
+    """The answer part: after the last 'Action:', else the last non-empty line."""
+    text = text or ""
+    markers = list(_MARKER.finditer(text))
+    if markers:
+        tail = text[markers[-1].end():]
+        lines = [line.strip() for line in tail.splitlines() if line.strip()]
+        return lines[0] if lines else ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def normalize(text: str) -> str:
+    """Lower case, brackets/commas/quotes/emphasis gone, spaces collapsed, no trailing full stop."""
+    text = _BULLET.sub("", " ".join(_NOISE.sub(" ", text.lower()).split()))
+    while text.endswith((".", "!")):
+        text = text[:-1].rstrip()
+    return text
+
+
+def _index(task) -> dict:
+    """Normalised sentence -> action indices, normalised PDDL form -> index (cached on the task)."""
+    cache = task.__dict__.get("_plannerl_parse")
+    if cache is None:
+        from plannerl.render import action_sentences
+
+        sentences: dict[str, list[int]] = {}
+        for index, sentence in enumerate(action_sentences(task)):
+            sentences.setdefault(normalize(sentence), []).append(index)
+        pddl = {normalize(action.pddl): index for index, action in enumerate(task.actions)}
+        arity = {schema.name: len(schema.params) for schema in task.domain.actions}
+        objects = set(task.objects)
+        cache = task.__dict__["_plannerl_parse"] = {"sentences": sentences, "pddl": pddl, "arity": arity, "objects": objects}
+    return cache
+
+
+def parse_action(task, state: int, text: str) -> ParsedAction:
+    """Read a model's answer in `state` (see the module docstring for what is accepted)."""
+    answer = extract_answer(text)
+    if not answer:
+        return ParsedAction(UNPARSEABLE, None, "empty answer: expected a line 'Action: <one valid action>'", [], answer)
+    if len(answer) > MAX_ANSWER_CHARS:
+        return ParsedAction(UNPARSEABLE, None, f"answer is {len(answer)} characters long, not one action", [], answer[:MAX_ANSWER_CHARS])
+    key = normalize(answer)
+    index = _index(task)
+    candidates = list(index["sentences"].get(key, []))
+    if key in index["pddl"] and index["pddl"][key] not in candidates:
+        candidates.append(index["pddl"][key])
+    if not candidates:
+        return ParsedAction(UNPARSEABLE, None, _why_unknown(task, key, index), [], answer)
+    applicable = [a for a in candidates if task.is_applicable(state, a)]
+    if applicable:
+        return ParsedAction(VALID, min(applicable), "", [], answer)
+    # a sentence may leave out arguments (the cooking domain's cut counts): report the closest
+    best = min(candidates, key=lambda a: (len(task.unmet_preconditions(state, a)), a))
+    unmet = task.unmet_preconditions(state, best)
+    reason = f"{task.actions[best].pddl} does not apply here: unmet {' '.join(unmet)}"
+    return ParsedAction(NOT_APPLICABLE, best, reason, unmet, answer)
+
+
+def _why_unknown(task, key: str, index: dict) -> str:
+    words = key.split()
+    arity = index["arity"]
+    if words and words[0] in arity:
+        if len(words) - 1 != arity[words[0]]:
+            return f"{words[0]} takes {arity[words[0]]} arguments, got {len(words) - 1}"
+        unknown = [w for w in words[1:] if w not in index["objects"]]
+        if unknown:
+            return f"unknown object {unknown[0]!r}"
+        return f"({' '.join(words)}) is not an action of this task (wrong argument types?)"
+    return f"{key!r} matches no action of this task"
+
+
+def match_answer(text: str, sentences: list[str], pddl_forms: list[str] | None = None) -> int | None:
+    """The position in the candidate list that the answer names, or None.
+
+    `sentences[i]` and `pddl_forms[i]` describe the same candidate (as in a dataset row's
+    `optimal_actions` and `optimal_actions_pddl`); either list may be empty.
+    """
+    answer = extract_answer(text)
+    if not answer or len(answer) > MAX_ANSWER_CHARS:
+        return None
+    key = normalize(answer)
+    for options in (sentences, pddl_forms or []):
+        for position, option in enumerate(options):
+            if normalize(option) == key:
+                return position
+    return None

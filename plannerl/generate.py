@@ -1,0 +1,472 @@
+"""Seeded cooking instances in the spirit of Robotouille's randomiser.
+
+From a recipe (`plannerl.recipes`) and a seed, `generate_instance` builds one PDDL problem:
+the recipe's base stations plus extra ones (tables, and stoves or boards where the recipe
+needs them), distractor items of types the recipe does not use, every item alone on a random
+station (items of the base layer's type on tables), the robot at a random station and
+sometimes already holding one of the items. Everything random comes from one
+`random.Random(seed)`, drawn in a fixed order, so a seed always gives the same problem text.
+
+How much randomisation: `DEFAULT_RANGES` (modest, so the built-in planner stays quick);
+every range is a keyword argument of `generate_instance` and `write_instances`.
+
+Goal binding. Robotouille's goals say "a patty", "a table"; a PDDL goal names objects, and
+the names must be chosen as the best assignment would or the optimal length changes. The rule,
+per item type, gives the lowest layers of that type to the items that are cheapest to reach
+first, ordered by: held by the robot, then fewest items stacked above it, then standing at the
+robot's station, then name. The stack is built on the table the base item stands on (when the
+robot holds the base item: the robot's station if it is an empty table, else the first empty
+table). tests/test_generate.py checks the rule against a brute force over all bindings.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from itertools import permutations, product
+from pathlib import Path
+
+from plannerl.errors import LimitError, NoPlanError, PlannerlError
+from plannerl.recipes import COOKING_DOMAIN, COOKING_TEMPLATES, Recipe, RecipeError, list_recipes, load_recipe
+from plannerl.render import natural_key
+
+
+@dataclass(frozen=True)
+class Ranges:
+    """How much a seed may change the layout. Ranges are inclusive (low, high)."""
+
+    extra_stations: tuple[int, int] = (0, 3)
+    distractors: tuple[int, int] = (0, 2)
+    hold_probability: float = 0.25
+
+
+# Modest defaults: the built-in planner handles these in about a second per instance.
+# Robotouille's own randomiser goes up to 24 extra stations and 8 distractors.
+DEFAULT_RANGES = Ranges()
+MAX_RANGE = 64
+COUNTS = ("zero", "one", "two", "three")
+
+
+@dataclass
+class Layout:
+    """Where everything starts: stations, stacks (bottom first), the robot and its hand."""
+
+    stations: list[tuple[str, str]]
+    stacks: dict[str, list[str]]
+    items: list[tuple[str, str]]
+    robot_station: str
+    held: str | None
+    distractors: list[str] = field(default_factory=list)
+
+    def station_type(self, name: str) -> str:
+        return dict(self.stations)[name]
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One generated problem: its text, the goal binding chosen, and (once solved) its optimal length."""
+
+    task_name: str
+    seed: int | None
+    name: str
+    problem_text: str
+    domain_path: Path
+    layers: tuple[str, ...]
+    build_table: str
+    stations: int
+    distractors: int
+    holding: str | None
+    bindings_tried: int = 1
+    optimal_length: int | None = None
+    # (task, oracle, plan) of the search that chose the binding, reused by `solve_instance`
+    solved: tuple | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name}.pddl"
+
+    def load_task(self):
+        """The compiled task (`plannerl.task.Task`) of this problem."""
+        from plannerl.pddl import parse_problem
+        from plannerl.task import compile_task
+
+        domain = _domain(self.domain_path)
+        return compile_task(domain, parse_problem(self.file_name, domain, self.problem_text))
+
+
+@lru_cache(maxsize=4)
+def _domain(path: Path):
+    from plannerl.pddl import parse_domain
+
+    return parse_domain(path)
+
+
+def list_tasks() -> list[str]:
+    """Every task a recipe file defines: the shipped ones and those in $PLANNERL_RECIPES."""
+    return list_recipes()
+
+
+def paper_step_limit(task_name: str) -> int | None:
+    """The paper's multi-turn step limit (1.5x the unrandomised optimum), None for other tasks."""
+    return load_recipe(task_name).step_limit
+
+
+def make_ranges(extra_stations=None, distractors=None, hold_probability=None) -> Ranges:
+    """Ranges from keyword values: an int n means (n, n); None keeps the default."""
+    default = DEFAULT_RANGES
+    return Ranges(_range("extra_stations", extra_stations, default.extra_stations),
+                  _range("distractors", distractors, default.distractors),
+                  _probability(hold_probability, default.hold_probability))
+
+
+def _range(name: str, value, default: tuple[int, int]) -> tuple[int, int]:
+    if value is None:
+        return default
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    if (not isinstance(value, tuple | list) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        raise PlannerlError(f"{name}: expected an integer or a (low, high) pair, got {value!r}")
+    low, high = value
+    if not 0 <= low <= high <= MAX_RANGE:
+        raise PlannerlError(f"{name}: range {low}-{high} must satisfy 0 <= low <= high <= {MAX_RANGE}")
+    return (low, high)
+
+
+def _probability(value, default: float) -> float:
+    if value is None:
+        return default
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+        raise PlannerlError(f"hold_probability: expected a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def generate_instance(task_name: str, seed: int, *, best_binding: bool = True, time_limit: float | None = None,
+                      **ranges) -> Instance:
+    """The randomised instance of `task_name` for `seed` (same seed, same text).
+
+    With `best_binding` (the default) every goal binding that could change the optimal length
+    is solved and the shortest kept (ties: the rule's order); the instance then carries its
+    optimal length and the search, so `solve_instance` costs nothing more. Without it, the
+    rule's binding is taken unsolved (fast, but a corner case may be one step longer).
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise PlannerlError(f"seed must be a non-negative integer, got {seed!r}")
+    recipe = load_recipe(task_name)
+    layout = random_layout(recipe, random.Random(seed), make_ranges(**ranges))
+    return _instance(recipe, seed, f"{recipe.name}_{seed}", layout, best_binding, time_limit)
+
+
+def base_instance(task_name: str, *, best_binding: bool = True, time_limit: float | None = None) -> Instance:
+    """Robotouille's unrandomised layout of `task_name`, as the recipe's [base] describes it."""
+    recipe = load_recipe(task_name)
+    return _instance(recipe, None, f"{recipe.name}_base", base_layout(recipe), best_binding, time_limit)
+
+
+def _instance(recipe: Recipe, seed: int | None, name: str, layout: Layout, best_binding: bool,
+              time_limit: float | None) -> Instance:
+    bindings = candidate_bindings(recipe, layout)
+    if not best_binding:
+        bindings = bindings[:1]
+    best = None
+    for layers, table in bindings:
+        text = problem_text(recipe, layout, name, layers, table, seed)
+        instance = Instance(recipe.name, seed, name, text, COOKING_DOMAIN, tuple(layers), table,
+                            len(layout.stations), len(layout.distractors), layout.held, len(bindings))
+        if len(bindings) == 1:
+            return instance
+        solved = solve_instance(instance, time_limit=time_limit)
+        if best is None or len(solved[2]) < best.optimal_length:
+            best = replace(instance, optimal_length=len(solved[2]), solved=solved)
+    return best
+
+
+def _name_stations(types: list[str]) -> list[tuple[str, str]]:
+    counter: dict[str, int] = {}
+    named = []
+    for type_name in types:
+        counter[type_name] = counter.get(type_name, 0) + 1
+        named.append((f"{type_name}{counter[type_name]}", type_name))
+    return named
+
+
+def _name_items(types: Iterable[str], counter: dict[str, int]) -> list[tuple[str, str]]:
+    named = []
+    for type_name in types:
+        counter[type_name] = counter.get(type_name, 0) + 1
+        named.append((f"{type_name}{counter[type_name]}", type_name))
+    return named
+
+
+def base_layout(recipe: Recipe) -> Layout:
+    stations = _name_stations(list(recipe.base_stations))
+    counter: dict[str, int] = {}
+    stacks: dict[str, list[str]] = {}
+    items: list[tuple[str, str]] = []
+    for (station, _), stack in zip(stations, recipe.base_stacks):
+        named = _name_items(stack, counter)
+        items += named
+        if named:
+            stacks[station] = [item for item, _ in named]
+    return Layout(stations, stacks, items, stations[recipe.base_robot][0], None)
+
+
+def random_layout(recipe: Recipe, rng: random.Random, ranges: Ranges) -> Layout:
+    """Draw a layout. The order of the draws is part of the format: changing it changes every instance."""
+    station_types = list(recipe.base_stations)
+    extra = rng.randint(*ranges.extra_stations)
+    station_types += [rng.choice(recipe.station_types) for _ in range(extra)]
+    n_distractors = rng.randint(*ranges.distractors) if recipe.distractors else 0
+    distractor_types = [rng.choice(recipe.distractors) for _ in range(n_distractors)]
+    counter: dict[str, int] = {}
+    required = _name_items(recipe.layers, counter)
+    distractors = _name_items(distractor_types, counter)
+    items = required + distractors
+    held = rng.choice(items)[0] if rng.random() < ranges.hold_probability else None
+    placed = [(item, type_name) for item, type_name in items if item != held]
+    on_tables = [item for item, type_name in placed if type_name == recipe.layers[0]]
+    elsewhere = [item for item, type_name in placed if type_name != recipe.layers[0]]
+    # capacity: one item per station, base-layer items on tables, and one table left empty
+    while station_types.count("table") < len(on_tables) + 1:
+        station_types.append("table")
+    while len(station_types) < len(placed) + 1:
+        station_types.append("table")
+    stations = _name_stations(station_types)
+    tables = [name for name, type_name in stations if type_name == "table"]
+    stacks: dict[str, list[str]] = {}
+    for item, station in zip(on_tables, rng.sample(tables, len(on_tables))):
+        stacks[station] = [item]
+    free_tables = [t for t in tables if t not in stacks]
+    spare = rng.choice(free_tables)
+    free = [name for name, _ in stations if name not in stacks and name != spare]
+    for item, station in zip(elsewhere, rng.sample(free, len(elsewhere))):
+        stacks[station] = [item]
+    robot_station = rng.choice(stations)[0]
+    return Layout(stations, stacks, items, robot_station, held, [item for item, _ in distractors])
+
+
+def candidate_bindings(recipe: Recipe, layout: Layout) -> list[tuple[list[str], str]]:
+    """Every goal binding that can differ in optimal length, the rule's choice first.
+
+    A binding is the item for each layer (bottom first) and the table the stack is built on.
+    Items of one type that each stand alone on a table away from the robot are interchangeable
+    (swapping two of them, with their tables, maps the problem onto itself), so only the
+    placement of the other, "special" items among a type's layers needs trying: the held item,
+    items in a stack, the item at the robot's station, items on a stove or board.
+
+    The rule order ranks a type's items for its lowest layers: held, then fewest items above it,
+    then at the robot's station, then name.
+    """
+    station_of: dict[str, str] = {}
+    depth: dict[str, int] = {}
+    for station, stack in layout.stacks.items():
+        for height, item in enumerate(stack):
+            station_of[item] = station
+            depth[item] = len(stack) - 1 - height
+    station_types = dict(layout.stations)
+
+    def rule_key(item: str) -> tuple:
+        if item == layout.held:
+            return (0, 0, 0, natural_key(item))
+        return (1, depth[item], 0 if station_of[item] == layout.robot_station else 1, natural_key(item))
+
+    def special(item: str) -> bool:
+        if item == layout.held:
+            return True
+        station = station_of[item]
+        return len(layout.stacks[station]) > 1 or station == layout.robot_station or station_types[station] != "table"
+
+    groups: dict[str, list[str]] = {}
+    for type_name in recipe.layers:
+        groups.setdefault(type_name, [])
+    for item, type_name in layout.items:
+        if item not in layout.distractors:
+            groups[type_name].append(item)
+    options: dict[str, list[list[str]]] = {}
+    for type_name, items in groups.items():
+        ranked = sorted(items, key=rule_key)
+        specials = [item for item in ranked if special(item)]
+        plain = [item for item in ranked if not special(item)]
+        orders = [ranked]
+        for positions in permutations(range(len(ranked)), len(specials)):
+            order: list[str | None] = [None] * len(ranked)
+            for item, position in zip(specials, positions):
+                order[position] = item
+            rest = iter(plain)
+            filled = [item if item is not None else next(rest) for item in order]
+            if filled not in orders:
+                orders.append(filled)
+        options[type_name] = orders
+
+    bindings = []
+    for choice in product(*options.values()):
+        by_type = {type_name: iter(order) for type_name, order in zip(options, choice)}
+        layers = [next(by_type[type_name]) for type_name in recipe.layers]
+        bindings.append((layers, _build_table(recipe, layout, layers[0], station_of)))
+    return bindings
+
+
+def _build_table(recipe: Recipe, layout: Layout, base: str, station_of: dict[str, str]) -> str:
+    """The base's own table; a held base goes on the robot's station if it is an empty table, else the first empty table."""
+    station_types = dict(layout.stations)
+    if base == layout.held:
+        if station_types[layout.robot_station] == "table" and layout.robot_station not in layout.stacks:
+            return layout.robot_station
+        empty = sorted((s for s, t in layout.stations if t == "table" and s not in layout.stacks), key=natural_key)
+        if not empty:
+            raise RecipeError(recipe.path, "base", "no empty table to build on")
+        return empty[0]
+    table = station_of[base]
+    if station_types[table] != "table":
+        raise RecipeError(recipe.path, "base.stacks", f"the base item {base} must start on a table, not on {table}")
+    return table
+
+
+def problem_text(recipe: Recipe, layout: Layout, name: str, layers: list[str], table: str, seed: int | None) -> str:
+    """The PDDL problem, facts in a fixed order (robot, stations, stacks, properties)."""
+    robot = "robot1"
+    types = dict(layout.items)
+    cookable = [item for item, t in layout.items if t in recipe.cooked]
+    cuttable = [item for item, t in layout.items if t in recipe.cut]
+    objects: dict[str, list[str]] = {"robot": [robot]}
+    for station, type_name in layout.stations:
+        objects.setdefault(type_name, []).append(station)
+    for item, type_name in layout.items:
+        objects.setdefault(type_name, []).append(item)
+    if cuttable:
+        objects["count"] = list(COUNTS)
+
+    init = [f"(at {robot} {layout.robot_station})"]
+    init.append(f"(holding {robot} {layout.held}) (clear {layout.held})" if layout.held else f"(hand-empty {robot})")
+    init.append(" ".join(f"(vacant {s})" for s, _ in layout.stations if s != layout.robot_station))
+    for station, _ in layout.stations:
+        stack = layout.stacks.get(station)
+        if not stack:
+            init.append(f"(empty {station})")
+            continue
+        facts = [f"(on-station {stack[0]} {station}) (in {stack[0]} {station})"]
+        facts += [f"(on {upper} {lower}) (in {upper} {station})" for lower, upper in zip(stack, stack[1:])]
+        facts.append(f"(clear {stack[-1]})")
+        init.append(" ".join(facts))
+    for item in cookable:
+        init.append(f"(cookable {item})" + (f" (cooked {item})" if types[item] in recipe.start_cooked else ""))
+    for item in cuttable:
+        init.append(f"(cuttable {item}) (cut-progress {item} zero)")
+    if cuttable:
+        init.append(" ".join(f"(next-count {a} {b})" for a, b in zip(COUNTS, COUNTS[1:])))
+
+    goal = [f"(on-station {layers[0]} {table})"]
+    for lower, upper in [(None, layers[0]), *zip(layers, layers[1:])]:
+        if lower is not None:
+            goal.append(f"(on {upper} {lower})")
+        if types[upper] in recipe.cooked:
+            goal.append(f"(cooked {upper})")
+        if types[upper] in recipe.cut:
+            goal.append(f"(cut-progress {upper} three)")
+    if recipe.clear_top:
+        goal.append(f"(clear {layers[-1]})")
+
+    origin = "unrandomised layout" if seed is None else f"seed {seed}"
+    held = f", robot holding {layout.held}" if layout.held else ""
+    lines = [
+        f"; {recipe.name} ({origin}): generated by plannerl from {recipe.path.name}.",
+        f"; {len(layout.stations)} stations, {len(layout.distractors)} distractor items{held}.",
+        f"(define (problem {name})",
+        "  (:domain cooking)",
+        "  (:objects",
+        *(f"    {' '.join(names)} - {type_name}" for type_name, names in objects.items()),
+        "  )",
+        "  (:init",
+        *(f"    {line}" for line in init if line),
+        "  )",
+        "  (:goal (and",
+        *(f"    {fact}" for fact in goal),
+        "  )))",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def make_oracle(task, *, time_limit: float | None = None):
+    """The oracle every generated instance is solved and labelled with (one place to swap planners)."""
+    from plannerl.oracle import Oracle
+
+    return Oracle(task, time_limit=time_limit)
+
+
+def solve_instance(instance: Instance, *, time_limit: float | None = None):
+    """(task, oracle, canonical plan); an unsolvable instance is an error naming it."""
+    if instance.solved is not None:
+        return instance.solved
+    task = instance.load_task()
+    oracle = make_oracle(task, time_limit=time_limit)
+    try:
+        plan = oracle.canonical_plan()
+    except NoPlanError as exc:
+        raise PlannerlError(f"instance {instance.name} of {instance.task_name} has no plan ({exc})") from None
+    except LimitError as exc:
+        raise LimitError(f"instance {instance.name} of {instance.task_name}: {exc}") from None
+    return task, oracle, plan
+
+
+def check_writable(folder: str | Path) -> Path:
+    """Fail now, not after an hour of planning, if `folder` cannot take new files."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise PlannerlError(f"output folder {folder} is not writable: {exc.strerror}") from None
+    return folder
+
+
+def instance_record(instance: Instance, plan_length: int) -> dict:
+    return {"name": instance.name, "seed": instance.seed, "problem": instance.file_name, "optimal_length": plan_length,
+            "stations": instance.stations, "distractors": instance.distractors, "holding": instance.holding,
+            "build_table": instance.build_table, "layers": list(instance.layers)}
+
+
+def write_instance_folder(out_dir: Path, instances: list[Instance], lengths: list[int], *, task_name: str,
+                          ranges: Ranges | None) -> list[Path]:
+    """Domain, templates and problems first, the `instances.json` index last."""
+    from plannerl import atomic
+
+    index = out_dir / "instances.json"
+    index.unlink(missing_ok=True)
+    atomic.write_text(out_dir / COOKING_DOMAIN.name, COOKING_DOMAIN.read_text(encoding="utf-8"))
+    if COOKING_TEMPLATES.is_file():
+        atomic.write_text(out_dir / COOKING_TEMPLATES.name, COOKING_TEMPLATES.read_text(encoding="utf-8"))
+    paths = [atomic.write_text(out_dir / inst.file_name, inst.problem_text) for inst in instances]
+    atomic.write_json(index, {
+        "task": task_name,
+        "domain": COOKING_DOMAIN.name,
+        "ranges": None if ranges is None else {"extra_stations": list(ranges.extra_stations),
+                                               "distractors": list(ranges.distractors),
+                                               "hold_probability": ranges.hold_probability},
+        "instances": [instance_record(inst, n) for inst, n in zip(instances, lengths)],
+    })
+    return paths
+
+
+def write_instances(task_name: str, seeds: Iterable[int], out_dir: str | Path, *,
+                    progress: Callable[[Instance, int], None] | None = None, time_limit: float | None = None,
+                    **ranges) -> list[Path]:
+    """Write one problem per seed, the domain beside them, and `instances.json` with optimal lengths.
+
+    Every instance is solved before anything is written, so a failure leaves the folder as it was.
+    """
+    out = check_writable(out_dir)
+    resolved = make_ranges(**ranges)
+    load_recipe(task_name)
+    instances, lengths = [], []
+    for seed in seeds:
+        instance = generate_instance(task_name, seed, **ranges)
+        _, _, plan = solve_instance(instance, time_limit=time_limit)
+        instances.append(instance)
+        lengths.append(len(plan))
+        if progress is not None:
+            progress(instance, len(plan))
+    return write_instance_folder(out, instances, lengths, task_name=load_recipe(task_name).name, ranges=resolved)

@@ -1,0 +1,276 @@
+"""Compiled state -> the text an LLM reads: instructions, goal, state, recent actions, valid actions.
+
+Sentences come from a templates file beside the domain (`cooking.pddl` ->
+`cooking.templates.toml`): "patty1 is directly on top of table3", "Pick up patty1 from table3
+using robot1". A domain without one gets a generic rendering that needs no templates at all:
+facts and actions as `on(a, b)` and `stack(a, b)`, objects as "a is a block".
+
+Everything comes out in a fixed order (objects by type then natural name, facts by the
+domain's predicate order, actions by index), so one state always renders to the same bytes.
+The model answers with one line `Action: <sentence>`; `plannerl.actions` reads it back.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from plannerl.errors import PlannerlError
+
+ANSWER_PREFIX = "Action:"
+DEFAULT_HISTORY_LEN = 5
+GENERIC_INSTRUCTIONS = (
+    "You are solving a planning problem in the PDDL domain {domain}. Each turn you take exactly one action "
+    "that applies in the current state. Reach the goal in as few actions as possible."
+)
+ANSWER_FORMAT = (
+    "Answer format: you may reason first, then end with exactly one line\n"
+    f"{ANSWER_PREFIX} <one valid action, written exactly as listed>"
+)
+_FIELDS = {"instructions", "block_order", "types", "predicates", "actions"}
+
+
+@dataclass(frozen=True)
+class Templates:
+    """Sentence templates for one domain; empty when the domain has no templates file."""
+
+    path: Path | None = None
+    instructions: str | None = None
+    block_order: tuple[str, ...] = ()
+    types: dict[str, str] = field(default_factory=dict)
+    predicates: dict[str, str] = field(default_factory=dict)
+    actions: dict[str, str] = field(default_factory=dict)
+
+
+def templates_path(domain) -> Path | None:
+    """The templates file for a domain: beside its file, else the shipped one if the domain matches it.
+
+    The shipped fallback lets a problem folder that only copied `cooking.pddl` still render in
+    sentences; it is used only when that folder's domain declares the same predicates and
+    actions as the shipped domain of that name.
+    """
+    beside = Path(domain.path).with_suffix(".templates.toml")
+    if beside.is_file():
+        return beside
+    from plannerl.recipes import DOMAINS_DIR
+
+    shipped = DOMAINS_DIR / f"{domain.name}.templates.toml"
+    shipped_domain = DOMAINS_DIR / f"{domain.name}.pddl"
+    if shipped.is_file() and shipped_domain.is_file() and _same_signature(domain, _parse_domain(shipped_domain)):
+        return shipped
+    return None
+
+
+@lru_cache(maxsize=8)
+def _parse_domain(path: Path):
+    from plannerl.pddl import parse_domain
+
+    return parse_domain(path)
+
+
+def _same_signature(a, b) -> bool:
+    def signature(domain):
+        return (dict(domain.predicates), sorted((s.name, tuple(t for _, t in s.params)) for s in domain.actions))
+
+    return signature(a) == signature(b)
+
+
+def load_templates(domain) -> Templates:
+    """The domain's templates (checked against it), or empty templates for a generic rendering."""
+    path = templates_path(domain)
+    if path is None:
+        return Templates()
+    arity = {name: len(args) for name, args in domain.predicates.items()}
+    action_arity = {schema.name: len(schema.params) for schema in domain.actions}
+    signature = (tuple(sorted(arity.items())), tuple(sorted(action_arity.items())), tuple(domain.supertype))
+    return _load_templates(path.resolve(), path.stat().st_mtime_ns, signature)
+
+
+@lru_cache(maxsize=16)
+def _load_templates(path: Path, stamp: int, signature) -> Templates:
+    arity, action_arity, type_names = dict(signature[0]), dict(signature[1]), signature[2]
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlannerlError(f"{path}: cannot read templates: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PlannerlError(f"{path}: not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise PlannerlError(f"{path}: {unknown[0]}: unknown field (known: {', '.join(sorted(_FIELDS))})")
+    instructions = data.get("instructions")
+    if instructions is not None and not isinstance(instructions, str):
+        raise PlannerlError(f"{path}: instructions: must be a string")
+    block_order = data.get("block_order", [])
+    if not isinstance(block_order, list) or not all(isinstance(t, str) and t in type_names for t in block_order):
+        raise PlannerlError(f"{path}: block_order: must be a list of the domain's types")
+    types = _section(path, data, "types", {t: 1 for t in type_names}, "type", type_field=True)
+    predicates = _section(path, data, "predicates", arity, "predicate")
+    actions = _section(path, data, "actions", action_arity, "action")
+    return Templates(path, instructions, tuple(block_order), types, predicates, actions)
+
+
+def _section(path: Path, data: dict, name: str, arity: dict[str, int], kind: str, type_field: bool = False) -> dict[str, str]:
+    section = data.get(name, {})
+    if not isinstance(section, dict):
+        raise PlannerlError(f"{path}: [{name}] must be a table of {kind} = \"template\"")
+    for key, template in section.items():
+        where = f"{path}: {name}.{key}"
+        if key not in arity:
+            raise PlannerlError(f"{where}: the domain has no {kind} {key}")
+        if not isinstance(template, str):
+            raise PlannerlError(f"{where}: must be a string")
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        except ValueError as exc:
+            raise PlannerlError(f"{where}: bad template: {exc}") from None
+        for f in fields:
+            if type_field and f == "type":
+                continue
+            if not f.isdigit() or int(f) >= arity[key]:
+                raise PlannerlError(f"{where}: placeholder {{{f}}} but {key} takes {arity[key]} argument(s)")
+    return dict(section)
+
+
+def natural_key(name: str) -> tuple:
+    """`table2` before `table10`."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part)
+
+
+def _cache(task) -> dict:
+    """Per-task render data (templates, action sentences), kept on the task object."""
+    cache = task.__dict__.get("_plannerl_render")
+    if cache is None:
+        cache = task.__dict__["_plannerl_render"] = {"templates": load_templates(task.domain)}
+    return cache
+
+
+def task_templates(task) -> Templates:
+    return _cache(task)["templates"]
+
+
+def fact_sentence(task, atom) -> str:
+    """One fact as a sentence ('' when its template hides it)."""
+    template = task_templates(task).predicates.get(atom[0])
+    if template is None:
+        return f"{atom[0]}({', '.join(atom[1:])})"
+    return template.format(*atom[1:])
+
+
+def action_sentence(task, action_index: int) -> str:
+    """The natural sentence for a ground action, e.g. 'Pick up patty1 from table3 using robot1'."""
+    return action_sentences(task)[action_index]
+
+
+def action_sentences(task) -> list[str]:
+    """Every ground action's sentence, by action index (computed once per task)."""
+    cache = _cache(task)
+    if "sentences" not in cache:
+        cache["sentences"] = [_action_text(task, a) for a in task.actions]
+    return cache["sentences"]
+
+
+def _action_text(task, action) -> str:
+    template = task_templates(task).actions.get(action.schema)
+    if template is None:
+        return f"{action.schema}({', '.join(action.args)})"
+    return template.format(*action.args)
+
+
+def _type_sentence(task, obj: str, type_name: str) -> str:
+    template = task_templates(task).types.get(type_name)
+    if template is None:
+        return f"{obj} is a {type_name}"
+    return template.format(obj, type=type_name)
+
+
+def _object_order(task) -> list[str]:
+    domain = task.domain
+    declared = {t: i for i, t in enumerate(domain.supertype)}
+    order = task_templates(task).block_order
+
+    def key(obj: str):
+        type_name = task.objects[obj]
+        group = next((i for i, t in enumerate(order) if domain.is_subtype(type_name, t)), len(order))
+        return (group, declared.get(type_name, len(declared)), natural_key(obj))
+
+    return sorted(task.objects, key=key)
+
+
+def _fact_key(task):
+    predicate_order = {p: i for i, p in enumerate(task.domain.predicates)}
+    return lambda atom: (predicate_order.get(atom[0], len(predicate_order)), tuple(natural_key(a) for a in atom[1:]))
+
+
+def state_lines(task, state: int) -> list[str]:
+    """One line per object (stations, items, robot for cooking): its type, then its facts."""
+    facts = sorted([*task.true_facts(state), *task.static_facts], key=_fact_key(task))
+    by_subject: dict[str, list[str]] = {}
+    general: list[str] = []
+    for atom in facts:
+        sentence = fact_sentence(task, atom)
+        if not sentence:
+            continue
+        if len(atom) > 1:
+            by_subject.setdefault(atom[1], []).append(sentence)
+        else:
+            general.append(sentence)
+    lines = []
+    for obj in _object_order(task):
+        sentences = [s for s in [_type_sentence(task, obj, task.objects[obj]), *by_subject.get(obj, [])] if s]
+        if sentences:
+            lines.append(". ".join(sentences) + ".")
+    if general:
+        lines.append(". ".join(general) + ".")
+    return lines
+
+
+def goal_lines(task) -> list[str]:
+    """The goal's facts in the problem's own order (a recipe lists its stack bottom up)."""
+    problem = task.problem
+    lines = [fact_sentence(task, atom) or "(" + " ".join(atom) + ")" for atom in problem.goal_pos]
+    lines += ["it is not the case that " + (fact_sentence(task, atom) or "(" + " ".join(atom) + ")") for atom in problem.goal_neg]
+    return lines
+
+
+def instructions(task) -> str:
+    text = task_templates(task).instructions
+    return text if text is not None else GENERIC_INSTRUCTIONS.format(domain=task.domain_name)
+
+
+def user_text(task, state: int, *, history: list[int] | None = None, show_valid: bool = True,
+              history_len: int = DEFAULT_HISTORY_LEN) -> str:
+    sections = ["Goal:\n" + "\n".join(f"- {line}" for line in goal_lines(task)),
+                "Current state:\n" + "\n".join(state_lines(task, state))]
+    if history_len > 0:
+        recent = list(history or [])[-history_len:]
+        if recent:
+            first = len(history) - len(recent) + 1
+            listed = "\n".join(f"{first + i}. {action_sentence(task, a)}" for i, a in enumerate(recent))
+            sections.append(f"Previous actions (the last {len(recent)}, oldest first):\n{listed}")
+        else:
+            sections.append("Previous actions: none yet.")
+    if show_valid:
+        valid = task.applicable(state)
+        listed = "\n".join(f"- {action_sentence(task, a)}" for a in valid) if valid else "(none)"
+        sections.append("Valid actions:\n" + listed)
+    sections.append(ANSWER_FORMAT)
+    return "\n\n".join(sections)
+
+
+def render_messages(task, state: int, *, history: list[int] | None = None, show_valid: bool = True,
+                    history_len: int = DEFAULT_HISTORY_LEN) -> list[dict]:
+    """System message (instructions) and user message (goal, state, history, valid actions, format)."""
+    return [{"role": "system", "content": instructions(task)},
+            {"role": "user", "content": user_text(task, state, history=history, show_valid=show_valid, history_len=history_len)}]
+
+
+def render_prompt(task, state: int, *, history: list[int] | None = None, show_valid: bool = True,
+                  history_len: int = DEFAULT_HISTORY_LEN) -> str:
+    """The same content as `render_messages`, as one plain string (system text, blank line, user text)."""
+    messages = render_messages(task, state, history=history, show_valid=show_valid, history_len=history_len)
+    return "\n\n".join(m["content"] for m in messages) + "\n"
