@@ -1,9 +1,169 @@
-"""CLI commands for plannerl.data (filled in by its owner)."""
+"""`plannerl generate` (seeded instances) and `plannerl data` (single-turn datasets)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from plannerl.errors import PlannerlError
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("generate")(generate)
+    app.command("data")(data)
+
+
+def _parse_range(option: str, text: str | None) -> tuple[int, int] | None:
+    """`3` -> (3, 3); `0-3` -> (0, 3)."""
+    if text is None:
+        return None
+    parts = text.split("-")
+    if len(parts) not in (1, 2) or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
+        raise PlannerlError(f"{option} {text!r}: expected N or LOW-HIGH, e.g. 0-3")
+    low, high = int(parts[0]), int(parts[-1])
+    return (low, high)
+
+
+def _ranges(extra_stations: str | None, distractors: str | None, hold_probability: float | None) -> dict:
+    return {"extra_stations": _parse_range("--extra-stations", extra_stations),
+            "distractors": _parse_range("--distractors", distractors),
+            "hold_probability": hold_probability}
+
+
+def _progress(console, total: int, label: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                    TextColumn("{task.description}"), console=console, transient=False, disable=total == 0)
+
+
+_EXTRA = typer.Option(None, "--extra-stations", help="Extra stations per instance: N or LOW-HIGH (default 0-3).")
+_DISTRACTORS = typer.Option(None, "--distractors", help="Distractor items per instance: N or LOW-HIGH (default 0-2).")
+_HOLD = typer.Option(None, "--hold-probability", help="Chance the robot starts holding an item (default 0.25).")
+_TIME = typer.Option(None, "--time-limit", help="Seconds allowed per optimal search (default: none).")
+
+
+def generate(
+    task: str = typer.Argument(None, help="Task name (see --list) or a recipe .toml file."),
+    seeds: str = typer.Option(None, "--seeds", help="Seeds: 7, 1,2,5, 0:999 or 42:420:42 (STOP inclusive)."),
+    out: Path = typer.Option(None, "--out", help="Output folder: problems, the domain, instances.json."),
+    list_: bool = typer.Option(False, "--list", help="List the known tasks and exit."),
+    extra_stations: str = _EXTRA,
+    distractors: str = _DISTRACTORS,
+    hold_probability: float = _HOLD,
+    time_limit: float = _TIME,
+) -> None:
+    """Write one seeded cooking problem per seed, each checked solvable, with its optimal length."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from plannerl.generate import list_tasks, paper_step_limit, write_instances
+    from plannerl.recipes import load_recipe
+    from plannerl.seeds import parse_seeds
+
+    console = Console()
+    if list_:
+        table = Table("task", "layers (bottom first)", "cooked", "cut", "step limit", "recipe file")
+        for name in list_tasks():
+            recipe = load_recipe(name)
+            limit = paper_step_limit(name)
+            table.add_row(name, " ".join(recipe.layers), " ".join(recipe.cooked) or "-", " ".join(recipe.cut) or "-",
+                          "-" if limit is None else str(limit), recipe.path.name)
+        console.print(table)
+        return
+    if task is None or seeds is None or out is None:
+        raise PlannerlError("generate needs TASK, --seeds and --out (or --list)")
+    seed_list = parse_seeds(seeds)
+    load_recipe(task)
+    lengths: list[int] = []
+    with _progress(console, len(seed_list), "generating") as bar:
+        job = bar.add_task("", total=len(seed_list))
+
+        def advance(instance, length: int) -> None:
+            lengths.append(length)
+            bar.update(job, advance=1, description=f"{instance.name}: {length} steps")
+
+        paths = write_instances(task, seed_list, out, progress=advance, time_limit=time_limit,
+                                **_ranges(extra_stations, distractors, hold_probability))
+    table = Table("task", "instances", "optimal length min", "mean", "max", "folder")
+    table.add_row(load_recipe(task).name, str(len(paths)), str(min(lengths)), f"{sum(lengths) / len(lengths):.1f}",
+                  str(max(lengths)), str(out))
+    console.print(table)
+
+
+def data(
+    files: list[Path] = typer.Argument(None, help="[DOMAIN] PROBLEM...: PDDL problems (domain found beside them when omitted)."),
+    task: str = typer.Option(None, "--task", help="Generate instances of this task instead of reading problem files."),
+    seeds: str = typer.Option(None, "--seeds", help="Seeds for --task: 7, 1,2,5, 0:999 or 42:420:42 (STOP inclusive)."),
+    out: Path = typer.Option(..., "--out", help="Output folder: train.jsonl, test.jsonl, summary.json, problems/."),
+    test_fraction: float = typer.Option(0.1, "--test-fraction", help="Share of instances held out for test."),
+    split_seed: int = typer.Option(0, "--split-seed", help="Seed of the train/test split by instance."),
+    history_len: int = typer.Option(5, "--history-len", help="Previous actions shown in the prompt (0: none)."),
+    no_valid: bool = typer.Option(False, "--no-valid-actions", help="Leave the list of valid actions out of the prompt."),
+    task_name: str = typer.Option(None, "--task-name", help="The rows' task field for problem files (default: domain name)."),
+    extra_stations: str = _EXTRA,
+    distractors: str = _DISTRACTORS,
+    hold_probability: float = _HOLD,
+    time_limit: float = _TIME,
+) -> None:
+    """Single-turn rows (state prompt -> every optimal action), split by instance, for SFT and GRPO."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from plannerl.datasets import build_dataset, build_dataset_from_files
+    from plannerl.seeds import parse_seeds
+
+    console = Console()
+    if history_len < 0:
+        raise PlannerlError(f"--history-len must be 0 or more, got {history_len}")
+    common = {"test_fraction": test_fraction, "split_seed": split_seed, "show_valid": not no_valid,
+              "history_len": history_len, "time_limit": time_limit}
+    if task is not None:
+        if files:
+            raise PlannerlError("give either problem files or --task with --seeds, not both")
+        if seeds is None:
+            raise PlannerlError("--task needs --seeds (e.g. --seeds 0:999)")
+        seed_list = parse_seeds(seeds)
+        total = len(seed_list)
+    else:
+        if not files:
+            raise PlannerlError("give PDDL problem files, or --task TASK --seeds SPEC")
+        if seeds is not None:
+            raise PlannerlError("--seeds only applies with --task")
+        domain, problems = (files[0], files[1:]) if len(files) > 1 and _is_domain(files[0]) else (None, files)
+        total = len(problems)
+    with _progress(console, total, "labelling") as bar:
+        job = bar.add_task("", total=total)
+
+        def advance(instance: str, rows: int) -> None:
+            bar.update(job, advance=1, description=f"{instance}: {rows} rows")
+
+        if task is not None:
+            summary = build_dataset(task, seed_list, out, progress=advance,
+                                    **common, **_ranges(extra_stations, distractors, hold_probability))
+        else:
+            summary = build_dataset_from_files(domain, problems, out, task_name=task_name, progress=advance, **common)
+    table = Table("task", "instances", "rows", "optimal length", "optimal actions/row", "prompt chars mean/max",
+                  "prompt tokens mean/max")
+    for name, stats in [*summary["tasks"].items(), ("all", summary)]:
+        if not stats["rows"]:
+            table.add_row(name, str(stats["instances"]), "0", "-", "-", "-", "-")
+            continue
+        table.add_row(name, str(stats["instances"]), str(stats["rows"]), f"{stats['optimal_length_mean']:.1f}",
+                      f"{stats['optimal_actions_mean']:.2f}", f"{stats['prompt_chars_mean']:.0f}/{stats['prompt_chars_max']}",
+                      f"{stats['prompt_tokens_mean']:.0f}/{stats['prompt_tokens_max']}")
+    console.print(table)
+    console.print(f"train: {summary['train']['rows']} rows from {summary['train']['instances']} instances; "
+                  f"test: {summary['test']['rows']} rows from {summary['test']['instances']} instances")
+    console.print(f"wrote {out}/train.jsonl, test.jsonl, summary.json and problems/")
+
+
+def _is_domain(path: Path) -> bool:
+    """True when the file defines a domain (so the first argument is DOMAIN, not a problem)."""
+    import re
+
+    from plannerl.pddl import read_text, strip_comments
+
+    return re.search(r"\(\s*define\s*\(\s*domain\s", strip_comments(read_text(path)), re.IGNORECASE) is not None
