@@ -157,7 +157,7 @@ def fact_sentence(task, atom) -> str:
     """One fact as a sentence ('' when its template hides it)."""
     template = task_templates(task).predicates.get(atom[0])
     if template is None:
-        return f"{atom[0]}({', '.join(atom[1:])})"
+        return f"{atom[0]}({', '.join(atom[1:])})" if len(atom) > 1 else atom[0]
     return template.format(*atom[1:])
 
 
@@ -177,7 +177,7 @@ def action_sentences(task) -> list[str]:
 def _action_text(task, action) -> str:
     template = task_templates(task).actions.get(action.schema)
     if template is None:
-        return f"{action.schema}({', '.join(action.args)})"
+        return f"{action.schema}({', '.join(action.args)})" if action.args else action.schema
     return template.format(*action.args)
 
 

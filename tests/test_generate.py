@@ -1,0 +1,302 @@
+"""Seed specs, recipes and the seeded cooking generator, checked with the real planner."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+from conftest import DOMAINS, FIXTURES, ROOT
+
+from plannerl.errors import PlannerlError
+from plannerl.generate import (
+    DEFAULT_RANGES,
+    _domain,
+    _instance,
+    base_instance,
+    generate_instance,
+    list_tasks,
+    make_ranges,
+    paper_step_limit,
+    problem_text,
+    random_layout,
+    solve_instance,
+    write_instances,
+)
+from plannerl.pddl import parse_problem
+from plannerl.planner import load_task, solve
+from plannerl.recipes import COOKING_DOMAIN, load_recipe
+from plannerl.search import breadth_first_search
+from plannerl.seeds import parse_seeds
+from plannerl.task import compile_task
+
+DATA = FIXTURES / "data"
+SHIPPED = ["burger", "cheese_burger", "cheese_sandwich", "cooked_burger", "double_cheese_burger", "lettuce_tomato_sandwich"]
+SMALL = ["burger", "cheese_sandwich", "cheese_burger", "cooked_burger"]
+
+
+def plannerl(*args, env=None, cwd=ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "plannerl.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=120, env=env)
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, message: str) -> None:
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("plannerl: error: "), done.stderr
+    assert message in lines[0], lines[0]
+
+
+# --- seed specs -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("spec", "seeds"), [
+    ("7", [7]),
+    ("1,2,5", [1, 2, 5]),
+    ("42:420:42", [42, 84, 126, 168, 210, 252, 294, 336, 378, 420]),
+    ("0:3", [0, 1, 2, 3]),
+    (" 5:9:2 , 1", [5, 7, 9, 1]),
+    ("3:3", [3]),
+])
+def test_parse_seeds(spec, seeds):
+    assert parse_seeds(spec) == seeds
+
+
+def test_range_stop_is_inclusive_in_both_forms():
+    assert len(parse_seeds("0:999")) == 1000
+    assert len(parse_seeds("0:1000")) == 1001
+    assert parse_seeds("0:10:5") == [0, 5, 10]
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("", "empty"), ("a", "'a'"), ("1:", "''"), ("5:1", "stops before it starts"), ("1:5:0", "step"),
+    ("-3", "'-3'"), ("1,1", "appears twice"), ("1:2:3:4", "bad part"), ("0:20000000", "more than"), ("1.5", "'1.5'"),
+])
+def test_bad_seed_specs_name_the_spec(spec, message):
+    with pytest.raises(PlannerlError) as info:
+        parse_seeds(spec)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+# --- recipes and tasks ------------------------------------------------------------------------
+
+def test_list_tasks_has_every_shipped_recipe():
+    assert set(SHIPPED) <= set(list_tasks())
+
+
+def test_paper_step_limits():
+    assert [paper_step_limit(t) for t in ("cheese_sandwich", "burger", "cheese_burger", "double_cheese_burger")] == [15, 15, 23, 35]
+    assert paper_step_limit("cooked_burger") is None
+
+
+def test_unknown_task_lists_the_known_ones():
+    with pytest.raises(PlannerlError) as info:
+        generate_instance("pizza", 1)
+    assert "unknown task 'pizza'" in str(info.value) and "double_cheese_burger" in str(info.value)
+
+
+def test_a_user_recipe_folder_adds_tasks(tmp_path, monkeypatch):
+    (tmp_path / "cheese_toast.toml").write_text(
+        'layers = ["bread", "cheese"]\n[base]\nstations = ["table", "table"]\nstacks = [["bread"], ["cheese"]]\n')
+    monkeypatch.setenv("PLANNERL_RECIPES", str(tmp_path))
+    assert "cheese_toast" in list_tasks()
+    task, _, plan = solve_instance(generate_instance("cheese_toast", 3))
+    assert task.is_goal(_replay(task, plan))
+
+
+@pytest.mark.parametrize(("text", "field", "message"), [
+    ('layers = ["bread", "pickle"]\n[base]\nstations = ["table"]\nstacks = [["bread", "pickle"]]\n', "layers",
+     "unknown ingredient type 'pickle'"),
+    ('layers = ["bread", "cheese"]\ncooked = ["bacon"]\n[base]\nstations = ["table"]\nstacks = [["bread", "cheese"]]\n', "cooked",
+     "unknown ingredient type 'bacon'"),
+    ('layers = ["bread", "cheese"]\n[base]\nstations = ["table", "oven"]\nstacks = [["bread", "cheese"]]\n', "base.stations",
+     "unknown station type 'oven'"),
+    ('layers = ["bread", "cheese"]\nlayer = 1\n[base]\nstations = ["table"]\nstacks = [["bread", "cheese"]]\n', "layer", "unknown field"),
+    ('layers = ["bread", "cheese"]\n[base]\nstations = ["table"]\nstacks = [["bread"]]\n', "base.stacks", "exactly the items"),
+    ('layers = ["bottombun", "patty"]\ncooked = ["patty"]\n[base]\nstations = ["table", "table"]\nstacks = [["bottombun"], ["patty"]]\n',
+     "base.stations", "needs a stove"),
+    ('layers = ["bread", "cheese"]\n', "base", "missing [base]"),
+    ('layers = ["bread", "cheese"\n', None, "not valid TOML"),
+])
+def test_bad_recipes_name_file_and_field(tmp_path, text, field, message):
+    path = tmp_path / "bad_recipe.toml"
+    path.write_text(text)
+    with pytest.raises(PlannerlError) as info:
+        generate_instance(str(path), 1)
+    error = str(info.value)
+    assert error.startswith(f"{path}: ") and message in error and "\n" not in error
+    if field:
+        assert f": {field}: " in error
+
+
+# --- the generator ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_base_layout_matches_the_hand_written_problem(name):
+    """The recipe's [base] rebuilt as PDDL has the optimal length of domains/<name>.pddl."""
+    expected = len(solve(None, DOMAINS / f"{name}.pddl").result.plan)
+    # the rule's binding (no search over bindings) is already the best one on these layouts
+    _, _, plan = solve_instance(base_instance(name, best_binding=False))
+    assert len(plan) == expected
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_same_seed_same_text_and_every_instance_solvable(name):
+    texts = {}
+    for seed in range(6):
+        instance = generate_instance(name, seed)
+        assert generate_instance(name, seed).problem_text == instance.problem_text
+        task, oracle, plan = solve_instance(instance)
+        assert task.is_goal(_replay(task, plan))
+        # an independent search agrees on the optimal length
+        assert len(breadth_first_search(task).plan) == len(plan)
+        texts[seed] = instance.problem_text
+    assert len(set(texts.values())) == len(texts)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_layouts_respect_the_randomiser_rules(name):
+    recipe = load_recipe(name)
+    ranges = make_ranges(extra_stations=(0, 6), distractors=(0, 4), hold_probability=0.5)
+    held_seen = False
+    for seed in range(40):
+        layout = random_layout(recipe, random.Random(seed), ranges)
+        types = dict(layout.stations)
+        items = dict(layout.items)
+        placed = [item for stack in layout.stacks.values() for item in stack]
+        assert all(len(stack) == 1 for stack in layout.stacks.values())
+        assert sorted(placed + ([layout.held] if layout.held else [])) == sorted(items)
+        assert len(layout.distractors) <= 4 and all(items[d] not in recipe.layers for d in layout.distractors)
+        assert len(layout.stations) >= len(recipe.base_stations)
+        for station, (item,) in layout.stacks.items():
+            if items[item] == recipe.layers[0]:
+                assert types[station] == "table"
+        assert any(t == "table" and s not in layout.stacks for s, t in layout.stations), "one table stays empty"
+        assert set(types.values()) <= set(recipe.station_types)
+        held_seen |= layout.held is not None
+    assert held_seen
+
+
+def test_a_held_item_has_no_place_facts():
+    for seed in range(50):
+        instance = generate_instance("burger", seed, hold_probability=1.0)
+        held = instance.holding
+        assert held is not None
+        task = instance.load_task()
+        facts = set(task.true_facts(task.init))
+        assert ("holding", "robot1", held) in facts and ("clear", held) in facts
+        assert not any(f[0] in ("in", "on-station") and f[1] == held for f in facts)
+        assert not any(f[0] == "on" and held in f[1:] for f in facts)
+        assert ("hand-empty", "robot1") not in facts
+
+
+def test_ranges_are_keyword_parameters_with_checked_values():
+    assert DEFAULT_RANGES.extra_stations == (0, 3) and DEFAULT_RANGES.distractors == (0, 2)
+    wide = generate_instance("burger", 5, extra_stations=6, distractors=3)
+    assert wide.distractors == 3 and wide.stations >= 3 + 6
+    for bad in ({"extra_stations": (3, 1)}, {"distractors": -1}, {"hold_probability": 2.0}, {"extra_stations": "many"}):
+        with pytest.raises(PlannerlError):
+            generate_instance("burger", 1, **bad)
+    with pytest.raises(PlannerlError):
+        generate_instance("burger", -1)
+
+
+def _replay(task, plan):
+    state = task.init
+    for action in plan:
+        assert task.is_applicable(state, action)
+        state = task.apply(state, action)
+    return state
+
+
+def _length(recipe, layout, layers, table) -> int:
+    domain = _domain(COOKING_DOMAIN)
+    text = problem_text(recipe, layout, "brute", layers, table, 0)
+    return len(breadth_first_search(compile_task(domain, parse_problem("brute.pddl", domain, text))).plan)
+
+
+def _brute_force_best(recipe, layout) -> int:
+    """Shortest optimal length over every assignment of same-type items to layers and every table."""
+    groups: dict[str, list[str]] = {}
+    for item, type_name in layout.items:
+        if item not in layout.distractors:
+            groups.setdefault(type_name, []).append(item)
+    tables = [s for s, t in layout.stations if t == "table"]
+    best = None
+    for choice in itertools.product(*(itertools.permutations(items) for items in groups.values())):
+        order = {t: iter(p) for t, p in zip(groups, choice)}
+        layers = [next(order[t]) for t in recipe.layers]
+        for table in tables:
+            n = _length(recipe, layout, layers, table)
+            best = n if best is None else min(best, n)
+    return best
+
+
+def _special_seeds(recipe, ranges, count):
+    """Seeds whose layout makes the binding matter: a held item, or the robot beside a required item."""
+    found = []
+    for seed in itertools.count():
+        layout = random_layout(recipe, random.Random(seed), ranges)
+        at_robot = [i for i in layout.stacks.get(layout.robot_station, []) if i not in layout.distractors]
+        if layout.held or at_robot:
+            found.append((seed, layout))
+        if len(found) == count:
+            return found
+
+
+@pytest.mark.parametrize(("task", "count", "ranges"), [
+    ("cheese_sandwich", 6, {"extra_stations": (0, 2), "distractors": (0, 1), "hold_probability": 0.5}),
+    (str(DATA / "patty_cheese_patty.toml"), 2, {"extra_stations": 0, "distractors": (0, 1), "hold_probability": 0.5}),
+])
+def test_goal_binding_matches_brute_force_over_bindings(task, count, ranges):
+    recipe = load_recipe(task)
+    for seed, layout in _special_seeds(recipe, make_ranges(**ranges), count):
+        chosen = _instance(recipe, seed, "x", layout, True, None)
+        assert _length(recipe, layout, list(chosen.layers), chosen.build_table) == _brute_force_best(recipe, layout), seed
+
+
+def test_write_instances_is_self_contained_and_byte_identical(tmp_path):
+    paths = write_instances("cheese_burger", [3, 1, 2], tmp_path / "a")
+    write_instances("cheese_burger", [3, 1, 2], tmp_path / "b")
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == ["cheese_burger_1.pddl", "cheese_burger_2.pddl", "cheese_burger_3.pddl", "cooking.pddl",
+                     "cooking.templates.toml", "instances.json"]
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    index = json.loads((tmp_path / "a" / "instances.json").read_text())
+    assert [r["seed"] for r in index["instances"]] == [3, 1, 2]
+    for path, record in zip(paths, index["instances"]):
+        # the written file alone (domain found beside it) plans to the recorded optimal length
+        assert len(solve(None, path).result.plan) == record["optimal_length"]
+        assert load_task(None, path).name == record["name"]
+
+
+def test_generate_command_writes_a_folder_plan_can_read(tmp_path):
+    out = tmp_path / "gen"
+    done = plannerl("generate", "burger", "--seeds", "4,8", "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert "burger" in done.stdout
+    planned = plannerl("plan", out / "burger_8.pddl")
+    assert planned.returncode == 0 and "length" in planned.stdout
+    listed = plannerl("generate", "--list")
+    assert listed.returncode == 0 and all(name[:10] in listed.stdout for name in SHIPPED)
+
+
+def test_generate_command_bad_input_is_one_line_and_writes_nothing(tmp_path):
+    out = tmp_path / "gen"
+    assert_one_line_error(plannerl("generate", "pizza", "--seeds", "1", "--out", out), "known tasks: burger")
+    assert_one_line_error(plannerl("generate", "burger", "--seeds", "3:1", "--out", out), "stops before it starts")
+    assert_one_line_error(plannerl("generate", "burger", "--seeds", "1", "--out", out, "--extra-stations", "x"), "--extra-stations")
+    assert not out.exists()
+    bad = tmp_path / "recipes"
+    bad.mkdir()
+    (bad / "blt.toml").write_text('layers = ["bread", "bacon"]\n[base]\nstations = ["table"]\nstacks = [["bread", "bacon"]]\n')
+    env = {**__import__("os").environ, "PLANNERL_RECIPES": str(bad)}
+    assert_one_line_error(plannerl("generate", "blt", "--seeds", "1", "--out", out, env=env), "layers: unknown ingredient type 'bacon'")
+    assert not out.exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert_one_line_error(plannerl("generate", "burger", "--seeds", "1", "--out", blocker / "sub"), "not writable")
