@@ -1,0 +1,130 @@
+"""The action parser: round trips in both styles on every cooking problem and a non-cooking domain."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from conftest import COOKING_PROBLEMS, FIXTURES
+
+from plannerl.actions import NOT_APPLICABLE, UNPARSEABLE, VALID, extract_answer, match_answer, parse_action
+from plannerl.generate import generate_instance
+from plannerl.planner import load_task
+from plannerl.render import action_sentence
+
+BLOCKS = [FIXTURES / "data" / "blocks" / "tower3.pddl", FIXTURES / "data" / "blocks" / "swap4.pddl"]
+
+
+def variants(text: str) -> list[str]:
+    """The same answer as a model might write it."""
+    bare = text.strip("()")
+    return [text, text.upper(), f"Action: {text}", f"Action:   {text}.", f"Reasoning: I need this next. Action: {text}",
+            f"Reasoning: first think.\nMore thoughts.\nAction: {text}\n", f"  {text.lower()}  ", f"[{bare}]", f"({bare})",
+            f"**Action:** `{text}`", f"Thinking about it\n{text}", f"Action: - {text}", "Action:  " + "  ".join(text.split())]
+
+
+def walk_states(task, steps: int = 12, seed: int = 0) -> list[int]:
+    rng = random.Random(seed)
+    state, states = task.init, [task.init]
+    for _ in range(steps):
+        valid = task.applicable(state)
+        if not valid:
+            break
+        state = task.apply(state, rng.choice(valid))
+        states.append(state)
+    return states
+
+
+PROBLEMS = COOKING_PROBLEMS + BLOCKS
+
+
+@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.stem)
+def test_every_valid_action_round_trips_in_both_styles(problem):
+    task = load_task(None, problem)
+    for state in walk_states(task):
+        for action in task.applicable(state):
+            pddl = task.actions[action].pddl
+            for text in variants(action_sentence(task, action)) + variants(pddl) + variants(pddl.strip("()")):
+                parsed = parse_action(task, state, text)
+                assert (parsed.kind, parsed.action) == (VALID, action), (text, parsed)
+
+
+@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.stem)
+def test_every_action_in_pddl_form_is_recognised_even_when_it_does_not_apply(problem):
+    task = load_task(None, problem)
+    for action in range(len(task.actions)):
+        parsed = parse_action(task, task.init, f"Action: {task.actions[action].pddl}")
+        assert parsed.action == action
+        if task.is_applicable(task.init, action):
+            assert parsed.kind == VALID
+        else:
+            assert parsed.kind == NOT_APPLICABLE
+            assert parsed.unmet == task.unmet_preconditions(task.init, action) and parsed.unmet
+            assert task.actions[action].pddl in parsed.reason
+
+
+def test_generated_instance_round_trip():
+    task = generate_instance("cheese_burger", 11, extra_stations=3, distractors=2).load_task()
+    for state in walk_states(task, 20, seed=3):
+        for action in task.applicable(state):
+            assert parse_action(task, state, "Action: " + action_sentence(task, action)).action == action
+
+
+def test_not_applicable_sentence_reports_the_unmet_preconditions():
+    task = load_task(None, COOKING_PROBLEMS[0].parent / "burger.pddl")
+    parsed = parse_action(task, task.init, "Reasoning: grab it. Action: Pick up patty1 from table3 using robot1")
+    assert parsed.kind == NOT_APPLICABLE
+    assert parsed.action == task.find_action("(pick-up robot1 patty1 table3)")
+    assert parsed.unmet == ["(at robot1 table3)"]
+    assert "(at robot1 table3)" in parsed.reason
+
+
+def test_sentences_without_some_arguments_pick_the_variant_that_applies():
+    """The cooking `cut` sentence leaves out the counts: the parser takes the applicable variant."""
+    task = load_task(None, COOKING_PROBLEMS[0].parent / "lettuce_tomato_sandwich.pddl")
+    cuts = [a for a in range(len(task.actions)) if task.actions[a].schema == "cut" and task.actions[a].args[1] == "lettuce1"
+            and task.actions[a].args[2] == "board1"]
+    assert len({action_sentence(task, a) for a in cuts}) == 1 and len(cuts) == 3
+    state = task.init
+    for line in ["(move robot1 table1 table3)", "(pick-up robot1 lettuce1 table3)", "(move robot1 table3 board1)",
+                 "(place robot1 lettuce1 board1)"]:
+        state = task.apply(state, task.find_action(line))
+    for step in ("zero one", "one two", "two three"):
+        parsed = parse_action(task, state, "Action: Cut lettuce1 on board1 using robot1")
+        assert parsed.kind == VALID and task.actions[parsed.action].pddl == f"(cut robot1 lettuce1 board1 {step})"
+        state = task.apply(state, parsed.action)
+    parsed = parse_action(task, state, "Cut lettuce1 on board1 using robot1")
+    assert parsed.kind == NOT_APPLICABLE and parsed.unmet
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("", "empty answer"),
+    ("Action:", "empty answer"),
+    ("Action: dance with robot1", "'dance with robot1' matches no action"),
+    ("Action: (pick-up robot1 patty1)", "pick-up takes 3 arguments, got 2"),
+    ("Action: (pick-up robot1 patty7 table3)", "unknown object 'patty7'"),
+    ("Action: (pick-up robot1 table3 patty1)", "is not an action of this task"),
+    ("Action: " + "move " * 200, "characters long"),
+])
+def test_unparseable_answers_say_why(text, reason):
+    task = load_task(None, COOKING_PROBLEMS[0].parent / "burger.pddl")
+    parsed = parse_action(task, task.init, text)
+    assert parsed.kind == UNPARSEABLE and parsed.action is None
+    assert reason in parsed.reason
+
+
+def test_extract_answer_uses_the_last_action_marker_or_the_last_line():
+    assert extract_answer("Action: a\nReasoning: no wait.\nAction: b") == "b"
+    assert extract_answer("Reasoning: x Action: c") == "c"
+    assert extract_answer("first line\n\nlast line\n") == "last line"
+
+
+def test_match_answer_against_candidate_lists():
+    sentences = ["Move robot1 from table1 to table3", "Pick up patty1 from table3 using robot1"]
+    pddl = ["(move robot1 table1 table3)", "(pick-up robot1 patty1 table3)"]
+    assert match_answer("Reasoning: go. Action: move robot1 from TABLE1 to table3.", sentences, pddl) == 0
+    assert match_answer("Action: (pick-up robot1 patty1 table3)", sentences, pddl) == 1
+    assert match_answer("pick-up robot1 patty1 table3", sentences, pddl) == 1
+    assert match_answer("Action: Move robot1 from table1 to table2", sentences, pddl) is None
+    assert match_answer("Action: Pick up patty1 from table3 using robot1", sentences, []) == 1
+    assert match_answer("", sentences, pddl) is None

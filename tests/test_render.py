@@ -1,0 +1,134 @@
+"""The renderer: cooking templates, the generic fallback on a non-cooking domain, sections, order."""
+
+from __future__ import annotations
+
+import random
+import shutil
+
+import pytest
+from conftest import COOKING_PROBLEMS, DOMAINS, FIXTURES
+
+from plannerl.errors import PlannerlError
+from plannerl.generate import generate_instance
+from plannerl.planner import load_task
+from plannerl.render import action_sentence, load_templates, render_messages, render_prompt, state_lines
+
+BLOCKS = FIXTURES / "data" / "blocks"
+
+
+def burger():
+    return load_task(None, DOMAINS / "burger.pddl")
+
+
+def test_cooking_action_sentences_come_from_the_templates():
+    task = burger()
+    sentences = {task.actions[i].pddl: action_sentence(task, i) for i in range(len(task.actions))}
+    assert sentences["(pick-up robot1 patty1 table3)"] == "Pick up patty1 from table3 using robot1"
+    assert sentences["(move robot1 table1 table2)"] == "Move robot1 from table1 to table2"
+    assert sentences["(stack robot1 topbun1 patty1 table1)"] == "Stack topbun1 on top of patty1 using robot1"
+    assert sentences["(place robot1 patty1 table2)"] == "Place patty1 on table2 using robot1"
+
+
+def test_cooking_state_reads_as_sentences_one_block_per_object():
+    task = burger()
+    lines = state_lines(task, task.init)
+    assert lines[0] == "table1 is a table."
+    assert "patty1 is a patty. patty1 is in the stack at table3. patty1 is directly on top of table3. " \
+           "patty1 has nothing above it. patty1 can be cooked. patty1 is cooked." in lines
+    assert lines[-1] == "robot1 is a robot. robot1 is at table1. robot1 is holding nothing."
+    # stations first, then items, then the robot
+    assert [line.split()[0] for line in lines] == ["table1", "table2", "table3", "bottombun1", "topbun1", "patty1", "robot1"]
+
+
+def test_prompt_sections_in_order_and_optional():
+    task = burger()
+    plan_start = task.find_action("(move robot1 table1 table3)")
+    state = task.apply(task.init, plan_start)
+    text = render_prompt(task, state, history=[plan_start])
+    order = ["You control robot1", "Goal:", "Current state:",
+             "Previous actions (the last 1, oldest first):\n1. Move robot1 from table1 to table3",
+             "Valid actions:", "Answer format:", "Action: <one valid action"]
+    positions = [text.index(part) for part in order]
+    assert positions == sorted(positions)
+    assert "- Pick up patty1 from table3 using robot1" in text
+    assert "- bottombun1 is directly on top of table1\n- patty1 is directly on top of bottombun1" in text
+    assert "Valid actions:" not in render_prompt(task, state, show_valid=False)
+    assert "Previous actions" not in render_prompt(task, state, history=[plan_start], history_len=0)
+    assert "Previous actions: none yet." in render_prompt(task, task.init)
+
+
+def test_history_shows_the_last_k_with_their_step_numbers():
+    task = burger()
+    history = [task.find_action(f"(move robot1 {a} {b})") for a, b in
+               [("table1", "table2"), ("table2", "table3"), ("table3", "table1"), ("table1", "table3")]]
+    text = render_prompt(task, task.init, history=history, history_len=2)
+    assert "(the last 2, oldest first):\n3. Move robot1 from table3 to table1\n4. Move robot1 from table1 to table3\n" in text
+    assert "Move robot1 from table1 to table2\n" not in text.split("Valid actions:")[0]
+
+
+def test_messages_hold_the_same_text_as_the_prompt():
+    task = burger()
+    messages = render_messages(task, task.init, history=[])
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert render_prompt(task, task.init, history=[]) == messages[0]["content"] + "\n\n" + messages[1]["content"] + "\n"
+    assert messages[1]["content"].startswith("Goal:")
+
+
+@pytest.mark.parametrize("problem", COOKING_PROBLEMS, ids=lambda p: p.stem)
+def test_rendering_is_deterministic_and_every_sentence_is_distinct_per_state(problem):
+    task = load_task(None, problem)
+    again = load_task(None, problem)
+    rng = random.Random(0)
+    state = task.init
+    for _ in range(15):
+        assert render_prompt(task, state) == render_prompt(again, state)
+        valid = task.applicable(state)
+        sentences = [action_sentence(task, a) for a in valid]
+        assert len(set(sentences)) == len(sentences), "two valid actions share a sentence"
+        state = task.apply(state, rng.choice(valid))
+
+
+def test_generated_instances_render_with_the_templates():
+    task = generate_instance("cheese_burger", 5).load_task()
+    text = render_prompt(task, task.init)
+    assert "is a table" in text and "robot1 is at " in text and "(at " not in text
+
+
+def test_generic_rendering_for_a_domain_without_templates():
+    task = load_task(None, BLOCKS / "swap4.pddl")
+    assert load_templates(task.domain).path is None
+    text = render_prompt(task, task.init, history=[])
+    assert "planning problem in the PDDL domain tiny-blocks" in text
+    assert "- on(b, c)\n- on(d, a)" in text
+    assert "a is a block. on(a, b). clear(a)." in text and "\nhandempty.\n" in text
+    assert "- unstack(a, b)\n- unstack(c, d)" in text
+    assert action_sentence(task, task.find_action("(pick_up a)")) == "pick_up(a)"
+
+
+def test_a_copied_cooking_domain_still_renders_in_sentences(tmp_path):
+    shutil.copy(DOMAINS / "cooking.pddl", tmp_path / "cooking.pddl")
+    shutil.copy(DOMAINS / "burger.pddl", tmp_path / "burger.pddl")
+    task = load_task(None, tmp_path / "burger.pddl")
+    assert "- Move robot1 from table1 to table2\n" in render_prompt(task, task.init)
+    # a different domain that only shares the name gets the generic rendering
+    changed = (DOMAINS / "cooking.pddl").read_text().replace("(:action cook", "(:action bake")
+    (tmp_path / "cooking.pddl").write_text(changed)
+    task = load_task(None, tmp_path / "burger.pddl")
+    assert "move(robot1, table1, table2)" in render_prompt(task, task.init)
+
+
+@pytest.mark.parametrize(("templates", "message"), [
+    ('[actions]\nmove = "Move {0} to {5}"\n', "actions.move: placeholder {5} but move takes 3 argument(s)"),
+    ('[predicates]\nteleported = "{0} teleported"\n', "predicates.teleported: the domain has no predicate teleported"),
+    ('[actions]\nmove = "Move {0"\n', "actions.move: bad template"),
+    ('colour = "red"\n', "colour: unknown field"),
+    ('[actions\n', "not valid TOML"),
+])
+def test_bad_templates_name_the_file_and_key(tmp_path, templates, message):
+    shutil.copy(DOMAINS / "cooking.pddl", tmp_path / "cooking.pddl")
+    shutil.copy(DOMAINS / "burger.pddl", tmp_path / "burger.pddl")
+    (tmp_path / "cooking.templates.toml").write_text(templates)
+    task = load_task(None, tmp_path / "burger.pddl")
+    with pytest.raises(PlannerlError) as info:
+        render_prompt(task, task.init)
+    assert str(info.value).startswith(str(tmp_path / "cooking.templates.toml")) and message in str(info.value)
