@@ -85,8 +85,13 @@ def generate(
             lengths.append(length)
             bar.update(job, advance=1, description=f"{instance.name}: {length} steps")
 
-        paths = write_instances(task, seed_list, out, progress=advance, time_limit=time_limit,
-                                **_ranges(extra_stations, distractors, hold_probability))
+        try:
+            paths = write_instances(task, seed_list, out, progress=advance, time_limit=time_limit,
+                                    **_ranges(extra_stations, distractors, hold_probability))
+        except KeyboardInterrupt:  # instances are written together at the end: say how far it got
+            console.print(f"interrupted after {len(lengths)}/{len(seed_list)} instances; instances are "
+                          f"written only once all are solved")
+            raise
     table = Table("task", "instances", "optimal length min", "mean", "max", "folder")
     table.add_row(load_recipe(task).name, str(len(paths)), str(min(lengths)), f"{sum(lengths) / len(lengths):.1f}",
                   str(max(lengths)), str(out))
@@ -140,11 +145,16 @@ def data(
         def advance(instance: str, rows: int) -> None:
             bar.update(job, advance=1, description=f"{instance}: {rows} rows")
 
-        if task is not None:
-            summary = build_dataset(task, seed_list, out, progress=advance,
-                                    **common, **_ranges(extra_stations, distractors, hold_probability))
-        else:
-            summary = build_dataset_from_files(domain, problems, out, task_name=task_name, progress=advance, **common)
+        try:
+            if task is not None:
+                summary = build_dataset(task, seed_list, out, progress=advance,
+                                        **common, **_ranges(extra_stations, distractors, hold_probability))
+            else:
+                summary = build_dataset_from_files(domain, problems, out, task_name=task_name, progress=advance, **common)
+        except KeyboardInterrupt:  # the dataset is written together at the end: say how far it got
+            console.print(f"interrupted after {int(bar.tasks[0].completed)}/{total} instances; a dataset "
+                          f"folder is complete only when it has summary.json")
+            raise
     table = Table("task", "instances", "rows", "optimal length", "optimal actions/row", "prompt chars mean/max",
                   "prompt tokens mean/max")
     for name, stats in [*summary["tasks"].items(), ("all", summary)]:
