@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from plannerl.errors import NoPlanError, PlannerlError
@@ -180,17 +181,17 @@ def build_dataset(task_name: str, seeds: Iterable[int], out_dir: str | Path, *,
     from plannerl.generate import check_writable, generate_instance, make_ranges, solve_instance, write_instance_folder
     from plannerl.recipes import load_recipe
 
-    check_writable(out_dir)
     split_instances([], test_fraction, split_seed)
     recipe = load_recipe(task_name)
     resolved = make_ranges(**ranges)
+    check_writable(out_dir)
     instances, lengths, rows = [], [], []
     for seed in seeds:
         instance = generate_instance(task_name, seed, time_limit=time_limit, **ranges)
         task, oracle, plan = solve_instance(instance, time_limit=time_limit)
         new = expert_rows(task, task_name=recipe.name, instance=instance.name, oracle=oracle,
                           show_valid=show_valid, history_len=history_len)
-        instances.append(instance)
+        instances.append(replace(instance, solved=None))  # keep the text, free the search
         lengths.append(len(plan))
         rows += new
         if progress is not None:
@@ -213,7 +214,6 @@ def build_dataset_from_files(domain: str | Path | None, problems: list[str | Pat
     from plannerl.pddl import find_domain_file
     from plannerl.planner import load_task
 
-    check_writable(out_dir)
     split_instances([], test_fraction, split_seed)
     if not problems:
         raise PlannerlError("no problem files given")
@@ -232,6 +232,7 @@ def build_dataset_from_files(domain: str | Path | None, problems: list[str | Pat
     domain_files = {d.resolve() for _, _, d, _ in loaded}
     if len(domain_files) > 1:
         raise PlannerlError(f"the problems use {len(domain_files)} different domain files; build one dataset per domain")
+    check_writable(out_dir)
     rows, records = [], []
     for name, problem, _, task in loaded:
         oracle = make_oracle(task, time_limit=time_limit)

@@ -458,15 +458,15 @@ def write_instances(task_name: str, seeds: Iterable[int], out_dir: str | Path, *
 
     Every instance is solved before anything is written, so a failure leaves the folder as it was.
     """
-    out = check_writable(out_dir)
     resolved = make_ranges(**ranges)
-    load_recipe(task_name)
+    recipe = load_recipe(task_name)
+    out = check_writable(out_dir)
     instances, lengths = [], []
     for seed in seeds:
-        instance = generate_instance(task_name, seed, **ranges)
+        instance = generate_instance(task_name, seed, time_limit=time_limit, **ranges)
         _, _, plan = solve_instance(instance, time_limit=time_limit)
-        instances.append(instance)
+        instances.append(replace(instance, solved=None))  # keep the text, free the search
         lengths.append(len(plan))
         if progress is not None:
             progress(instance, len(plan))
-    return write_instance_folder(out, instances, lengths, task_name=load_recipe(task_name).name, ranges=resolved)
+    return write_instance_folder(out, instances, lengths, task_name=recipe.name, ranges=resolved)
