@@ -73,9 +73,12 @@ class EvalProblem:
 
 
 def make_problem(task: Task, *, name: str, task_name: str | None = None, seed: int | None = None,
-                 source: str | None = None, max_steps: int | None = None) -> EvalProblem:
+                 source: str | None = None, max_steps: int | None = None, oracle: Oracle | None = None) -> EvalProblem:
     """Label an instance with its optimal length (one optimal search) and its step limit."""
-    oracle = Oracle(task)
+    if oracle is None:
+        from plannerl.generate import make_oracle
+
+        oracle = make_oracle(task)
     optimal = oracle.h_star(task.init)
     if optimal is None:
         raise NoPlanError(f"{source or name}: no plan exists, so it cannot be evaluated")
@@ -101,7 +104,7 @@ def _default_step_limit(task_name: str | None, optimal: int) -> int:
 def problems_from_tasks(task_names: Sequence[str], seeds: Sequence[int | None], *, max_steps: int | None = None) -> list[EvalProblem]:
     """Generated instances: every task x every seed, in that order; seed None is the task's
     unrandomised (Robotouille base) layout."""
-    from plannerl.generate import base_instance, generate_instance, list_tasks
+    from plannerl.generate import base_instance, generate_instance, list_tasks, solve_instance
 
     known = list(list_tasks())
     problems = []
@@ -113,8 +116,9 @@ def problems_from_tasks(task_names: Sequence[str], seeds: Sequence[int | None], 
         for seed in seeds:
             instance = base_instance(task_name) if seed is None else generate_instance(task_name, seed)
             where = f"{task_name} base layout" if seed is None else f"{task_name} seed {seed}"
-            problems.append(make_problem(instance.load_task(), name=instance.name, task_name=task_name, seed=seed,
-                                         source=where, max_steps=max_steps))
+            task, oracle, _ = solve_instance(instance)  # the generator's own search, reused when it already ran
+            problems.append(make_problem(task, name=instance.name, task_name=task_name, seed=seed, source=where,
+                                         max_steps=max_steps, oracle=oracle))
     return problems
 
 
@@ -301,7 +305,7 @@ class _Episode:
                 self.end = "step_limit"
             return self._record(turn)
         action = task.actions[parsed.action].pddl if parsed.action is not None else None
-        feedback = _feedback(parsed)
+        feedback = _feedback(task, parsed)
         turn = Turn(step, answer, parsed.kind, action, feedback, invalid == "step", len(task.unmet_goals(self.state)))
         self.tries += 1
         if invalid == "retry":
@@ -327,13 +331,13 @@ class _Episode:
                              self.end or "unfinished", self.turns)
 
 
-def _feedback(parsed) -> str:
-    """One line telling the agent why its answer was refused."""
+def _feedback(task: Task, parsed) -> str:
+    """One line telling the agent why its answer was refused (shown to it on the next try)."""
     if parsed.kind == "not_applicable":
-        unmet = ", ".join(parsed.unmet) if parsed.unmet else "unknown"
-        return f"Invalid action: {parsed.reason} Unmet preconditions: {unmet}." if parsed.reason else \
-            f"Invalid action. Unmet preconditions: {unmet}."
-    return f"Invalid answer: {parsed.reason}" if parsed.reason else "Invalid answer: no action could be read."
+        unmet = ", ".join(parsed.unmet) if parsed.unmet else "none listed"
+        return f"Invalid action: {task.actions[parsed.action].pddl} does not apply here; unmet preconditions: {unmet}."
+    reason = parsed.reason.rstrip(".") if parsed.reason else "no action could be read"
+    return f"Invalid answer: {reason}."
 
 
 def play(problems: Sequence[EvalProblem], policy, *, invalid: str = "retry", runs: int = 1, history_len: int = 5,

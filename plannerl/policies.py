@@ -26,10 +26,11 @@ BUILTIN_POLICIES = ("oracle", "random")
 
 
 def answer_text(task, action: int) -> str:
-    """The answer a perfect agent gives for `action`: its sentence, as training targets say it."""
+    """The answer a perfect agent gives for `action`, exactly as SFT targets write it
+    (`plannerl.datasets`): `Action: <sentence>`."""
     from plannerl.render import action_sentence
 
-    return action_sentence(task, action)
+    return f"Action: {action_sentence(task, action)}"
 
 
 class OraclePolicy:
@@ -244,8 +245,10 @@ class HumanPolicy:
         from rich.markup import escape
         from rich.panel import Panel
 
+        from plannerl.render import action_sentence
+
         valid = obs.valid_actions()
-        sentences = [answer_text(obs.task, a) for a in valid]
+        sentences = [action_sentence(obs.task, a) for a in valid]
         limit = obs.problem.step_limit
         self.console.print(Panel(escape(obs.prompt().rstrip()), title=f"step {obs.step + 1}/{limit}", expand=False))
         while True:

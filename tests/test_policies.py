@@ -210,7 +210,7 @@ def test_human_ambiguous_prefix_asks_again_and_bad_actions_get_feedback(burger):
     assert result.end == "quit" and not result.success
     assert [t.kind for t in result.turns] == ["not_applicable"]
     assert "valid actions start with" in out.getvalue()
-    assert result.turns[0].feedback and "Unmet preconditions" in result.turns[0].feedback
+    assert result.turns[0].feedback and "unmet preconditions" in result.turns[0].feedback
 
 
 def test_human_end_of_input_quits(burger):
