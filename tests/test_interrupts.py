@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -156,7 +157,7 @@ while True:
 """
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.05, 0.13, 0.31])
+@pytest.mark.parametrize("delay", [0.0, 0.13, 0.31])
 def test_ctrl_c_at_any_moment_leaves_a_whole_file_and_no_temp(tmp_path, delay):
     target = tmp_path / "rows.jsonl"
     process = start(["-c", WRITE_FOREVER, str(target)], tmp_path)
@@ -169,7 +170,7 @@ def test_ctrl_c_at_any_moment_leaves_a_whole_file_and_no_temp(tmp_path, delay):
     assert len(target.read_text().splitlines()) in range(50_000 - 6, 50_001)
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.1, 0.27])
+@pytest.mark.parametrize("delay", [0.0, 0.27])
 def test_sigkill_at_any_moment_leaves_the_old_or_the_new_file(tmp_path, delay):
     target = tmp_path / "rows.jsonl"
     process = start(["-c", WRITE_FOREVER, str(target)], tmp_path)
@@ -282,3 +283,110 @@ def test_plan_output_on_a_full_disk_is_one_line_and_keeps_the_old_plan(tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip() == f"plannerl: error: cannot write {target}: File too large"
     assert target.read_text() == "(old plan)\n" and atomic.temp_files(tmp_path) == []
+
+
+LONG_COMMANDS = {  # each takes about a minute here, so an interrupt a few seconds in lands mid-work
+    "generate": ["generate", "cheese_burger", "--seeds", "0:199", "--out", "{out}"],
+    "data": ["data", "--task", "cheese_burger", "--seeds", "0:199", "--out", "{out}"],
+    "eval": ["eval", "--task", "burger", "--seeds", "0:4", "--policy", "random", "--runs", "2000", "-q", "--report", "{out}/report.json"],
+}
+
+
+def _long_command(name: str, out: Path) -> list[str]:
+    return ["-m", "plannerl.cli", *(arg.replace("{out}", str(out)) for arg in LONG_COMMANDS[name])]
+
+
+def check_outputs(name: str, out: Path, *, temps_allowed: bool = False) -> None:
+    """Each file whole, and the folder's own commit marker honoured: `instances.json` only lists
+    problems that exist and parse; `summary.json` only beside the train/test files it counts."""
+    files = check_folder(out, temps_allowed=temps_allowed) if out.exists() else []
+    index = next((p for p in files if p.name == "instances.json"), None)
+    if index is not None:
+        for record in json.loads(index.read_text())["instances"]:
+            check_complete(index.parent / record["problem"])
+    summary = out / "summary.json"
+    if summary.exists():
+        counts = json.loads(summary.read_text())
+        for part in ("train", "test"):
+            assert len((out / f"{part}.jsonl").read_text().splitlines()) == counts[part]["rows"]
+
+
+@pytest.mark.parametrize("name", sorted(LONG_COMMANDS))
+def test_sigint_mid_work_says_how_far_and_leaves_only_whole_files(tmp_path, name):
+    out = tmp_path / "out"
+    process = start(_long_command(name, out), tmp_path)
+    time.sleep(4.0)
+    code, stdout, err = stop(process, signal.SIGINT)
+    assert code == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == "plannerl: interrupted" and "Traceback" not in err
+    check_outputs(name, out)
+    if name == "eval":  # the report holds the finished episodes and says it is partial
+        report = json.loads((out / "report.json").read_text())
+        assert report["interrupted"] is True and 0 < len(report["episodes"]) < 5 * 2000
+        assert f"interrupted: the episodes finished so far are in {out / 'report.json'}" in " ".join(stdout.split())
+    else:
+        done, total = map(int, re.search(r"interrupted after (\d+)/(\d+) instances", stdout).groups())
+        assert total == 200 and done < total
+        assert not (out / ("instances.json" if name == "generate" else "summary.json")).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+@pytest.mark.parametrize("delay", [0.3, 1.5, 3.0])
+@pytest.mark.parametrize("name", sorted(LONG_COMMANDS))
+def test_interrupt_at_any_point_leaves_only_whole_files(tmp_path, name, delay, sig):
+    """From start-up (imports) to mid-work; SIGKILL may leave a temp file but never a torn one.
+
+    A SIGINT while Python is still importing the CLI (before `plannerl.cli.main.run` is
+    entered) ends the process the default way (killed by SIGINT, KeyboardInterrupt traceback):
+    documented in docs/reliability.md; nothing has been written at that point."""
+    out = tmp_path / "out"
+    process = start(_long_command(name, out), tmp_path)
+    time.sleep(delay)
+    code, _, err = stop(process, sig)
+    if sig == signal.SIGKILL:
+        assert code == -signal.SIGKILL
+    elif code == -signal.SIGINT:
+        assert delay < 1 and "KeyboardInterrupt" in err and not out.exists()
+    else:
+        assert code == 130 and err.strip().splitlines()[-1] == "plannerl: interrupted", err[-2000:]
+    check_outputs(name, out, temps_allowed=sig == signal.SIGKILL)
+
+
+@pytest.mark.parametrize("name", ["generate", "data"])
+def test_interrupted_rerun_keeps_the_previous_complete_output_consistent(tmp_path, name):
+    """A finished small run, then a long rerun into the same folder killed mid-work: the folder is
+    the old complete output or is marked incomplete, never a mix passed off as complete.
+
+    Both solve everything before writing anything, so mid-work the old output stays whole; while
+    writing, generate removes the old instances.json and data the old summary.json first and
+    writes them last (their presence marks a complete folder), which `check_outputs` verifies."""
+    out = tmp_path / "out"
+    small = [arg.replace("{out}", str(out)).replace("0:199", "0:4") for arg in LONG_COMMANDS[name]]
+    done = plannerl(small, tmp_path)
+    assert done.returncode == 0, done.stderr
+    check_outputs(name, out)
+    process = start(_long_command(name, out), tmp_path)
+    time.sleep(3.0)
+    stop(process, signal.SIGKILL)
+    check_outputs(name, out, temps_allowed=True)
+    assert (out / ("instances.json" if name == "generate" else "summary.json")).exists()  # killed while solving: old output intact
+
+
+def test_generate_into_an_unwritable_folder_fails_before_any_work(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    done = plannerl(["generate", "burger", "--seeds", "0:3", "--out", str(tmp_path / "a_file" / "out")], tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().startswith(f"plannerl: error: output folder {tmp_path / 'a_file' / 'out'} is not writable")
+    assert "0/4" in done.stdout and "1/4" not in done.stdout  # refused before solving anything
+
+
+def test_eval_report_on_a_full_disk_is_one_line(tmp_path):
+    target = tmp_path / "report.json"
+    target.write_text('{"old": true}\n')
+    body = "from plannerl.cli.main import run\nsys.argv = ['plannerl', *sys.argv[1:]]\nrun()\n"
+    done = subprocess.run([sys.executable, "-c", FILE_SIZE_LIMITED.format(body=body), "512", "eval", "--task", "burger", "--seeds", "1",
+                           "--policy", "oracle", "-q", "--report", str(target)], capture_output=True, text=True, timeout=120, env=ENV)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"plannerl: error: cannot write {target}: File too large"
+    assert target.read_text() == '{"old": true}\n' and atomic.temp_files(tmp_path) == []
