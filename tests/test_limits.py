@@ -16,8 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from plannerl.errors import PlannerlError
 from plannerl.pddl import MAX_FILE_BYTES
+from plannerl.seeds import parse_seeds
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGISTICS_DOMAIN = ROOT / "tests" / "fixtures" / "classic" / "logistics" / "domain.pddl"
@@ -108,3 +112,26 @@ def test_time_limit_stops_external_planners(planner):
     assert done.returncode == 4
     assert "time limit of 1 s" in _one_error_line(done)
     assert wall < 60
+
+
+# Seed specs arrive on the command line of generate, data, eval and train.
+SEED_SPEC_TEXT = st.text(alphabet="0123456789:, -+x", max_size=24).filter(lambda s: all(len(n) <= 4 for n in re.split(r"[^0-9]", s)))
+
+
+@settings(max_examples=300, deadline=1000)
+@given(spec=SEED_SPEC_TEXT)
+def test_any_seed_spec_is_parsed_or_refused_in_one_line(spec):
+    try:
+        seeds = parse_seeds(spec)
+    except PlannerlError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    assert seeds and len(seeds) == len(set(seeds)) and min(seeds) >= 0
+
+
+@pytest.mark.parametrize("spec", ["0:99999999999999999999", "0:10000000", "5:4", "1:9:0", "1:2:3:4", "-1", "1e3", "１２"])
+def test_huge_or_malformed_seed_specs_are_refused_before_allocating(spec):
+    start = time.perf_counter()
+    with pytest.raises(PlannerlError, match="seed spec"):
+        parse_seeds(spec)
+    assert time.perf_counter() - start < 0.5
