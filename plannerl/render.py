@@ -125,10 +125,12 @@ def _section(path: Path, data: dict, name: str, arity: dict[str, int], kind: str
         if not isinstance(template, str):
             raise PlannerlError(f"{where}: must be a string")
         try:
-            fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+            fields = [(f, spec, conversion) for _, f, spec, conversion in string.Formatter().parse(template) if f is not None]
         except ValueError as exc:
             raise PlannerlError(f"{where}: bad template: {exc}") from None
-        for f in fields:
+        for f, spec, conversion in fields:
+            if spec or conversion:  # plain {0} only: a spec such as {0:>300000000} would build gigabyte strings
+                raise PlannerlError(f"{where}: placeholder {{{f}}} may not have a format spec or conversion")
             if type_field and f == "type":
                 continue
             if not f.isdigit() or int(f) >= arity[key]:
