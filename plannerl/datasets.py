@@ -66,7 +66,8 @@ def label_state(task, state: int, oracle, *, history: list[int] | None = None, t
         "step": len(history) if step is None else step,
         "h_star": label.h_star,
         "state": ["(" + " ".join(fact) + ")" for fact in task.true_facts(state)],
-        "history": [task.actions[a].pddl for a in history],
+        "history": [action_sentence(task, a) for a in history],
+        "history_pddl": [task.actions[a].pddl for a in history],
         "source": source,
     }
 
@@ -144,7 +145,7 @@ def _card(summary: dict, has_test: bool) -> str:
         "# plannerl single-turn planning dataset\n\n"
         "One row per state: `prompt` (or chat `messages`), the expert `completion` (`Action: <sentence>`), "
         "every optimal action (`optimal_actions`, `optimal_actions_pddl`, parallel lists), `h_star`, the `state` facts "
-        "and the `history` of earlier actions. Problems to replay the rows are in `problems/`.\n\n"
+        "and the earlier actions (`history`, `history_pddl`). Problems to replay the rows are in `problems/`.\n\n"
         f"Rows: {summary['rows']} ({summary['train']['rows']} train, {summary['test']['rows']} test) from "
         f"{summary['instances']} instances. Split by instance: {summary['split']['rule']} "
         f"(test_fraction {summary['split']['test_fraction']}, split_seed {summary['split']['split_seed']}).\n"

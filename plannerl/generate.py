@@ -255,7 +255,9 @@ def candidate_bindings(recipe: Recipe, layout: Layout) -> list[tuple[list[str], 
     Items of one type that each stand alone on a table away from the robot are interchangeable
     (swapping two of them, with their tables, maps the problem onto itself), so only the
     placement of the other, "special" items among a type's layers needs trying: the held item,
-    items in a stack, the item at the robot's station, items on a stove or board.
+    items in a stack, items on a stove or board, and the item at the robot's station when the
+    robot holds something. With an empty hand, the item at the robot's station takes its type's
+    lowest layer (picking it up at once is never worse); the brute-force test checks this.
 
     The rule order ranks a type's items for its lowest layers: held, then fewest items above it,
     then at the robot's station, then name.
@@ -277,7 +279,11 @@ def candidate_bindings(recipe: Recipe, layout: Layout) -> list[tuple[list[str], 
         if item == layout.held:
             return True
         station = station_of[item]
-        return len(layout.stacks[station]) > 1 or station == layout.robot_station or station_types[station] != "table"
+        if len(layout.stacks[station]) > 1 or station_types[station] != "table":
+            return True
+        # with an empty hand the item at the robot's station simply comes first (the rule);
+        # with a full hand the robot may put its load down on it, which can favour a higher layer
+        return station == layout.robot_station and layout.held is not None
 
     groups: dict[str, list[str]] = {}
     for type_name in recipe.layers:

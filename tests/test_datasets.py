@@ -22,7 +22,8 @@ from plannerl.render import render_messages, render_prompt
 
 BLOCKS = FIXTURES / "data" / "blocks"
 FIELDS = {"prompt", "messages", "completion", "expert_action", "expert_action_pddl", "optimal_actions", "optimal_actions_pddl",
-          "task", "instance", "step", "h_star", "valid_actions", "valid_actions_pddl", "state", "history", "source", "domain"}
+          "task", "instance", "step", "h_star", "valid_actions", "valid_actions_pddl", "state", "history", "history_pddl",
+          "source", "domain"}
 
 
 def plannerl(*args, env=None) -> subprocess.CompletedProcess:
@@ -57,10 +58,11 @@ def check_rows(task, rows, *, bfs: bool) -> None:
     for i, row in enumerate(rows):
         assert FIELDS <= set(row)
         state = row_state(task, row)
-        assert row["step"] == i and row["history"] == [r["expert_action_pddl"] for r in rows[:i]]
+        assert row["step"] == i and row["history_pddl"] == [r["expert_action_pddl"] for r in rows[:i]]
+        assert row["history"] == [r["expert_action"] for r in rows[:i]]
         assert row["completion"] == f"Action: {row['expert_action']}"
-        assert row["prompt"] == render_prompt(task, state, history=[task.find_action(a) for a in row["history"]])
-        assert row["messages"] == render_messages(task, state, history=[task.find_action(a) for a in row["history"]])
+        assert row["prompt"] == render_prompt(task, state, history=[task.find_action(a) for a in row["history_pddl"]])
+        assert row["messages"] == render_messages(task, state, history=[task.find_action(a) for a in row["history_pddl"]])
         # replaying the expert from this row's state reaches the goal in exactly h_star steps
         replay = state
         for later in rows[i:]:
