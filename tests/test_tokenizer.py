@@ -44,5 +44,5 @@ def test_generated_instances_round_trip(tokenizer):
     generate = pytest.importorskip("plannerl.generate")
     for name in ("cheese_sandwich", "double_cheese_burger"):
         for seed in (42, 420, 1234):
-            task = generate.generate_instance(name, seed).load_task()
+            task = generate.generate_instance(name, seed, best_binding=False).load_task()
             assert round_trip_failures(tokenizer, task_strings(task)) == []
