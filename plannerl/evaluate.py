@@ -372,9 +372,9 @@ def _play_batch(batch: list[_Episode], policy, invalid: str, trace: Trace,
     def finish(position: int, episode: _Episode) -> None:
         result = episode.result(name)
         finished[position] = result
-        trace.episode_end(result)
         if on_result is not None:
-            on_result(result)
+            on_result(result)  # recorded before it is shown: an episode seen finished is in the report
+        trace.episode_end(result)
 
     for episode in batch:
         trace.episode_start(episode.problem, name, episode.run)
@@ -569,7 +569,7 @@ def matrix_table(matrix: dict):
     """The generalisation matrix as a Rich table: rows trained on, columns evaluated on."""
     from rich.table import Table
 
-    table = Table(title="Success rate: policy (trained on) x task (evaluated on)")
+    table = Table(title="SR: trained on (rows) x evaluated on (columns)")
     table.add_column("policy \\ task")
     for column in matrix["columns"]:
         table.add_column(column, justify="right")

@@ -372,3 +372,27 @@ def test_cli_eval_bad_input_is_one_clear_line(args, message, capsys):
 def test_quiet_trace_is_silent(burger, capsys):
     play([burger], OraclePolicy(), trace=Trace())
     assert capsys.readouterr().out == ""
+
+
+def test_ctrl_c_in_the_cli_keeps_finished_episodes_in_the_report(tmp_path):
+    import signal
+    import subprocess
+
+    report = tmp_path / "r.json"
+    command = [sys.executable, "-m", "plannerl.cli", "eval", "--policy", "random", DOMAINS / "burger.pddl", "--runs", "100000",
+               "--report", report]
+    process = subprocess.Popen(list(map(str, command)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        for line in process.stdout:
+            if "failed (step limit)" in line or "success in" in line:
+                break  # the first episode has finished
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    data = json.loads(report.read_text())
+    assert data["interrupted"] is True
+    assert 1 <= len(data["episodes"]) < 100000
+    assert data["metrics"]["episodes"] == len(data["episodes"])
