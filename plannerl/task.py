@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from itertools import product
 from operator import itemgetter
 
-from plannerl.errors import NoPlanError, PddlError
+from plannerl.errors import LimitError, NoPlanError, PddlError
 from plannerl.pddl import ActionSchema, Atom, Domain, Problem
+
+# A 4 KB problem can ground to billions of actions (300 objects, one 4-parameter action): stop
+# with a clear LimitError instead of filling memory. Real tasks here ground to under 20,000.
+MAX_GROUND_ACTIONS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +306,8 @@ def _relaxed_grounding(domain: Domain, problem: Problem, objects_of_type, static
                 if key in ground:
                     continue
                 ground[key] = plan.schema
+                if len(ground) > MAX_GROUND_ACTIONS:
+                    raise LimitError(f"problem {problem.name}: more than {MAX_GROUND_ACTIONS} ground actions, too large to plan")
                 for pred, terms in plan.add:
                     fact = (pred, *(args[t] if type(t) is int else t for t in terms))
                     if fact not in reached:
