@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from plannerl.seeds import parse_seeds
 ROOT = Path(__file__).resolve().parent.parent
 LOGISTICS_DOMAIN = ROOT / "tests" / "fixtures" / "classic" / "logistics" / "domain.pddl"
 LARGE = ROOT / "tests" / "fixtures" / "bad" / "large_logistics.pddl"
+DOMAINS = ROOT / "domains"
 ENV = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
 
 
@@ -135,3 +137,52 @@ def test_huge_or_malformed_seed_specs_are_refused_before_allocating(spec):
     with pytest.raises(PlannerlError, match="seed spec"):
         parse_seeds(spec)
     assert time.perf_counter() - start < 0.5
+
+
+def _grounding_bomb(folder: Path, objects: int = 300) -> tuple[Path, Path]:
+    """A 4 KB problem whose one 4-parameter action grounds to objects**4 actions."""
+    domain = folder / "domain.pddl"
+    domain.write_text("(define (domain bomb) (:requirements :strips) (:predicates (p ?a) (q ?a ?b ?c ?d))\n"
+                      "  (:action a4 :parameters (?a ?b ?c ?d) :precondition (and (p ?a) (p ?b) (p ?c) (p ?d))"
+                      " :effect (q ?a ?b ?c ?d)))\n")
+    problem = folder / "p.pddl"
+    names = [f"o{i}" for i in range(objects)]
+    problem.write_text(f"(define (problem bomb1) (:domain bomb) (:objects {' '.join(names)})\n"
+                       f"  (:init {' '.join(f'(p {n})' for n in names)}) (:goal (q o1 o2 o3 o4)))\n")
+    return domain, problem
+
+
+def test_grounding_explosion_is_stopped_with_a_limit_error(tmp_path, monkeypatch):
+    """The cap's mechanism, with the cap lowered so the test stays fast (the real cap is 1,000,000)."""
+    import plannerl.task
+    from plannerl.errors import LimitError
+    from plannerl.planner import load_task
+
+    domain, problem = _grounding_bomb(tmp_path, objects=40)  # 2.56 million groundings
+    monkeypatch.setattr(plannerl.task, "MAX_GROUND_ACTIONS", 20_000)
+    with pytest.raises(LimitError, match=r"problem bomb1: more than 20000 ground actions, too large to plan"):
+        load_task(domain, problem)
+
+
+@pytest.mark.slow
+def test_grounding_explosion_through_the_cli(tmp_path):
+    """300 objects: 8.1e9 groundings; was unbounded (past 60 s and 700 MB, --time-limit ignored)."""
+    domain, problem = _grounding_bomb(tmp_path)
+    done, _ = _plannerl("plan", str(domain), str(problem), "--time-limit", "3", timeout=300)
+    assert done.returncode == 4
+    assert "more than 1000000 ground actions" in _one_error_line(done)
+
+
+def test_templates_with_huge_format_specs_are_refused(tmp_path):
+    """A templates file beside a domain comes from strangers too: `{0:>300000000}` would build a
+    300 MB string per sentence (`plannerl data` reached 5 GB before the fix)."""
+    shutil.copy(DOMAINS / "cooking.pddl", tmp_path)
+    shutil.copy(DOMAINS / "burger.pddl", tmp_path)
+    shipped = (DOMAINS / "cooking.templates.toml").read_text()
+    hostile = re.sub(r'(?m)^robot = ".*"$', 'robot = "{0:>300000000}"', shipped)
+    assert hostile != shipped
+    (tmp_path / "cooking.templates.toml").write_text(hostile)
+    done, _ = _plannerl("data", str(tmp_path / "burger.pddl"), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert _one_error_line(done).endswith("types.robot: placeholder {0} may not have a format spec or conversion")
+    assert not (tmp_path / "out" / "summary.json").exists()
