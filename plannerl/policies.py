@@ -22,7 +22,7 @@ from pathlib import Path
 from plannerl.errors import PlannerlError
 from plannerl.evaluate import Observation, QuitEpisode
 
-BUILTIN_POLICIES = ("oracle", "random")
+CANDIDATES_PER_PASS = 256
 
 
 def answer_text(task, action: int) -> str:
@@ -171,53 +171,72 @@ class ModelPolicy:
 
     def _choose(self, observations: Sequence[Observation]) -> list[str]:
         """The valid action whose answer text the model finds most likely, per observation."""
-        answers = []
         eos = self.tokenizer.eos_token_id
+        texts, prompts, candidates = [], [], []
         for obs, prompt in zip(observations, self.prompt_texts(observations)):
-            texts = [answer_text(obs.task, a) for a in obs.valid_actions()]
-            if not texts:
-                answers.append("")
-                continue
-            prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            candidates = [self.tokenizer(text, add_special_tokens=False)["input_ids"] + ([eos] if eos is not None else [])
-                          for text in texts]
-            scores = self._score(prompt_ids, candidates)
-            answers.append(texts[max(range(len(texts)), key=lambda k: (scores[k], -k))])
-        return answers
+            texts.append([answer_text(obs.task, a) for a in obs.valid_actions()])
+            prompts.append(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+            candidates.append([self.tokenizer(text, add_special_tokens=False)["input_ids"] + ([eos] if eos is not None else [])
+                               for text in texts[-1]])
+        scores = self._score(prompts, candidates)
+        return [options[max(range(len(options)), key=lambda k: (found[k], -k))] if options else ""
+                for options, found in zip(texts, scores)]
 
-    def _score(self, prompt_ids: list[int], candidates: list[list[int]]) -> list[float]:
-        """Summed log-probability of each candidate after the prompt.
+    def _score(self, prompts: list[list[int]], candidates: list[list[list[int]]]) -> list[list[float]]:
+        """Summed log-probability of every candidate after its prompt, for a batch of prompts.
 
-        The prompt is run once and its key/value cache shared by all candidates (repeated
-        along the batch), so a state with 40 valid actions costs one prompt pass plus one
-        short batched pass, not 40 full passes.
+        The prompts run once, left-padded in one batch; each prompt's key/value cache is then
+        shared by its candidates (rows of the cache selected per candidate), and all the
+        candidates run in one short batched pass. A state with 40 valid actions costs its share
+        of one prompt pass plus one short pass, not 40 full passes. Work is split into groups
+        of at most CANDIDATES_PER_PASS candidates to bound memory.
         """
+        scores: list[list[float]] = [[0.0] * len(options) for options in candidates]
+        group: list[tuple[int, int, int]] = []  # (prompt, first candidate, end)
+        size = 0
+        for index, options in enumerate(candidates):
+            for start in range(0, len(options), CANDIDATES_PER_PASS):
+                end = min(len(options), start + CANDIDATES_PER_PASS)
+                if group and size + end - start > CANDIDATES_PER_PASS:
+                    self._score_group(prompts, candidates, group, scores)
+                    group, size = [], 0
+                group.append((index, start, end))
+                size += end - start
+        if group:
+            self._score_group(prompts, candidates, group, scores)
+        return scores
+
+    def _score_group(self, prompts, candidates, group, scores) -> None:
         import torch
 
-        scores: list[float] = []
-        chunk = max(8, self.batch_size * 8)
         pad = self.tokenizer.pad_token_id
         # transformers 5 names the cache argument `cache`; 4.x named it `past_key_values`
         cache_name = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
-        for start in range(0, len(candidates), chunk):
-            part = candidates[start:start + chunk]
-            with torch.no_grad():
-                out = self.model(input_ids=torch.tensor([prompt_ids]), use_cache=True)
-                first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
-                cache = getattr(out, cache_name)
-                cache.batch_repeat_interleave(len(part))
-                width = max(len(ids) for ids in part)
-                rows = torch.tensor([ids + [pad] * (width - len(ids)) for ids in part])
-                mask = torch.tensor([[1] * len(prompt_ids) + [1] * len(ids) + [0] * (width - len(ids)) for ids in part])
-                logits = self.model(input_ids=rows, attention_mask=mask, use_cache=True, **{cache_name: cache}).logits.float()
-                logprobs = torch.log_softmax(logits, dim=-1)
-            for row, ids in enumerate(part):
-                total = float(first[ids[0]])
-                if len(ids) > 1:
-                    targets = torch.tensor(ids[1:])
-                    total += float(logprobs[row, torch.arange(len(ids) - 1), targets].sum())
-                scores.append(total)
-        return scores
+        width = max(len(prompts[index]) for index, _, _ in group)
+        prompt_ids = torch.tensor([[pad] * (width - len(prompts[i])) + prompts[i] for i, _, _ in group])
+        prompt_mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i, _, _ in group])
+        rows = [(slot, index, k) for slot, (index, start, end) in enumerate(group) for k in range(start, end)]
+        longest = max(len(candidates[index][k]) for _, index, k in rows)
+        answer_ids = torch.tensor([candidates[i][k] + [pad] * (longest - len(candidates[i][k])) for _, i, k in rows])
+        answer_mask = torch.tensor([[1] * len(candidates[i][k]) + [0] * (longest - len(candidates[i][k])) for _, i, k in rows])
+        slots = torch.tensor([slot for slot, _, _ in rows])
+        lengths = prompt_mask.sum(dim=1)
+        with torch.no_grad():
+            out = self.model(input_ids=prompt_ids, attention_mask=prompt_mask,
+                             position_ids=(prompt_mask.cumsum(dim=1) - 1).clamp(min=0), use_cache=True)
+            first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+            cache = getattr(out, cache_name)
+            cache.batch_select_indices(slots)
+            logits = self.model(input_ids=answer_ids, attention_mask=torch.cat([prompt_mask[slots], answer_mask], dim=1),
+                                position_ids=lengths[slots, None] + torch.arange(longest)[None, :], use_cache=True,
+                                **{cache_name: cache}).logits.float()
+            logprobs = torch.log_softmax(logits, dim=-1)
+        for row, (slot, index, k) in enumerate(rows):
+            ids = candidates[index][k]
+            total = float(first[slot, ids[0]])
+            if len(ids) > 1:
+                total += float(logprobs[row, torch.arange(len(ids) - 1), torch.tensor(ids[1:])].sum())
+            scores[index][k] = total
 
 
 class HumanPolicy:

@@ -76,27 +76,36 @@ def test_constrained_decoding_only_answers_valid_actions(model_dir, problems):
         assert result.success or result.steps == result.problem.step_limit
 
 
-def test_constrained_choice_is_the_most_likely_valid_answer(model_dir, burger):
+def full_sequence_choice(policy, problem) -> str:
+    """The most likely valid answer in the initial state, each candidate scored in its own full pass."""
     import torch
 
     from plannerl.model import prompt_text
 
-    policy = ModelPolicy(str(model_dir), constrained=True)
-    [result] = play([burger], policy)
-    # recompute the first choice by scoring each candidate alone, one sequence at a time
-    obs = Observation(burger, burger.task.init, 0, [], [], 0, 0)
+    obs = Observation(problem, problem.task.init, 0, [], [], 0, 0)
     tokenizer, model = policy.tokenizer, policy.model
     prompt_ids = tokenizer(prompt_text(tokenizer, obs.prompt(), obs.messages()), add_special_tokens=False)["input_ids"]
     best, best_score = None, None
     for action in obs.valid_actions():
-        ids = tokenizer(answer_text(burger.task, action), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        ids = tokenizer(answer_text(problem.task, action), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         with torch.no_grad():
             logits = model(input_ids=torch.tensor([prompt_ids + ids])).logits[0].float()
         logprobs = torch.log_softmax(logits, dim=-1)
         score = sum(float(logprobs[len(prompt_ids) - 1 + k, token]) for k, token in enumerate(ids))
         if best_score is None or score > best_score + 1e-4:
             best, best_score = action, score
-    assert result.turns[0].action == burger.task.actions[best].pddl
+    return problem.task.actions[best].pddl
+
+
+@pytest.mark.parametrize("per_pass", [256, 3])
+def test_constrained_choice_is_the_most_likely_valid_answer(model_dir, problems, per_pass, monkeypatch):
+    import plannerl.policies
+
+    monkeypatch.setattr(plannerl.policies, "CANDIDATES_PER_PASS", per_pass)  # 3: candidates split over passes
+    policy = ModelPolicy(str(model_dir), constrained=True, batch_size=len(problems))
+    results = play(problems, policy)
+    for problem, result in zip(problems, results):
+        assert result.turns[0].action == full_sequence_choice(policy, problem)
 
 
 def test_sampling_is_seeded(model_dir, burger):
