@@ -256,6 +256,7 @@ class HumanPolicy:
 
         self.console = console or Console()
         self.read = read or (lambda prompt: self.console.input(prompt))
+        self._shown: tuple[int, int, int] | None = None
 
     def act(self, observations: Sequence[Observation]) -> list[str]:
         return [self._ask(obs) for obs in observations]
@@ -268,8 +269,11 @@ class HumanPolicy:
 
         valid = obs.valid_actions()
         sentences = [action_sentence(obs.task, a) for a in valid]
-        limit = obs.problem.step_limit
-        self.console.print(Panel(escape(obs.prompt().rstrip()), title=f"step {obs.step + 1}/{limit}", expand=False))
+        where = (obs.episode, obs.run, obs.step)
+        if where != self._shown:  # the whole state once per step; a retry only adds feedback
+            self._shown = where
+            self.console.print(Panel(escape(obs.prompt().rstrip()), title=f"step {obs.step + 1}/{obs.problem.step_limit}",
+                                     expand=False))
         while True:
             try:
                 text = self.read("action (number, prefix, ? for the list, q to quit)> ").strip()
@@ -279,6 +283,9 @@ class HumanPolicy:
                 raise QuitEpisode()
             if text in ("?", "help", ""):
                 self._list(sentences)
+                continue
+            if text.isdigit() and not 1 <= int(text) <= len(sentences):
+                self.console.print(f"[yellow]no action number {text}: the valid actions are numbered 1 to {len(sentences)}[/]")
                 continue
             choice = resolve_typed_action(text, sentences, [obs.task.actions[a].pddl for a in valid])
             if isinstance(choice, list):

@@ -214,11 +214,11 @@ def test_human_ambiguous_prefix_asks_again_and_bad_actions_get_feedback(burger):
     task = burger.task
     out = io.StringIO()
     inapplicable = next(a for a in range(len(task.actions)) if not task.is_applicable(task.init, a))
-    lines = ["mov", task.actions[inapplicable].pddl, "q"]
+    lines = ["mov", "99", task.actions[inapplicable].pddl, "q"]
     [result] = play([burger], HumanPolicy(console=Console(file=out, width=200), read=typed(lines)))
     assert result.end == "quit" and not result.success
     assert [t.kind for t in result.turns] == ["not_applicable"]
-    assert "valid actions start with" in out.getvalue()
+    assert "valid actions start with" in out.getvalue() and "no action number 99" in out.getvalue()
     assert result.turns[0].feedback and "unmet preconditions" in result.turns[0].feedback
 
 
