@@ -249,7 +249,8 @@ def _special_seeds(recipe, ranges, count):
 
 @pytest.mark.parametrize(("task", "count", "ranges"), [
     ("cheese_sandwich", 6, {"extra_stations": (0, 2), "distractors": (0, 1), "hold_probability": 0.5}),
-    (str(DATA / "patty_cheese_patty.toml"), 2, {"extra_stations": 0, "distractors": (0, 1), "hold_probability": 0.5}),
+    pytest.param(str(DATA / "patty_cheese_patty.toml"), 2, {"extra_stations": 0, "distractors": (0, 1), "hold_probability": 0.5},
+                 marks=pytest.mark.slow),
 ])
 def test_goal_binding_matches_brute_force_over_bindings(task, count, ranges):
     recipe = load_recipe(task)
