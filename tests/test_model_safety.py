@@ -186,8 +186,8 @@ def test_model_commands_expose_the_trust_remote_code_flag(command, tmp_path):
     assert done.returncode == 0 and "--trust-remote-code" in done.stdout
 
 
+@pytest.mark.slow
 def test_cli_train_refuses_repository_code_without_the_flag(folders, marker, tmp_path):
-    pytest.importorskip("plannerl.datasets", reason="plannerl train needs plannerl.datasets (not landed yet)")
     done = _run(["-m", "plannerl.cli", "train", "--model", str(folders["remote_only"]), "--task", "burger", "--out", str(tmp_path / "run"),
                  "--quiet", "--sft-steps", "1", "--grpo-steps", "0", "--set", 'data.train_seeds="1"'], tmp_path, timeout=300)
     assert done.returncode == 2, done.stderr[-3000:]

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 DOMAINS = ROOT / "domains"
 CLASSIC = ROOT / "tests" / "fixtures" / "classic"
@@ -111,6 +113,7 @@ def test_eval_twice_gives_the_same_report(tmp_path):
     assert len(report["episodes"]) == 2 * 4 * 2 and report["interrupted"] is False
 
 
+@pytest.mark.slow
 def test_eval_seed_changes_the_random_policy(tmp_path):
     """--seed is not ignored: two seeds give two different random-policy episodes."""
     reports = []
