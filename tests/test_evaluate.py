@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -88,6 +89,16 @@ def test_oracle_solves_every_shipped_problem_in_optimal_steps(path):
 
 # Generated seeds whose optimal search is quick with the blind search; every task's base layout
 QUICK_SEEDS = {"burger": [1, 2, 42], "cheese_sandwich": [1, 2, 42], "cheese_burger": [2], "cooked_burger": [2]}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "tests" / "fixtures" / "classic").glob("*/p02.pddl")), ids=lambda p: p.parent.name)
+def test_problem_files_of_other_domains(path):
+    problem = problems_from_files([path])[0]
+    assert problem.group == problem.task.domain_name and problem.task.domain_name != "cooking"
+    [oracle] = play([problem], OraclePolicy())
+    [walk] = play([problem], RandomPolicy(seed=1))
+    assert oracle.optimal_success and oracle.steps == len(breadth_first_search(problem.task).plan)
+    assert walk.invalid_answers == 0 and walk.steps <= problem.step_limit == math.ceil(1.5 * problem.optimal_length)
 
 
 @pytest.mark.parametrize("task_name", list_tasks())
