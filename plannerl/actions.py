@@ -61,20 +61,32 @@ def normalize(text: str) -> str:
     return text
 
 
-def _index(task) -> dict:
-    """Normalised sentence -> action indices, normalised PDDL form -> index (cached on the task)."""
+def _cache(task) -> dict:
     cache = task.__dict__.get("_plannerl_parse")
     if cache is None:
-        from plannerl.render import action_sentences
-
-        sentences: dict[str, list[int]] = {}
-        for index, sentence in enumerate(action_sentences(task)):
-            sentences.setdefault(normalize(sentence), []).append(index)
-        pddl = {normalize(action.pddl): index for index, action in enumerate(task.actions)}
-        arity = {schema.name: len(schema.params) for schema in task.domain.actions}
-        objects = set(task.objects)
-        cache = task.__dict__["_plannerl_parse"] = {"sentences": sentences, "pddl": pddl, "arity": arity, "objects": objects}
+        cache = task.__dict__["_plannerl_parse"] = {"normalized": {}}
     return cache
+
+
+def _normalized_sentence(task, action: int) -> str:
+    known = _cache(task)["normalized"]
+    key = known.get(action)
+    if key is None:
+        from plannerl.render import action_sentence
+
+        key = known[action] = normalize(action_sentence(task, action))
+    return key
+
+
+def _sentence_index(task) -> dict[str, list[int]]:
+    """Normalised sentence -> action indices over the whole task (built on first need: large tasks have thousands)."""
+    cache = _cache(task)
+    if "sentences" not in cache:
+        index: dict[str, list[int]] = {}
+        for action in range(len(task.actions)):
+            index.setdefault(_normalized_sentence(task, action), []).append(action)
+        cache["sentences"] = index
+    return cache["sentences"]
 
 
 def parse_action(task, state: int, text: str) -> ParsedAction:
@@ -85,15 +97,17 @@ def parse_action(task, state: int, text: str) -> ParsedAction:
     if len(answer) > MAX_ANSWER_CHARS:
         return ParsedAction(UNPARSEABLE, None, f"answer is {len(answer)} characters long, not one action", [], answer[:MAX_ANSWER_CHARS])
     key = normalize(answer)
-    index = _index(task)
-    candidates = list(index["sentences"].get(key, []))
-    if key in index["pddl"] and index["pddl"][key] not in candidates:
-        candidates.append(index["pddl"][key])
+    applicable = task.applicable(state)
+    by_pddl = task.find_action("(" + key + ")")
+    # the common case first: an action that applies, named by its sentence or PDDL form
+    for action in applicable:
+        if action == by_pddl or _normalized_sentence(task, action) == key:
+            return ParsedAction(VALID, action, "", [], answer)
+    candidates = list(_sentence_index(task).get(key, []))
+    if by_pddl is not None and by_pddl not in candidates:
+        candidates.append(by_pddl)
     if not candidates:
-        return ParsedAction(UNPARSEABLE, None, _why_unknown(task, key, index), [], answer)
-    applicable = [a for a in candidates if task.is_applicable(state, a)]
-    if applicable:
-        return ParsedAction(VALID, min(applicable), "", [], answer)
+        return ParsedAction(UNPARSEABLE, None, _why_unknown(task, key), [], answer)
     # a sentence may leave out arguments (the cooking domain's cut counts): report the closest
     best = min(candidates, key=lambda a: (len(task.unmet_preconditions(state, a)), a))
     unmet = task.unmet_preconditions(state, best)
@@ -101,13 +115,13 @@ def parse_action(task, state: int, text: str) -> ParsedAction:
     return ParsedAction(NOT_APPLICABLE, best, reason, unmet, answer)
 
 
-def _why_unknown(task, key: str, index: dict) -> str:
+def _why_unknown(task, key: str) -> str:
     words = key.split()
-    arity = index["arity"]
+    arity = {schema.name: len(schema.params) for schema in task.domain.actions}
     if words and words[0] in arity:
         if len(words) - 1 != arity[words[0]]:
             return f"{words[0]} takes {arity[words[0]]} arguments, got {len(words) - 1}"
-        unknown = [w for w in words[1:] if w not in index["objects"]]
+        unknown = [w for w in words[1:] if w not in task.objects]
         if unknown:
             return f"unknown object {unknown[0]!r}"
         return f"({' '.join(words)}) is not an action of this task (wrong argument types?)"

@@ -165,15 +165,16 @@ def fact_sentence(task, atom) -> str:
 
 def action_sentence(task, action_index: int) -> str:
     """The natural sentence for a ground action, e.g. 'Pick up patty1 from table3 using robot1'."""
-    return action_sentences(task)[action_index]
+    known = _cache(task).setdefault("sentence", {})
+    sentence = known.get(action_index)
+    if sentence is None:
+        sentence = known[action_index] = _action_text(task, task.actions[action_index])
+    return sentence
 
 
 def action_sentences(task) -> list[str]:
-    """Every ground action's sentence, by action index (computed once per task)."""
-    cache = _cache(task)
-    if "sentences" not in cache:
-        cache["sentences"] = [_action_text(task, a) for a in task.actions]
-    return cache["sentences"]
+    """Every ground action's sentence, by action index (a large task has thousands: use sparingly)."""
+    return [action_sentence(task, index) for index in range(len(task.actions))]
 
 
 def _action_text(task, action) -> str:
