@@ -230,9 +230,9 @@ def build_dataset_from_files(domain: str | Path | None, problems: list[str | Pat
             raise PlannerlError(f"two problems are named {name}: {seen[name]} and {problem} (instance names must differ)")
         seen[name] = problem
         loaded.append((name, problem, domain_path, load_task(domain_path, problem)))
-    domain_files = {d.resolve() for _, _, d, _ in loaded}
-    if len(domain_files) > 1:
-        raise PlannerlError(f"the problems use {len(domain_files)} different domain files; build one dataset per domain")
+    domain_texts = {d.read_text(encoding="utf-8") for _, _, d, _ in loaded}
+    if len(domain_texts) > 1:
+        raise PlannerlError(f"the problems use {len(domain_texts)} different domain files; build one dataset per domain")
     check_writable(out_dir)
     rows, records = [], []
     for name, problem, _, task in loaded:
