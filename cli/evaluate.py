@@ -40,6 +40,8 @@ def eval_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-step trace; only the summary."),
 ) -> None:
     """Play policies in the PDDL simulator and report SR, ASAT, ASST, optimal SR and invalid-answer rate."""
+    from itertools import chain
+
     from rich.console import Console
 
     from plannerl.errors import PlannerlError
@@ -47,9 +49,9 @@ def eval_command(
         RichTrace,
         Trace,
         evaluate_policies,
+        iter_problems_from_files,
+        iter_problems_from_tasks,
         matrix_table,
-        problems_from_files,
-        problems_from_tasks,
         sr_matrix,
         summary_table,
     )
@@ -60,13 +62,13 @@ def eval_command(
     if domain is not None and not problems:
         raise PlannerlError("--domain applies to PROBLEM files; none given")
     console = Console()
-    chosen = []
+    chosen = []  # lazy: each instance's optimal search runs when the evaluation reaches it
     if task:
         from plannerl.seeds import parse_seeds
 
-        chosen += problems_from_tasks(task, [None] if base else parse_seeds(seeds), max_steps=max_steps)
+        chosen.append(iter_problems_from_tasks(task, [None] if base else parse_seeds(seeds), max_steps=max_steps))
     if problems:
-        chosen += problems_from_files(problems, domain=domain, max_steps=max_steps)
+        chosen.append(iter_problems_from_files(problems, domain=domain, max_steps=max_steps))
     model_options = {"sample": sample, "temperature": temperature, "constrained": constrained, "batch_size": batch_size,
                      "max_new_tokens": max_new_tokens, "trust_remote_code": trust_remote_code}
     policies = [make_policy(spec, seed=seed, **model_options) for spec in policy]
@@ -76,7 +78,7 @@ def eval_command(
               "max_new_tokens": max_new_tokens, "history_len": history_len}
     trace = Trace() if quiet else RichTrace(console)
     try:
-        results = evaluate_policies(policies, chosen, invalid=invalid, runs=runs, history_len=history_len, trace=trace,
+        results = evaluate_policies(policies, chain(*chosen), invalid=invalid, runs=runs, history_len=history_len, trace=trace,
                                     report=report, config=config)
     except KeyboardInterrupt:
         if report is not None:

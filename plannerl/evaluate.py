@@ -36,8 +36,9 @@ runs) of its per-episode quantity (for the invalid-answer rate: of v / a per epi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from plannerl.errors import NoPlanError, PlannerlError
@@ -104,34 +105,58 @@ def _default_step_limit(task_name: str | None, optimal: int) -> int:
 def problems_from_tasks(task_names: Sequence[str], seeds: Sequence[int | None], *, max_steps: int | None = None) -> list[EvalProblem]:
     """Generated instances: every task x every seed, in that order; seed None is the task's
     unrandomised (Robotouille base) layout."""
-    from plannerl.generate import base_instance, generate_instance, list_tasks, solve_instance
+    return list(iter_problems_from_tasks(task_names, seeds, max_steps=max_steps))
 
+
+def iter_problems_from_tasks(task_names: Sequence[str], seeds: Sequence[int | None], *,
+                             max_steps: int | None = None) -> Iterator[EvalProblem]:
+    """Like `problems_from_tasks`, labelling each instance only when it is reached.
+
+    Task names and the seed list are checked now, so a typo fails before any search; each
+    instance's optimal search (seconds to a minute for the larger tasks) runs as the
+    evaluation reaches it, so episodes start early and Ctrl-C keeps those already played.
+    """
+    from plannerl.generate import list_tasks
+
+    if max_steps is not None and max_steps < 1:
+        raise PlannerlError(f"--max-steps must be at least 1, got {max_steps}")
     known = list(list_tasks())
-    problems = []
     for task_name in task_names:
         if task_name not in known:
             raise PlannerlError(f"unknown task {task_name!r}; known tasks: {', '.join(known)}")
         if not seeds:
             raise PlannerlError(f"task {task_name!r} has no instances: the seed list is empty")
+    return _label_generated(list(task_names), list(seeds), max_steps)
+
+
+def _label_generated(task_names: list[str], seeds: list[int | None], max_steps: int | None) -> Iterator[EvalProblem]:
+    from plannerl.generate import base_instance, generate_instance, solve_instance
+
+    for task_name in task_names:
         for seed in seeds:
             instance = base_instance(task_name) if seed is None else generate_instance(task_name, seed)
             where = f"{task_name} base layout" if seed is None else f"{task_name} seed {seed}"
             task, oracle, _ = solve_instance(instance)  # the generator's own search, reused when it already ran
-            problems.append(make_problem(task, name=instance.name, task_name=task_name, seed=seed, source=where,
-                                         max_steps=max_steps, oracle=oracle))
-    return problems
+            yield make_problem(task, name=instance.name, task_name=task_name, seed=seed, source=where,
+                               max_steps=max_steps, oracle=oracle)
 
 
 def problems_from_files(paths: Sequence[str | Path], *, domain: str | Path | None = None,
                         max_steps: int | None = None) -> list[EvalProblem]:
     """Explicit problem files of any domain (each domain found beside its problem unless given)."""
+    return list(iter_problems_from_files(paths, domain=domain, max_steps=max_steps))
+
+
+def iter_problems_from_files(paths: Sequence[str | Path], *, domain: str | Path | None = None,
+                             max_steps: int | None = None) -> Iterator[EvalProblem]:
+    """Like `problems_from_files`: every file is read and grounded now (a bad file fails before
+    any episode), each optimal search runs when the evaluation reaches its problem."""
     from plannerl.planner import load_task
 
-    problems = []
-    for path in paths:
-        task = load_task(domain, path)
-        problems.append(make_problem(task, name=task.name, source=str(path), max_steps=max_steps))
-    return problems
+    if max_steps is not None and max_steps < 1:
+        raise PlannerlError(f"--max-steps must be at least 1, got {max_steps}")
+    loaded = [(load_task(domain, path), str(path)) for path in paths]
+    return (make_problem(task, name=task.name, source=source, max_steps=max_steps) for task, source in loaded)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,26 +366,32 @@ def _feedback(task: Task, parsed) -> str:
 
 
 def play(problems: Sequence[EvalProblem], policy, *, invalid: str = "retry", runs: int = 1, history_len: int = 5,
-         trace: Trace | None = None, on_result: Callable[[EpisodeResult], None] | None = None) -> list[EpisodeResult]:
+         trace: Trace | None = None, on_result: Callable[[EpisodeResult], None] | None = None,
+         first_episode: int = 0) -> list[EpisodeResult]:
     """Play every problem `runs` times; episodes of a batch advance in lockstep.
 
     The policy answers `policy.batch_size` episodes per call (1 for the cheap policies, so
     traces read one episode at a time). Results come back in problem order, run by run, whatever
     order the episodes finish in. `on_result` is called as each episode finishes, so a caller
-    interrupted with Ctrl-C still holds every finished episode.
+    interrupted with Ctrl-C still holds every finished episode. Episode numbers (`episode`)
+    count from `first_episode`.
     """
-    if invalid not in INVALID_MODES:
-        raise PlannerlError(f"--invalid must be one of {', '.join(INVALID_MODES)}, got {invalid!r}")
-    if runs < 1:
-        raise PlannerlError(f"--runs must be at least 1, got {runs}")
+    _check_play_options(invalid, runs)
     trace = trace or Trace()
-    jobs = [(run, index, problem) for run in range(runs) for index, problem in enumerate(problems)]
+    jobs = [(run, index, problem) for run in range(runs) for index, problem in enumerate(problems, first_episode)]
     batch_size = max(1, int(getattr(policy, "batch_size", 1)))
     results: list[EpisodeResult] = []
     for start in range(0, len(jobs), batch_size):
         batch = [_Episode(problem, index, run, history_len) for run, index, problem in jobs[start:start + batch_size]]
         results.extend(_play_batch(batch, policy, invalid, trace, on_result))
     return results
+
+
+def _check_play_options(invalid: str, runs: int) -> None:
+    if invalid not in INVALID_MODES:
+        raise PlannerlError(f"--invalid must be one of {', '.join(INVALID_MODES)}, got {invalid!r}")
+    if runs < 1:
+        raise PlannerlError(f"--runs must be at least 1, got {runs}")
 
 
 def _play_batch(batch: list[_Episode], policy, invalid: str, trace: Trace,
@@ -471,27 +502,36 @@ def write_report(path: str | Path, results: Sequence[EpisodeResult], config: dic
     return write_json(path, build_report(results, config, interrupted=interrupted))
 
 
-def evaluate_policies(policies: Sequence, problems: Sequence[EvalProblem], *, invalid: str = "retry", runs: int = 1,
+def evaluate_policies(policies: Sequence, problems: Iterable[EvalProblem], *, invalid: str = "retry", runs: int = 1,
                       history_len: int = 5, trace: Trace | None = None, report: str | Path | None = None,
                       config: dict | None = None) -> list[EpisodeResult]:
     """Every policy plays every problem; the report is written even when Ctrl-C stops the run.
 
+    `problems` may be lazy (`iter_problems_from_tasks`): they are taken a batch at a time (the
+    largest policy batch), and every policy plays that batch before the next is labelled. The
+    results (and the report) are ordered by policy, run and problem whatever the play order.
     On an interruption (or any error) the report holds the episodes finished so far and says
     `"interrupted": true`; the exception is then re-raised.
     """
-    if not problems:
-        raise PlannerlError("nothing to evaluate: give --task TASK or PROBLEM files")
+    _check_play_options(invalid, runs)
     finished: list[tuple[int, EpisodeResult]] = []
     complete = False
+    chunk = max([1, *(int(getattr(policy, "batch_size", 1)) for policy in policies)])
+    source = iter(problems)
+    seen = 0
     try:
-        for number, policy in enumerate(policies):
-            play(problems, policy, invalid=invalid, runs=runs, history_len=history_len, trace=trace,
-                 on_result=lambda result, number=number: finished.append((number, result)))
+        while batch := list(islice(source, chunk)):
+            for number, policy in enumerate(policies):
+                play(batch, policy, invalid=invalid, runs=runs, history_len=history_len, trace=trace, first_episode=seen,
+                     on_result=lambda result, number=number: finished.append((number, result)))
+            seen += len(batch)
+        if not seen:
+            raise PlannerlError("nothing to evaluate: give --task TASK or PROBLEM files")
         complete = True
     finally:
         finished.sort(key=lambda item: (item[0], item[1].run, item[1].episode))
         results = [result for _, result in finished]
-        if report is not None:
+        if report is not None and (seen or finished):
             write_report(report, results, config or {}, interrupted=not complete)
     return results
 

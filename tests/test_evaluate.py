@@ -409,3 +409,29 @@ def test_ctrl_c_in_the_cli_keeps_finished_episodes_in_the_report(tmp_path):
     assert data["interrupted"] is True
     assert 1 <= len(data["episodes"]) < 100000
     assert data["metrics"]["episodes"] == len(data["episodes"])
+
+
+def test_lazy_problems_are_labelled_as_reached_and_reported_in_order(tmp_path, burger, cheese_burger):
+    events = []
+
+    def lazy():
+        for problem in (burger, cheese_burger, burger):
+            events.append(("labelled", problem.name))
+            yield problem
+
+    class Recorder(Trace):
+        def episode_end(self, result):
+            events.append(("played", result.policy, result.problem.name))
+
+    policies = [OraclePolicy(), RandomPolicy(seed=2)]
+    lazy_results = evaluate_policies(policies, lazy(), trace=Recorder(), report=tmp_path / "lazy.json")
+    evaluate_policies(policies, [burger, cheese_burger, burger], report=tmp_path / "eager.json")
+    assert (tmp_path / "lazy.json").read_bytes() == (tmp_path / "eager.json").read_bytes()
+    assert [(r.policy, r.episode) for r in lazy_results] == [("oracle", 0), ("oracle", 1), ("oracle", 2),
+                                                             ("random", 0), ("random", 1), ("random", 2)]
+    assert events[:4] == [("labelled", "burger"), ("played", "oracle", "burger"), ("played", "random", "burger"),
+                          ("labelled", "cheese_burger")]
+    with pytest.raises(PlannerlError, match="nothing to evaluate"):
+        evaluate_policies(policies, iter([]))
+    with pytest.raises(PlannerlError, match="--invalid"):
+        evaluate_policies(policies, lazy(), invalid="skip")
