@@ -67,7 +67,17 @@ def stop(process: subprocess.Popen, sig: int, timeout: float = 60) -> tuple[int,
 
 
 def check_complete(path: Path) -> None:
-    """The file parses as a whole: JSON, JSON lines, PDDL (balanced, one form) or a plan file."""
+    """The file parses as a whole: JSON, JSON lines, PDDL (balanced, one form), a plan file or
+    safetensors weights (every tensor readable); other binary files (torch pickles) are not opened."""
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as weights:
+            for name in weights.keys():
+                weights.get_tensor(name)
+        return
+    if path.suffix not in (".json", ".jsonl", ".pddl", ".plan", ".txt"):
+        return
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
         json.loads(text)
@@ -390,3 +400,43 @@ def test_eval_report_on_a_full_disk_is_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == f"plannerl: error: cannot write {target}: File too large"
     assert target.read_text() == '{"old": true}\n' and atomic.temp_files(tmp_path) == []
+
+
+TRAINING = ["-m", "plannerl.cli", "train", "--task", "burger", "--out", "run", "--quiet", "--seed", "1", "--sft-steps", "40",
+            "--grpo-steps", "0", "--set", 'data.train_seeds="1:2"', "--set", 'builtin.size="micro"', "--set", "builtin.vocab_size=512",
+            "--set", 'eval.seeds="42"', "--set", 'eval.heldout_seeds="5000"', "--set", "sft.batch_size=4", "--set", "sft.save_steps=5",
+            "--set", "sft.logging_steps=1"]
+
+
+def _sft_steps_logged(run: Path) -> int:
+    metrics = run / "metrics.jsonl"
+    if not metrics.is_file():
+        return 0
+    return max((json.loads(line)["step"] for line in metrics.read_text().splitlines() if line.strip()), default=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_training_interrupted_mid_sft_resumes_to_the_end(tmp_path, sig):
+    """Ctrl-C asks training to save a checkpoint and stop (exit 130, with the command that resumes);
+    SIGKILL loses at most the steps since the last checkpoint. Either way every file left is whole
+    and `--resume` finishes the run."""
+    run = tmp_path / "run"
+    process = start(TRAINING, tmp_path)
+    wait_for(lambda: _sft_steps_logged(run) >= 8, timeout=300, process=process)
+    code, stdout, err = stop(process, sig, timeout=300)
+    check_folder(run, temps_allowed=sig == signal.SIGKILL)
+    if sig == signal.SIGINT:
+        assert code == 130, err[-3000:]
+        line = err.strip().splitlines()[-1]
+        assert re.fullmatch(r"plannerl: error: interrupted during sft \(step \d+\); progress is saved in run: "
+                            r"continue with plannerl train --out run --resume", line), line
+    else:
+        assert code == -signal.SIGKILL
+    assert not (run / "model").exists() and any(run.glob("sft/checkpoint-*/trainer_state.json"))
+    done = subprocess.run([sys.executable, *TRAINING, "--resume"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    check_folder(run)
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines() if '"sft"' in line]
+    assert steps == sorted(steps) and steps[-1] == 40  # no step logged twice after resuming
+    assert (run / "model" / "model.safetensors").is_file()
