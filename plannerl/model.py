@@ -96,8 +96,9 @@ def save_model(model, tokenizer, out_dir: str | Path) -> Path:
     return out_dir
 
 
-def _resolve_source(name_or_path: str | Path) -> str:
-    """A local model folder, or a hub name found in the local cache; anything else is refused."""
+def resolve_model_source(name_or_path: str | Path) -> str:
+    """A local model folder, or a hub name found in the local cache; anything else is refused
+    (cheap: nothing is loaded, so callers can check a --model before long work)."""
     text = str(name_or_path)
     path = Path(text).expanduser()
     if path.exists():
@@ -126,7 +127,7 @@ def load_model(name_or_path: str | Path, *, trust_remote_code: bool = False, dty
     from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
-    source = _resolve_source(name_or_path)
+    source = resolve_model_source(name_or_path)
     try:
         config = AutoConfig.from_pretrained(source, local_files_only=True, trust_remote_code=trust_remote_code)
     except ValueError as exc:

@@ -25,6 +25,7 @@ import re
 import shutil
 import signal
 import time
+import warnings
 from pathlib import Path
 
 from plannerl.atomic import write_bytes, write_json, write_jsonl
@@ -459,15 +460,13 @@ def expert_rows_for(task_name: str, seeds: list[int], *, history_len: int, off_e
                     progress=None) -> list[dict]:
     """Rows for every expert state of each instance, plus `off_expert` states per expert state
     one random suboptimal action away (labelled by the oracle), so SFT sees slightly wrong states."""
-    from plannerl.datasets import expert_rows, label_state
-    from plannerl.generate import generate_instance
-    from plannerl.oracle import Oracle
+    from plannerl.datasets import expert_rows
+    from plannerl.generate import generate_instance, solve_instance
 
     rows: list[dict] = []
     for seed_value in seeds:
         instance = generate_instance(task_name, seed_value)
-        task = instance.load_task()
-        oracle = Oracle(task)
+        task, oracle, _ = solve_instance(instance)
         expert = expert_rows(task, task_name=task_name, instance=instance.name, oracle=oracle, history_len=history_len)
         rows += expert
         rng = random.Random(f"{seed}:{task_name}:{seed_value}")
@@ -475,13 +474,28 @@ def expert_rows_for(task_name: str, seeds: list[int], *, history_len: int, off_e
             state, history = _replay(task, row["history_pddl"])
             wrong = [a for a in task.applicable(state) if a not in oracle.optimal_actions(state)]
             for action in rng.sample(wrong, min(off_expert, len(wrong))):
-                row = label_state(task, task.apply(state, action), oracle, history=history + [action], task_name=task_name,
-                                  instance=instance.name, history_len=history_len)
+                row = _label_or_none(task, task.apply(state, action), oracle, history + [action], task_name, instance.name,
+                                     history_len, "off_expert")
                 if row is not None:
                     rows.append(row)
         if progress:
             progress()
     return rows
+
+
+def _label_or_none(task, state: int, oracle, history: list[int], task_name: str, instance: str, history_len: int,
+                   source: str) -> dict | None:
+    """The oracle's row for a state, or None for a goal state or a dead end (nothing to learn)."""
+    from plannerl.datasets import label_state
+    from plannerl.errors import NoPlanError
+
+    if task.is_goal(state):
+        return None
+    try:
+        return label_state(task, state, oracle, history=history, task_name=task_name, instance=instance,
+                           source=source, history_len=history_len)
+    except NoPlanError:
+        return None
 
 
 def _replay(task, actions_pddl: list[str]) -> tuple[int, list[int]]:
@@ -568,7 +582,15 @@ def run_sft(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: i
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          callbacks=[_trainer_callback(run, stage), *callbacks])
     _train_with_resume(run, stage, trainer)
-    return _save_trained(trainer.model, tokenizer, out)
+    return _finish_stage(run, stage, trainer.model, tokenizer)
+
+
+def _finish_stage(run: Run, stage: str, model, tokenizer) -> Path:
+    """Save the stage's model, then drop its trainer checkpoints (only an unfinished stage needs them)."""
+    out = _save_trained(model, tokenizer, run.path(stage, "model"))
+    for checkpoint in run.path(stage).glob("checkpoint-*"):
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    return out
 
 
 def _train_with_resume(run: Run, stage: str, trainer) -> None:
@@ -689,7 +711,7 @@ def run_grpo(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: 
     trainer = GRPOTrainer(model=model, reward_funcs=functions, args=args, train_dataset=dataset, processing_class=tokenizer,
                           callbacks=[_trainer_callback(run, stage), *callbacks])
     _train_with_resume(run, stage, trainer)
-    return _save_trained(trainer.model, tokenizer, out)
+    return _finish_stage(run, stage, trainer.model, tokenizer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -703,7 +725,6 @@ def visited_rows(run: Run, stage: str, model_dir: Path, progress=None) -> list[d
     saved = run.path(stage, "rows.jsonl")
     if saved.is_file():
         return [json.loads(line) for line in saved.read_text().splitlines()]
-    from plannerl.datasets import label_state
     from plannerl.evaluate import play, problems_from_tasks
     from plannerl.policies import ModelPolicy
     from plannerl.seeds import parse_seeds
@@ -720,10 +741,10 @@ def visited_rows(run: Run, stage: str, model_dir: Path, progress=None) -> list[d
         state, history = task.init, []
         for action_text in [turn.action for turn in result.turns if turn.valid] + [None]:
             key = (problem.name, state, tuple(history[-config["data"]["history_len"]:]))
-            if key not in seen and not task.is_goal(state):
+            if key not in seen:
                 seen.add(key)
-                row = label_state(task, state, problem.oracle, history=list(history), task_name=config["task"],
-                                  instance=problem.name, history_len=config["data"]["history_len"])
+                row = _label_or_none(task, state, problem.oracle, list(history), config["task"], problem.name,
+                                     config["data"]["history_len"], "visited")
                 if row is not None:
                     rows.append(row)
             if action_text is not None:
@@ -848,9 +869,12 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
 
     Wall-clock times go to run/timings.json (this session's, per stage), not into the summary
     or the metrics, so the same config and seed write the same summary and metrics."""
-    from plannerl.model import configure_torch_cpu
+    from plannerl.model import configure_torch_cpu, resolve_model_source
 
+    if config["model"] != "builtin":
+        resolve_model_source(config["model"])  # a bad --model fails now, not after the data is built
     configure_torch_cpu(config["runtime"]["threads"])
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")  # TRL's own deprecated-name uses
     if not progress:
         from transformers.utils import logging as hf_logging
 

@@ -70,3 +70,116 @@ def test_config_difference_names_the_first_changed_key():
     changed = resolve_config(overrides={"grpo": {"beta": 0.04}})
     assert config_difference(DEFAULTS, changed) == "grpo.beta: 0.0 -> 0.04"
     assert config_difference(DEFAULTS, resolve_config()) is None
+
+
+def _weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "model.safetensors")
+
+
+def _changed(a: dict, b: dict) -> bool:
+    return any(not (a[name] == b[name]).all() for name in a)
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_smoke_pipeline_changes_weights_in_sft_and_grpo_and_writes_a_loadable_model(tmp_path):
+    import torch
+
+    from plannerl.model import load_model
+    from plannerl.train import train
+
+    config = resolve_config(ROOT / "configs" / "smoke.toml")
+    run = tmp_path / "run"
+    summary = train(config, run, progress=False, say=lambda _: None)
+
+    base, sft, grpo = _weights(run / "base"), _weights(run / "sft" / "model"), _weights(run / "grpo" / "model")
+    assert _changed(base, sft)
+    assert _changed(sft, grpo)
+    assert not _changed(_weights(run / "recovery-1" / "model"), _weights(run / "model"))
+    model, tokenizer = load_model(run / "model")
+    ids = torch.tensor([tokenizer("Action:")["input_ids"]])
+    assert model.generate(ids, max_new_tokens=3, do_sample=False).shape[1] > ids.shape[1]
+
+    records = _metrics(run)
+    assert [r["step"] for r in records if r["stage"] == "sft" and "loss" in r] == [5, 10, 15, 20, 25, 30]
+    assert [r["step"] for r in records if r["stage"] == "grpo" and "reward" in r] == [1, 2]
+    rollout = next(r for r in records if r["stage"] == "recovery-1-rollout")
+    assert rollout["episodes"] == 1 and rollout["rows"] >= 1
+    assert len((run / "recovery-1" / "rows.jsonl").read_text().splitlines()) == rollout["rows"]
+    assert (run / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((run / "config.json").read_text()) == config
+    assert summary["stages"] == ["grpo", "recovery", "sft"]
+    for stage in ("sft", "grpo", "recovery"):
+        for split in ("seeds", "heldout"):
+            assert summary["evaluation"][stage][split]["burger"]["episodes"] == 1
+            report = json.loads((run / "eval" / f"{stage}-{split}.json").read_text())
+            assert len(report["episodes"]) == 1 and report["episodes"][0]["task"] == "burger"
+    assert not list(run.glob("*/checkpoint-*")), "finished stages keep no trainer checkpoints"
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_a_checkpoint_and_resume_continues_from_the_saved_step(tmp_path):
+    import os
+    import signal
+
+    from transformers import TrainerCallback
+
+    from plannerl.train import TrainingInterrupted, train
+
+    config = resolve_config(ROOT / "configs" / "smoke.toml", {
+        "sft": {"steps": 6, "save_steps": 100, "logging_steps": 1}, "grpo": {"steps": 0}, "recovery": {"rounds": 0},
+        "eval": {"stages": []}})
+
+    class PressCtrlC(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    class Steps(TrainerCallback):
+        def __init__(self):
+            self.seen = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.seen.append(state.global_step)
+
+    run = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        train(config, run, callbacks=[PressCtrlC()], progress=False, say=lambda _: None)
+    checkpoints = sorted(p.name for p in (run / "sft").glob("checkpoint-*"))
+    assert checkpoints == ["checkpoint-4"]  # the step after Ctrl-C, although save_steps is 100
+    assert not (run / "sft" / "model").exists()
+
+    steps = Steps()
+    train(config, run, resume=True, callbacks=[steps], progress=False, say=lambda _: None)
+    assert steps.seen == [5, 6]
+    assert [r["step"] for r in _metrics(run) if r["stage"] == "sft" and "loss" in r] == [1, 2, 3, 4, 5, 6]
+    assert (run / "sft" / "model" / "model.safetensors").is_file()
+
+
+def test_cli_bad_inputs_give_one_line_and_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    def cli(*args):
+        done = subprocess.run([sys.executable, "-m", "plannerl.cli", "train", *args], capture_output=True, text=True,
+                              timeout=120, cwd=tmp_path)
+        return done.returncode, done.stderr.strip()
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[grpo]\nbeta = 0.1\ngroup = 4\n")
+    code, err = cli("--config", str(bad))
+    assert code == 2 and err.count("\n") == 0 and "bad.toml:3: unknown config key 'grpo.group'" in err
+    code, err = cli("--model", str(tmp_path / "no" / "such" / "model"), "--out", str(tmp_path / "r1"))
+    assert code == 2 and ("no such model folder" in err or "not in the Hugging Face cache" in err)
+    assert not (tmp_path / "r1").exists(), "a bad --model is refused before the run folder is made"
+    (tmp_path / "r2").mkdir()
+    (tmp_path / "r2" / "config.json").write_text(json.dumps(resolve_config(overrides={"seed": 9})))
+    code, err = cli("--out", str(tmp_path / "r2"))
+    assert code == 2 and "already holds a training run" in err
+    code, err = cli("--out", str(tmp_path / "r2"), "--resume", "--seed", "1")
+    assert code == 2 and "different config (seed: 9 -> 1)" in err
