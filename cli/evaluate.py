@@ -40,7 +40,6 @@ def eval_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-step trace; only the summary."),
 ) -> None:
     """Play policies in the PDDL simulator and report SR, ASAT, ASST, optimal SR and invalid-answer rate."""
-    from itertools import chain
 
     from rich.console import Console
 
@@ -48,12 +47,8 @@ def eval_command(
     from plannerl.evaluate import (
         RichTrace,
         Trace,
-        evaluate_policies,
         iter_problems_from_files,
         iter_problems_from_tasks,
-        matrix_table,
-        sr_matrix,
-        summary_table,
     )
     from plannerl.policies import make_policy
 
@@ -63,9 +58,9 @@ def eval_command(
         raise PlannerlError("--domain applies to PROBLEM files; none given")
     console = Console()
     chosen = []  # lazy: each instance's optimal search runs when the evaluation reaches it
-    if task:
-        from plannerl.seeds import parse_seeds
+    from plannerl.seeds import parse_seeds
 
+    if task:
         chosen.append(iter_problems_from_tasks(task, [None] if base else parse_seeds(seeds), max_steps=max_steps))
     if problems:
         chosen.append(iter_problems_from_files(problems, domain=domain, max_steps=max_steps))
@@ -77,13 +72,37 @@ def eval_command(
               "seed": seed, "sample": sample, "temperature": temperature if sample else None, "constrained": constrained,
               "max_new_tokens": max_new_tokens, "history_len": history_len}
     trace = Trace() if quiet else RichTrace(console)
+    from plannerl.distributed import evaluate_sharded, init_process_group, is_main_process
+
+    if init_process_group():  # under torchrun / accelerate launch: each process plays its shard, one merged report
+        seed_list = ([None] if base else parse_seeds(seeds)) if task else []
+        results = evaluate_sharded(policies, task, seed_list, problems or [], domain=domain, max_steps=max_steps, invalid=invalid,
+                                   runs=runs, history_len=history_len, trace=trace if is_main_process() else Trace(),
+                                   report=report, config=config)
+        if not is_main_process():
+            return
+    else:
+        results = _evaluate_here(policies, chosen, invalid, runs, history_len, trace, report, config, console)
+    _print_results(results, console, matrix_png, report)
+
+
+def _evaluate_here(policies, chosen, invalid, runs, history_len, trace, report, config, console):
+    from itertools import chain
+
+    from plannerl.evaluate import evaluate_policies
+
     try:
-        results = evaluate_policies(policies, chain(*chosen), invalid=invalid, runs=runs, history_len=history_len, trace=trace,
+        return evaluate_policies(policies, chain(*chosen), invalid=invalid, runs=runs, history_len=history_len, trace=trace,
                                     report=report, config=config)
     except KeyboardInterrupt:
         if report is not None:
             console.print(f"[yellow]interrupted: the episodes finished so far are in {report}[/]")
         raise
+
+
+def _print_results(results, console, matrix_png, report) -> None:
+    from plannerl.evaluate import matrix_table, sr_matrix, summary_table
+
     console.print(summary_table(results))
     matrix = sr_matrix(results)
     if len(matrix["rows"]) > 1 or len(matrix["columns"]) > 1:

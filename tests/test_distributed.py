@@ -1,0 +1,105 @@
+"""Scale-out: sharded evaluation merges into the single-process report; training under 2 gloo processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from plannerl.distributed import (
+    evaluate_sharded,
+    is_main_process,
+    iter_shard_problems,
+    merge_payloads,
+    rank,
+    shard_indices,
+    shard_payload,
+    world_size,
+)
+from plannerl.errors import PlannerlError
+from plannerl.evaluate import build_report, evaluate_policies, problems_from_tasks
+from plannerl.policies import OraclePolicy, RandomPolicy
+
+ROOT = Path(__file__).resolve().parent.parent
+TASKS = ["burger", "cheese_sandwich"]
+SEEDS = [42, 84]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launcher_env() -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    return env
+
+
+def torchrun(args: list[str], cwd: Path, timeout: int = 120) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(free_port()), "-m", "plannerl.cli", *args]
+    return subprocess.run(command, cwd=cwd, env=launcher_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def test_rank_helpers_read_the_launcher_environment(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert (rank(), world_size(), is_main_process()) == (0, 1, True)
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert (rank(), world_size(), is_main_process()) == (3, 4, False)
+    monkeypatch.setenv("WORLD_SIZE", "four")
+    with pytest.raises(PlannerlError, match="WORLD_SIZE='four'"):
+        world_size()
+
+
+def test_shards_cover_every_instance_once():
+    shards = [shard_indices(11, k, 3) for k in range(3)]
+    assert sorted(i for shard in shards for i in shard) == list(range(11))
+    assert shards[1] == [1, 4, 7, 10]
+    with pytest.raises(PlannerlError, match="shard 3 of 3"):
+        shard_indices(5, 3, 3)
+
+
+def test_shards_played_separately_merge_into_the_single_process_report():
+    """Two shards played in this process (no launcher): merged, the report is the one-process report."""
+    policies = [OraclePolicy(), RandomPolicy(7)]
+    single = evaluate_policies(policies, problems_from_tasks(TASKS, SEEDS))
+    payloads = []
+    for shard in range(2):
+        indices: list[int] = []
+        problems = list(iter_shard_problems(TASKS, SEEDS, shard=shard, shards=2, indices=indices))
+        assert [p.seed for p in problems] == [SEEDS[i % 2] for i in indices]
+        played = evaluate_policies([OraclePolicy(), RandomPolicy(7)], problems)
+        payloads.append(shard_payload(played, ["oracle", "random"], indices))
+    merged = merge_payloads(payloads)
+    config = {"note": "same"}
+    assert json.dumps(build_report(merged, config), sort_keys=True) == json.dumps(build_report(single, config), sort_keys=True)
+    assert [r.episode for r in merged] == [r.episode for r in single]
+
+
+def test_sharded_evaluation_refuses_duplicate_policy_names():
+    with pytest.raises(PlannerlError, match="distinct policy names"):
+        evaluate_sharded([OraclePolicy(), OraclePolicy()], TASKS, SEEDS)
+
+
+def test_torchrun_two_processes_write_the_single_process_report_byte_for_byte(tmp_path):
+    args = ["eval", "-p", "oracle", "-p", "random", "-t", "burger", "-t", "cheese_sandwich", "--seeds", "42:126:42", "-q",
+            "--seed", "3"]
+    single = subprocess.run([sys.executable, "-m", "plannerl.cli", *args, "--report", "one.json"], cwd=tmp_path,
+                            env=launcher_env(), capture_output=True, text=True, timeout=120)
+    assert single.returncode == 0, single.stderr
+    sharded = torchrun([*args, "--report", "two.json"], tmp_path)
+    assert sharded.returncode == 0, sharded.stderr[-3000:]
+    assert (tmp_path / "two.json").read_bytes() == (tmp_path / "one.json").read_bytes()
+    report = json.loads((tmp_path / "two.json").read_text())
+    assert report["metrics"]["episodes"] == 2 * 2 * 3
+    assert sharded.stdout.count("Evaluation summary") == 1  # printed by the main process only
