@@ -50,6 +50,10 @@ def train(
         resolved = resolve_config(config, overrides, base=saved_config(out))
     console = Console()
     summary = run_training(resolved, out, resume=resume, force=force, say=console.print, progress=not quiet)
+    from plannerl.distributed import is_main_process
+
+    if not is_main_process():  # under torchrun / accelerate launch the main process prints the summary
+        return
     console.print(_summary_table(summary))
     console.print(f"run folder: {summary['run']}  (final model: {summary['model']})")
 

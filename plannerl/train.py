@@ -29,6 +29,7 @@ import warnings
 from pathlib import Path
 
 from plannerl.atomic import write_bytes, write_json, write_jsonl
+from plannerl.distributed import barrier, init_process_group, is_main_process, main_process_first
 from plannerl.errors import PlannerlError
 
 # ---------------------------------------------------------------------------------------------
@@ -281,7 +282,8 @@ class Run:
     def __init__(self, root: str | Path, config: dict, *, resume: bool = False, force: bool = False) -> None:
         self.root = Path(root)
         self.config = config
-        self._claim(resume, force)
+        if is_main_process():  # under torchrun / accelerate the other processes use the folder the main one claimed
+            self._claim(resume, force)
         self.metrics: list[dict] = self._read_metrics()
         self.interrupt_requested = False
 
@@ -320,14 +322,16 @@ class Run:
     def forget_metrics_after(self, stage: str, step: int) -> None:
         """Drop a stage's records past `step` (they are logged again when training resumes there)."""
         self.metrics = [m for m in self.metrics if not (m["stage"] == stage and m["step"] > step)]
-        write_jsonl(self.path(METRICS_NAME), self.metrics)
+        if is_main_process():
+            write_jsonl(self.path(METRICS_NAME), self.metrics)
 
     def log(self, stage: str, step: int, values: dict) -> None:
         record = {"stage": stage, "step": step}
         record.update({k: round(v, 6) if isinstance(v, float) else v for k, v in values.items()
                        if isinstance(v, int | float | str)})
         self.metrics.append(record)
-        write_jsonl(self.path(METRICS_NAME), self.metrics)
+        if is_main_process():
+            write_jsonl(self.path(METRICS_NAME), self.metrics)
 
     def plot_curves(self) -> Path | None:
         """learning_curves.png: SFT loss and GRPO reward per step for every stage that logged."""
@@ -587,9 +591,12 @@ def run_sft(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: i
 
 def _finish_stage(run: Run, stage: str, model, tokenizer) -> Path:
     """Save the stage's model, then drop its trainer checkpoints (only an unfinished stage needs them)."""
-    out = _save_trained(model, tokenizer, run.path(stage, "model"))
-    for checkpoint in run.path(stage).glob("checkpoint-*"):
-        shutil.rmtree(checkpoint, ignore_errors=True)
+    out = run.path(stage, "model")
+    if is_main_process():  # one process writes; the others wait until the folder is whole
+        out = _save_trained(model, tokenizer, out)
+        for checkpoint in run.path(stage).glob("checkpoint-*"):
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    barrier()
     return out
 
 
@@ -680,7 +687,8 @@ def run_grpo(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: 
     out = run.path(stage, "model")
     if out.is_dir():
         return out
-    kept = select_grpo_rows(run, model_dir, rows, stage)
+    with main_process_first():
+        kept = select_grpo_rows(run, model_dir, rows, stage)
     if len(kept) < 1:
         run.log(stage, 0, {"skipped": "no prompt with reward signal"})
         return model_dir
@@ -874,13 +882,16 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
     if config["model"] != "builtin":
         resolve_model_source(config["model"])  # a bad --model fails now, not after the data is built
     configure_torch_cpu(config["runtime"]["threads"])
+    if init_process_group() and not is_main_process():  # torchrun / accelerate launch: the main process reports
+        say, progress = (lambda *args, **kwargs: None), False
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")  # TRL's own deprecated-name uses
     if not progress:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
     bars = rich_progress if progress else _Quiet
-    run = Run(out_dir, config, resume=resume, force=force)
+    with main_process_first():
+        run = Run(out_dir, config, resume=resume, force=force)
     timings: dict[str, float] = {}
     clock = time.monotonic()
 
@@ -891,9 +902,10 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
 
     stage_models: dict[str, Path] = {}
     with run.catch_interrupts():
-        rows = _training_rows(run, bars)
+        with main_process_first():  # the main process builds and writes them, the others read them
+            rows = _training_rows(run, bars)
+            model_dir = _base_model(run, rows)
         say(f"data: {len(rows)} training rows from {config['task']} seeds {config['data']['train_seeds']}")
-        model_dir = _base_model(run, rows)
         lap("data_and_base_model")
         if config["sft"]["steps"]:
             say(f"sft: {config['sft']['steps']} steps")
@@ -910,7 +922,7 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
         for k in range(1, recovery["rounds"] + 1):
             stage = f"recovery-{k}"
             say(f"{stage}: rolling out on seeds {recovery['seeds']}, then sft {recovery['sft_steps']} steps")
-            with bars(f"{stage} rollouts", len(_seeds(recovery["seeds"]))) as advance:
+            with bars(f"{stage} rollouts", len(_seeds(recovery["seeds"]))) as advance, main_process_first():
                 visited += visited_rows(run, stage, model_dir, advance)
             if recovery["sft_steps"]:
                 model_dir = run_sft(run, stage, model_dir, rows + visited, steps=recovery["sft_steps"], callbacks=callbacks)
@@ -919,7 +931,8 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
                                      callbacks=callbacks)
             stage_models["recovery"] = model_dir
             lap(stage)
-        final = _publish(run, model_dir)
+        final = _publish(run, model_dir) if is_main_process() else run.path("model")
+        barrier()
         timings["training_total"] = round(sum(timings.values()), 1)
         evaluations = {}
         for stage in config["eval"]["stages"]:
@@ -927,14 +940,15 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
                 say(f"eval: {stage} model")
                 total = len(config["eval"]["tasks"] or [config["task"]]) * (
                     len(_seeds(config["eval"]["seeds"])) + len(_seeds(config["eval"]["heldout_seeds"])))
-                with bars(f"eval {stage}", total) as advance:
+                with bars(f"eval {stage}", total) as advance, main_process_first():
                     evaluations[stage] = evaluate_model(run, stage, stage_models[stage], advance)
                 lap(f"eval_{stage}")
-    run.plot_curves()
-    write_json(run.path("timings.json"), {"seconds_this_session": timings, "resumed": resume})
     summary = {"run": str(run.root), "task": config["task"], "rows": len(rows), "visited_rows": len(visited),
                "model": str(final), "stages": sorted(stage_models), "evaluation": evaluations}
-    write_json(run.path("summary.json"), summary)
+    if is_main_process():
+        run.plot_curves()
+        write_json(run.path("timings.json"), {"seconds_this_session": timings, "resumed": resume})
+        write_json(run.path("summary.json"), summary)
     return dict(summary, seconds=timings)
 
 

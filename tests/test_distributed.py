@@ -103,3 +103,28 @@ def test_torchrun_two_processes_write_the_single_process_report_byte_for_byte(tm
     report = json.loads((tmp_path / "two.json").read_text())
     assert report["metrics"]["episodes"] == 2 * 2 * 3
     assert sharded.stdout.count("Evaluation summary") == 1  # printed by the main process only
+
+
+SMOKE = ROOT / "configs" / "smoke.toml"
+TINY_RUN = ["--set", "sft.steps=4", "--set", "sft.save_steps=2", "--set", "grpo.steps=1", "--set", "recovery.rounds=0",
+            "--set", "eval.stages=[]"]
+
+
+@pytest.mark.slow
+def test_train_under_two_gloo_processes_writes_each_file_once_and_a_loadable_model(tmp_path):
+    from plannerl.atomic import temp_files
+    from plannerl.model import load_model
+
+    done = torchrun(["train", "--config", str(SMOKE), "--out", "run", "--quiet", *TINY_RUN], tmp_path, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = tmp_path / "run"
+    assert done.stdout.count("run folder:") == 1  # the summary comes from the main process only
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == len(set(lines))  # each record written once, not once per process
+    assert {(r["stage"], r["step"]) for r in map(json.loads, lines)} >= {("sft", 4), ("grpo-filter", 0), ("grpo", 1)}
+    assert temp_files(run) == [] and not list(run.glob("*/checkpoint-*"))
+    model, tokenizer = load_model(run / "model")
+    ids = tokenizer("Action:", return_tensors="pt")["input_ids"]
+    assert model(input_ids=ids).logits.shape[-1] >= len(tokenizer)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stages"] == ["grpo", "sft"]
