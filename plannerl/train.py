@@ -29,7 +29,7 @@ import warnings
 from pathlib import Path
 
 from plannerl.atomic import write_bytes, write_json, write_jsonl
-from plannerl.distributed import barrier, init_process_group, is_main_process, main_process_first
+from plannerl.distributed import barrier, grpo_generation, init_process_group, is_main_process, main_process_first
 from plannerl.errors import PlannerlError
 
 # ---------------------------------------------------------------------------------------------
@@ -44,6 +44,7 @@ DEFAULTS: dict = {
         "threads": 1,                 # torch CPU threads; 1 is deliberate (see plannerl.model.configure_torch_cpu)
         "precision": "auto",          # auto | bf16 | fp16 | fp32 (auto: bf16 where the device runs it fast)
         "device": "auto",             # auto | cpu | cuda
+        "vllm": "auto",               # GRPO generation: auto (vLLM if installed and on a GPU) | off | colocate | server
     },
     "data": {
         "train_seeds": "1000:1199",   # instance seeds for training rows; must not meet the evaluation seeds
@@ -100,6 +101,7 @@ STAGE_NAMES = ("sft", "grpo", "recovery")
 _CHOICES = {
     "runtime.precision": ("auto", "bf16", "fp16", "fp32"),
     "runtime.device": ("auto", "cpu", "cuda"),
+    "runtime.vllm": ("auto", "off", "colocate", "server"),
     "grpo.reward": ("optimal", "expert"),
     "grpo.loss_type": ("grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo"),
     "eval.invalid": ("retry", "step", "stop"),
@@ -715,6 +717,7 @@ def run_grpo(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: 
         max_completion_length=longest_answer + 8, logging_steps=grpo["logging_steps"], save_steps=grpo["save_steps"],
         save_total_limit=2, seed=config["seed"], activation_checkpointing=False, report_to="none",
         dataloader_num_workers=0, **precision_flags(config),
+        **grpo_generation(config["runtime"]["vllm"])[0],
     )
     trainer = GRPOTrainer(model=model, reward_funcs=functions, args=args, train_dataset=dataset, processing_class=tokenizer,
                           callbacks=[_trainer_callback(run, stage), *callbacks])
@@ -914,6 +917,7 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
             lap("sft")
         if config["grpo"]["steps"]:
             say(f"grpo: {config['grpo']['steps']} steps, reward {config['grpo']['reward']}")
+            say(grpo_generation(config["runtime"]["vllm"])[1])
             model_dir = stage_models["grpo"] = run_grpo(run, "grpo", model_dir, rows, steps=config["grpo"]["steps"],
                                                         callbacks=callbacks)
             lap("grpo")

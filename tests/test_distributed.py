@@ -128,3 +128,34 @@ def test_train_under_two_gloo_processes_writes_each_file_once_and_a_loadable_mod
     assert model(input_ids=ids).logits.shape[-1] >= len(tokenizer)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["stages"] == ["grpo", "sft"]
+
+
+def test_grpo_generation_falls_back_to_transformers_here_and_refuses_an_impossible_request():
+    import importlib.util
+
+    import torch
+
+    from plannerl.distributed import grpo_generation
+
+    flags, line = grpo_generation("auto")
+    if importlib.util.find_spec("vllm") is None or not torch.cuda.is_available():  # this CPU machine
+        assert flags == {} and line.startswith("grpo generation: transformers (")
+        with pytest.raises(PlannerlError, match="runtime.vllm = colocate, but"):
+            grpo_generation("colocate")
+    assert grpo_generation("off") == ({}, "grpo generation: transformers (runtime.vllm = off)")
+    assert grpo_generation("auto", vllm_installed=True, gpu=True)[0] == {"use_vllm": True, "vllm_mode": "colocate"}
+    assert grpo_generation("server", vllm_installed=True, gpu=True)[0] == {"use_vllm": True, "vllm_mode": "server"}
+    assert grpo_generation("auto", vllm_installed=True, gpu=False) == ({}, "grpo generation: transformers (no GPU is present)")
+    with pytest.raises(PlannerlError, match="runtime.vllm must be one of"):
+        grpo_generation("fast")
+
+
+def test_grpo_config_accepts_the_vllm_flags():
+    """The flags are real GRPOConfig fields of the installed TRL (a rename would fail here, not on a GPU cluster)."""
+    from trl import GRPOConfig
+
+    from plannerl.distributed import grpo_generation
+
+    flags, _ = grpo_generation("server", vllm_installed=True, gpu=True)
+    args = GRPOConfig(output_dir="unused", use_cpu=True, report_to="none", **flags)
+    assert (args.use_vllm, args.vllm_mode) == (True, "server")
