@@ -47,14 +47,14 @@ DEFAULTS: dict = {
         "vllm": "auto",               # GRPO generation: auto (vLLM if installed and on a GPU) | off | colocate | server
     },
     "data": {
-        "train_seeds": "1000:1199",   # instance seeds for training rows; must not meet the evaluation seeds
+        "train_seeds": "1000:1079",   # instance seeds for training rows; must not meet the evaluation seeds
         "off_expert": 1,              # per expert state, this many states one random non-optimal action away
         "history_len": 5,
     },
     "builtin": {"size": "tiny", "vocab_size": 2048},
     "lora": {"enabled": False, "r": 16, "alpha": 32, "dropout": 0.05},
     "sft": {
-        "steps": 400,
+        "steps": 200,
         "batch_size": 16,
         "grad_accum": 1,
         "learning_rate": 1e-3,        # from scratch; TRL's 2e-5 default is for fine-tuning pretrained models
@@ -65,7 +65,7 @@ DEFAULTS: dict = {
         "logging_steps": 10,
     },
     "grpo": {
-        "steps": 40,
+        "steps": 20,
         "reward": "optimal",          # optimal (any optimal action) | expert (the paper's)
         "format_weight": 0.0,
         "num_generations": 8,
@@ -80,9 +80,9 @@ DEFAULTS: dict = {
         "logging_steps": 1,
     },
     "recovery": {
-        "rounds": 0,
-        "seeds": "3000:3039",         # instances the policy is rolled out on
-        "sft_steps": 150,
+        "rounds": 1,
+        "seeds": "3000:3019",         # instances the policy is rolled out on
+        "sft_steps": 60,
         "grpo_steps": 0,
         "constrained": True,          # roll out with decoding constrained to valid actions
     },
@@ -288,6 +288,7 @@ class Run:
             self._claim(resume, force)
         self.metrics: list[dict] = self._read_metrics()
         self.interrupt_requested = False
+        self.progress = True  # trainers' own progress bars
 
     def _claim(self, resume: bool, force: bool) -> None:
         config_path = self.root / CONFIG_NAME
@@ -442,14 +443,18 @@ def _device(config: dict) -> str:
 
 
 def precision_flags(config: dict) -> dict:
-    """bf16/fp16 flags for the trainers. On CPU, bf16 autocast only where the CPU has native
-    bf16 (AVX512-BF16/AMX): on an AVX2-only CPU it measured 17x slower than fp32."""
+    """bf16/fp16 flags for the trainers. "auto": on CPU, bf16 autocast only where the CPU has
+    native bf16 (AVX512-BF16/AMX): on an AVX2-only CPU it measured 17x slower than fp32. On a
+    GPU, bf16 for hub models but fp32 for the built-in one: it is tiny (nothing to gain), and in
+    bf16 its GRPO sampling hit a CUDA device-side assert (non-finite probabilities) on an H100."""
     import torch
 
     wanted = config["runtime"]["precision"]
     device = _device(config)
     if wanted == "auto":
-        if device == "cuda":
+        if device == "cuda" and config["model"] == "builtin":
+            wanted = "fp32"
+        elif device == "cuda":
             wanted = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
             wanted = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
@@ -583,7 +588,8 @@ def run_sft(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: i
         warmup_steps=sft["warmup_steps"], weight_decay=sft["weight_decay"], logging_steps=sft["logging_steps"],
         save_steps=sft["save_steps"], save_total_limit=2, seed=config["seed"], data_seed=config["seed"],
         completion_only_loss=True, max_length=None, activation_checkpointing=False, report_to="none",
-        train_sampling_strategy="group_by_length", dataloader_num_workers=0, **precision_flags(config),
+        train_sampling_strategy="group_by_length", dataloader_num_workers=0, disable_tqdm=not run.progress,
+        **precision_flags(config),
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          callbacks=[_trainer_callback(run, stage), *callbacks])
@@ -716,7 +722,7 @@ def run_grpo(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: 
         beta=grpo["beta"], loss_type=grpo["loss_type"], reward_weights=weights,
         max_completion_length=longest_answer + 8, logging_steps=grpo["logging_steps"], save_steps=grpo["save_steps"],
         save_total_limit=2, seed=config["seed"], activation_checkpointing=False, report_to="none",
-        dataloader_num_workers=0, **precision_flags(config),
+        dataloader_num_workers=0, disable_tqdm=not run.progress, **precision_flags(config),
         **grpo_generation(config["runtime"]["vllm"])[0],
     )
     trainer = GRPOTrainer(model=model, reward_funcs=functions, args=args, train_dataset=dataset, processing_class=tokenizer,
@@ -895,6 +901,7 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
     bars = rich_progress if progress else _Quiet
     with main_process_first():
         run = Run(out_dir, config, resume=resume, force=force)
+    run.progress = progress
     timings: dict[str, float] = {}
     clock = time.monotonic()
 
