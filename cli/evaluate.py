@@ -72,9 +72,11 @@ def eval_command(
               "seed": seed, "sample": sample, "temperature": temperature if sample else None, "constrained": constrained,
               "max_new_tokens": max_new_tokens, "history_len": history_len}
     trace = Trace() if quiet else RichTrace(console)
-    from plannerl.distributed import evaluate_sharded, init_process_group, is_main_process
+    from plannerl.distributed import evaluate_sharded, init_process_group, is_main_process, world_size
 
     if init_process_group():  # under torchrun / accelerate launch: each process plays its shard, one merged report
+        if is_main_process():
+            console.print(f"sharded evaluation: world {world_size()}, instance i played by rank i mod {world_size()}")
         seed_list = ([None] if base else parse_seeds(seeds)) if task else []
         results = evaluate_sharded(policies, task, seed_list, problems or [], domain=domain, max_steps=max_steps, invalid=invalid,
                                    runs=runs, history_len=history_len, trace=trace if is_main_process() else Trace(),

@@ -159,3 +159,52 @@ def test_grpo_config_accepts_the_vllm_flags():
     flags, _ = grpo_generation("server", vllm_installed=True, gpu=True)
     args = GRPOConfig(output_dir="unused", use_cpu=True, report_to="none", **flags)
     assert (args.use_vllm, args.vllm_mode) == (True, "server")
+
+
+@pytest.mark.slow
+def test_two_process_training_killed_mid_sft_resumes_from_its_checkpoint(tmp_path):
+    """torchrun stopped (SIGTERM to the launcher, which ends both workers) after a checkpoint;
+    `--resume` under torchrun finishes the stage and logs every step exactly once."""
+    import time
+
+    settings = ["--config", str(SMOKE), "--out", "run", "--quiet", "--set", "sft.steps=30", "--set", "sft.save_steps=2",
+                "--set", "sft.logging_steps=1", "--set", "grpo.steps=0", "--set", "recovery.rounds=0", "--set", "eval.stages=[]"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(free_port()), "-m", "plannerl.cli", "train", *settings]
+    launcher = subprocess.Popen(command, cwd=tmp_path, env=launcher_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while not list((tmp_path / "run" / "sft").glob("checkpoint-*/trainer_state.json")):
+            assert launcher.poll() is None and time.monotonic() < deadline, "no checkpoint before the run ended"
+            time.sleep(0.05)
+        launcher.terminate()
+        launcher.wait(timeout=60)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+    assert not (tmp_path / "run" / "sft" / "model").exists()
+    resumed = torchrun(["train", *settings, "--resume"], tmp_path, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["stage"] == "sft" and "loss" in r] == list(range(1, 31))
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+
+
+def test_accelerate_launch_with_the_shipped_cpu_config_merges_the_same_report(tmp_path):
+    import yaml
+
+    shipped = yaml.safe_load((ROOT / "configs" / "accelerate" / "cpu_2proc.yaml").read_text())
+    config = tmp_path / "cpu.yaml"
+    config.write_text(yaml.safe_dump(dict(shipped, main_process_port=free_port())))
+    args = ["eval", "-p", "oracle", "-p", "random", "-t", "cheese_sandwich", "--seeds", "42:84:42", "-q"]
+    sharded = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), "-m", "plannerl.cli",
+                              *args, "--report", "two.json"], cwd=tmp_path, env=launcher_env(), capture_output=True, text=True,
+                             timeout=120)
+    assert sharded.returncode == 0, sharded.stderr[-3000:]
+    single = evaluate_policies([OraclePolicy(), RandomPolicy(0)], problems_from_tasks(["cheese_sandwich"], [42, 84]))
+    config_json = json.loads((tmp_path / "two.json").read_text())["config"]
+    expected = json.dumps(build_report(single, config_json), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    assert (tmp_path / "two.json").read_text() == expected
+    # two processes really ran: both joined the group, only the main one printed the summary
+    assert sharded.stdout.count("Evaluation summary") == 1 and "world 2" in sharded.stdout
