@@ -264,7 +264,7 @@ def grpo_generation(mode: str, *, vllm_installed: bool | None = None, gpu: bool 
 
     `runtime.vllm`: auto (vLLM colocated when it is installed and a GPU is present, else
     transformers' generate), off, colocate (vLLM inside each training process, sharing its GPU)
-    or server (a separate `trl vllm-serve` process on localhost:8000). Asking for vLLM where it
+    or server (a separate `trl vllm-serve` process at TRL's default 0.0.0.0:8000). Asking for vLLM where it
     cannot run is an error; auto never is.
     """
     if mode not in VLLM_MODES:
