@@ -217,8 +217,8 @@ def merge_payloads(payloads: Sequence[list[tuple]]) -> list[EpisodeRecord]:
 
 def evaluate_sharded(policies: Sequence, task_names: Sequence[str], seeds: Sequence[int | None], files: Sequence[str | Path] = (),
                      *, domain: str | Path | None = None, max_steps: int | None = None, invalid: str = "retry", runs: int = 1,
-                     history_len: int = 5, trace=None, report: str | Path | None = None, config: dict | None = None,
-                     shard: int | None = None, shards: int | None = None) -> list[EpisodeRecord]:
+                     history_len: int = 5, trace=None, report: str | Path | None = None,
+                     config: dict | None = None) -> list[EpisodeRecord]:
     """`plannerl.evaluate.evaluate_policies` split across the launcher's processes.
 
     Each process plays its shard (instance index mod world size), the episodes are gathered on
@@ -230,10 +230,8 @@ def evaluate_sharded(policies: Sequence, task_names: Sequence[str], seeds: Seque
     names = [policy.name for policy in policies]
     if len(set(names)) != len(names):
         raise PlannerlError(f"sharded evaluation needs distinct policy names, got {', '.join(names)} (name them LABEL=SPEC)")
-    shard = rank() if shard is None else shard
-    shards = world_size() if shards is None else shards
     indices: list[int] = []
-    problems = iter_shard_problems(task_names, seeds, files, domain=domain, max_steps=max_steps, shard=shard, shards=shards,
+    problems = iter_shard_problems(task_names, seeds, files, domain=domain, max_steps=max_steps, shard=rank(), shards=world_size(),
                                    indices=indices)
     if not _global_sources(task_names, seeds, files):
         raise PlannerlError("nothing to evaluate: give --task TASK or PROBLEM files")

@@ -208,3 +208,21 @@ def test_accelerate_launch_with_the_shipped_cpu_config_merges_the_same_report(tm
     assert (tmp_path / "two.json").read_text() == expected
     # two processes really ran: both joined the group, only the main one printed the summary
     assert sharded.stdout.count("Evaluation summary") == 1 and "world 2" in sharded.stdout
+
+
+def test_problem_files_shard_after_the_tasks_and_an_empty_shard_plays_nothing():
+    from itertools import chain
+
+    from plannerl.evaluate import problems_from_files
+
+    files = [ROOT / "domains" / "burger.pddl", ROOT / "domains" / "cheese_sandwich.pddl"]
+    single = evaluate_policies([OraclePolicy()], chain(problems_from_tasks(["burger"], [42]), problems_from_files(files)))
+    payloads = []
+    for shard in range(5):
+        indices: list[int] = []
+        problems = list(iter_shard_problems(["burger"], [42], files, shard=shard, shards=5, indices=indices))
+        assert indices == ([shard] if shard < 3 else [])
+        payloads.append(shard_payload(evaluate_policies([OraclePolicy()], problems) if problems else [], ["oracle"], indices))
+    merged = merge_payloads(payloads)
+    assert build_report(merged, {}) == build_report(single, {})
+    assert [e["source"] for e in build_report(merged, {})["episodes"]] == ["burger seed 42", *map(str, files)]
