@@ -81,27 +81,36 @@ class Problem:
     text: str = field(repr=False, default="")
 
 
-def read_text(path: str | Path) -> str:
-    """The file's text, refusing what is not a readable, non-empty PDDL text file."""
+def read_text_file(path: str | Path, what: str, limit: int) -> str:
+    """A user's text file as str; a missing, folder, oversized, binary or non-UTF-8 file is one PddlError line.
+
+    Shared by the PDDL and plan-file readers, so hostile files are refused the same way. The
+    size is checked before reading, so a huge file costs nothing.
+    """
     path = Path(path)
     try:
         size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise PddlError(f"file is {size} bytes, over the {MAX_FILE_BYTES} byte limit", str(path))
+        if size > limit:
+            raise PddlError(f"file is {size} bytes, over the {limit} byte limit", str(path))
         data = path.read_bytes()
     except IsADirectoryError:
-        raise PddlError("is a directory, not a PDDL file", str(path)) from None
+        raise PddlError(f"is a directory, not a {what}", str(path)) from None
     except FileNotFoundError:
         raise PddlError("no such file", str(path)) from None
     except OSError as exc:
         raise PddlError(f"cannot read: {exc.strerror}", str(path)) from None
     if b"\x00" in data:
-        raise PddlError("binary data, not a PDDL text file", str(path))
+        raise PddlError(f"binary data, not a {what}", str(path))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PddlError(f"not UTF-8 text (byte {exc.start})", str(path)) from None
-    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
+    return text.removeprefix("\ufeff")  # a byte-order mark some editors write
+
+
+def read_text(path: str | Path) -> str:
+    """The file's text, refusing what is not a readable, non-empty PDDL text file."""
+    text = read_text_file(path, "PDDL text file", MAX_FILE_BYTES)
     if not strip_comments(text).strip():
         raise PddlError("empty file: expected (define ...)", str(path))
     return text

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from plannerl import atomic
 from plannerl.errors import PddlError, PlannerlError
-from plannerl.pddl import ActionSchema, Atom
+from plannerl.pddl import ActionSchema, Atom, read_text_file
 from plannerl.task import Task
 
 MAX_PLAN_BYTES = 16 * 1024 * 1024
@@ -99,23 +99,7 @@ def parse_plan_text(text: str, path: str = "<plan>") -> list[tuple[int, str]]:
 
 def read_plan_text(path: str | Path) -> str:
     """A plan file's text; missing, binary or huge files are refused with one line."""
-    path = Path(path)
-    try:
-        if path.stat().st_size > MAX_PLAN_BYTES:
-            raise PddlError(f"plan file is over the {MAX_PLAN_BYTES} byte limit", str(path))
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise PddlError("is a directory, not a plan file", str(path)) from None
-    except FileNotFoundError:
-        raise PddlError("no such plan file", str(path)) from None
-    except OSError as exc:
-        raise PddlError(f"cannot read: {exc.strerror}", str(path)) from None
-    if b"\x00" in data:
-        raise PddlError("binary data, not a plan file", str(path))
-    try:
-        return data.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        raise PddlError(f"not UTF-8 text (byte {exc.start})", str(path)) from None
+    return read_text_file(path, "plan file", MAX_PLAN_BYTES)
 
 
 def read_plan(path: str | Path, task: Task) -> list[PlanStep]:

@@ -147,7 +147,7 @@ def test_huge_plan_file_is_refused_before_reading(tmp_path):
 def test_plan_file_that_is_a_folder_or_missing_is_refused(tmp_path):
     with pytest.raises(PddlError, match="is a directory"):
         read_plan_text(tmp_path)
-    with pytest.raises(PddlError, match="no such plan file"):
+    with pytest.raises(PddlError, match="no such file"):
         read_plan_text(tmp_path / "missing.plan")
 
 
