@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAINS = ROOT / "domains"
@@ -24,3 +27,19 @@ ALL_PROBLEMS = COOKING_PROBLEMS + CLASSIC_PROBLEMS
 def problem_id(path: Path) -> str:
     """`burger`, `gripper/p02`: short test ids."""
     return path.stem if path.parent == DOMAINS else f"{path.parent.name}/{path.stem}"
+
+
+def run_cli(args, capsys):
+    """Run `plannerl ARGS` in-process through the real entry point: (exit code, stdout, stderr)."""
+    from plannerl.cli.main import run
+
+    argv = sys.argv
+    sys.argv = ["plannerl", *map(str, args)]
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            run()
+            raise SystemExit(0)
+    finally:
+        sys.argv = argv
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err

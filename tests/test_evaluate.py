@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from plannerl.errors import NoPlanError, PlannerlError
 from plannerl.evaluate import (
@@ -330,21 +331,6 @@ def test_unknown_task_and_empty_seed_list_are_clear_errors():
 def test_unsolvable_problem_is_refused():
     with pytest.raises(NoPlanError, match="unsolvable.pddl"):
         problems_from_files([BAD / "unsolvable.pddl"], domain=BAD / "domain.pddl")
-
-
-def run_cli(args, capsys):
-    from plannerl.cli.main import run
-
-    argv = sys.argv
-    sys.argv = ["plannerl", *map(str, args)]
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            run()
-            raise SystemExit(0)
-    finally:
-        sys.argv = argv
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def test_cli_eval_writes_report_and_prints_summary(tmp_path, capsys):

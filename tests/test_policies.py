@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from rich.console import Console
 
 from plannerl.errors import PlannerlError
@@ -133,21 +133,6 @@ def test_cli_eval_with_a_model_folder(model_dir, tmp_path, capsys):
     data = json.loads(report.read_text())
     assert data["matrix"]["rows"] == ["untrained", "oracle"]
     assert data["matrix"]["sr"] == [[0.0], [1.0]]
-
-
-def run_cli(args, capsys):
-    from plannerl.cli.main import run
-
-    argv = sys.argv
-    sys.argv = ["plannerl", *map(str, args)]
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            run()
-            raise SystemExit(0)
-    finally:
-        sys.argv = argv
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 # --- policy specs -----------------------------------------------------------------------------------
