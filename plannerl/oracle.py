@@ -6,15 +6,20 @@ cost h*(s) and the set {a : h*(succ(s, a)) = h*(s) - 1}.
 
 One `optimal_search` from s yields the graph of all shortest plans from s; every state on it
 gets its h* and optimal actions from that same graph, so labelling a whole expert trajectory
-costs one search. Answers are cached per state.
+costs one search. With the compiled core that graph is over canonical states (one per orbit
+under object symmetry): any later state whose canonical form is a node of an earlier graph,
+whichever search found it, is labelled from that node without searching (a node's h* and
+optimal actions are exact whatever the root), with the node's actions renamed onto the state's
+own objects. Answers are cached per state.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from plannerl import compiled
 from plannerl.errors import NoPlanError
-from plannerl.search import Heuristic, optimal_search
+from plannerl.search import Heuristic, _Budget, engine_for, optimal_search
 from plannerl.task import Task
 
 
@@ -35,12 +40,16 @@ class Oracle:
     """Labels states of one task with h* and their optimal actions."""
 
     def __init__(self, task: Task, heuristic: Heuristic | None = None, *,
-                 time_limit: float | None = None, max_states: int | None = None) -> None:
+                 time_limit: float | None = None, max_states: int | None = None, symmetry: bool = True) -> None:
         self.task = task
         self.heuristic = heuristic
         self.time_limit = time_limit
         self.max_states = max_states
+        self.symmetry = symmetry
         self._labels: dict[int, Label] = {}
+        self._compiled = heuristic is None and compiled.available()
+        self._nodes: dict[int, tuple] = {}  # canonical state -> (graph, node)
+        self.searches = 0
 
     def label(self, state: int) -> Label:
         cached = self._labels.get(state)
@@ -48,15 +57,36 @@ class Oracle:
             return cached
         if self.task.is_goal(state):
             label = Label(0, ())
-            self._labels[state] = label
-            return label
+        elif self._compiled:
+            label = self._compiled_label(state)
+        else:
+            label = self._python_label(state)
+        self._labels[state] = label
+        return label
+
+    def _compiled_label(self, state: int) -> Label:
+        engine = engine_for(self.task, symmetry=self.symmetry)
+        canon, perm = engine.canonical(state)
+        found = self._nodes.get(canon)
+        if found is None:
+            try:
+                graph = engine.graph(state, _Budget(self.time_limit, self.max_states))
+            except NoPlanError:
+                return Label(None, ())
+            self.searches += 1
+            for node, node_state in enumerate(graph.states):
+                self._nodes.setdefault(node_state, (graph, node))
+            found = self._nodes[canon]
+        graph, node = found
+        return Label(graph.h_star(node), tuple(graph.actions_at(node, perm)))
+
+    def _python_label(self, state: int) -> Label:
         try:
             result = optimal_search(self.task, self.heuristic, state, time_limit=self.time_limit,
-                                    max_states=self.max_states, count_limit=1)
+                                    max_states=self.max_states, count_limit=1, compiled=False)
         except NoPlanError:
-            label = Label(None, ())
-            self._labels[state] = label
-            return label
+            return Label(None, ())
+        self.searches += 1
         # every state on a shortest plan from `state` is labelled by the same search
         for on_path, (h_star, actions) in result.optimal_labels.items():
             self._labels.setdefault(on_path, Label(h_star, tuple(actions)))

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import heapq
 import time
+from array import array
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from plannerl import compiled as _compiled
 from plannerl.errors import LimitError, NoPlanError
+from plannerl.symmetry import compose, inverse
 from plannerl.task import Task
 
 Heuristic = Callable[[int], int]
@@ -95,14 +98,33 @@ def astar_search(task: Task, heuristic: Heuristic, start: int | None = None, *,
 
 def optimal_search(task: Task, heuristic: Heuristic | None = None, start: int | None = None, *,
                    time_limit: float | None = None, max_states: int | None = None,
-                   count_limit: int = 1_000_000) -> SearchResult:
+                   count_limit: int = 1_000_000, symmetry: bool = True, compiled: bool | None = None) -> SearchResult:
     """A* that keeps going until every state with f <= C* is expanded.
 
     It records, for each state, the predecessors that reach it on a shortest path, so the
     result carries the canonical plan, the number of shortest plans (capped at `count_limit`)
     and the set of optimal first actions. An admissible heuristic is enough: a state whose g
-    improves is re-opened. Without a heuristic this is uniform-cost (breadth-first) search.
+    improves is re-opened.
+
+    By default (no `heuristic` given, compiled core built) this runs in `plannerl._core` over
+    canonical states under object symmetry (`symmetry=False` turns that off) with the pattern
+    databases of `plannerl.heuristics`; `optimal_labels` is then computed on demand. With a
+    Python `heuristic`, or `compiled=False`, or without the compiled core, it runs the plain
+    Python A* below (without a heuristic: uniform-cost search).
     """
+    use_compiled = compiled if compiled is not None else heuristic is None
+    if use_compiled and _compiled.available() and heuristic is None:
+        return engine_for(task, symmetry=symmetry).search(start, time_limit=time_limit, max_states=max_states,
+                                                          count_limit=count_limit)
+    return python_optimal_search(task, heuristic, start, time_limit=time_limit, max_states=max_states,
+                                 count_limit=count_limit)
+
+
+def python_optimal_search(task: Task, heuristic: Heuristic | None = None, start: int | None = None, *,
+                          time_limit: float | None = None, max_states: int | None = None,
+                          count_limit: int = 1_000_000) -> SearchResult:
+    """`optimal_search` in pure Python over the task's own states (no symmetry): the reference
+    the compiled search is tested against, and the fallback without the compiled core."""
     budget = _Budget(time_limit, max_states)
     h = heuristic or (lambda state: 0)
     start = task.init if start is None else start
@@ -192,3 +214,197 @@ def _walk_back(parent: dict[int, tuple[int, int] | None], state: int) -> list[in
         plan.append(action)
     plan.reverse()
     return plan
+
+
+# ---------------------------------------------------------------- compiled search over canonical states
+
+
+class Engine:
+    """A task prepared for `plannerl._core`: its symmetry, its compiled form and (built on the
+    first search) its pattern databases. One per task and symmetry setting (`engine_for`)."""
+
+    def __init__(self, task: Task, *, symmetry: bool = True) -> None:
+        from plannerl.symmetry import Symmetry
+
+        self.task = task
+        self.symmetry = Symmetry(task, enabled=symmetry)
+        self.core = _compiled.core_for_task(task, self.symmetry)
+        self.nfacts = len(task.facts)
+        self.patterns = None
+        self.pattern_seconds = 0.0
+
+    def heuristic_patterns(self) -> list:
+        if self.patterns is None:
+            from plannerl.heuristics import build_pattern_sum
+
+            built = build_pattern_sum(self.task, self.symmetry, self.core)
+            self.patterns = built.core_patterns()
+            self.pattern_seconds = built.seconds
+        return self.patterns
+
+    def canonical(self, state: int) -> tuple[int, list[int]]:
+        """The canonical representative of `state`'s orbit and the renaming (object id -> object
+        id) that maps `state` onto it."""
+        data, perm = self.core.canonical(_compiled.to_bytes(state, self.nfacts))
+        return _compiled.from_bytes(data), list(array("i", perm))
+
+    def search(self, start: int | None = None, *, time_limit: float | None = None, max_states: int | None = None,
+               count_limit: int = 1_000_000) -> SearchResult:
+        budget = _Budget(time_limit, max_states)
+        graph = self.graph(start, budget)
+        start = self.task.init if start is None else start
+        plan = graph.canonical_plan(start)
+        count = graph.plan_count(count_limit)
+        return SearchResult(plan, graph.expanded, budget.elapsed(), count, count >= count_limit, graph.label(start)[1],
+                            OptimalLabels(graph))
+
+    def graph(self, start: int | None, budget) -> OptimalGraph:
+        """All shortest plans from `start`, over canonical states; LimitError/NoPlanError otherwise."""
+        start = self.task.init if start is None else start
+        patterns = self.heuristic_patterns()
+        remaining = 0.0
+        if budget.deadline is not None:
+            remaining = budget.deadline - time.perf_counter()
+            if remaining <= 0:
+                raise LimitError(f"no plan found within the time limit of {budget.time_limit:g} s (0 states seen)")
+        status, cstar, expanded, generated, stored, states, gs, edges = self.core.search(
+            _compiled.to_bytes(start, self.nfacts), patterns, budget.max_states, remaining)
+        if status == 2:
+            raise LimitError(f"no plan found: stopped after {budget.max_states} states (state limit)")
+        if status == 3:
+            raise LimitError(f"no plan found within the time limit of {budget.time_limit:g} s ({stored} states seen)")
+        if status == 1:
+            raise NoPlanError(f"no plan exists: all {stored} reachable states explored")
+        return OptimalGraph(self, start, cstar, states, gs, edges, expanded, generated, stored)
+
+
+def engine_for(task: Task, *, symmetry: bool = True) -> Engine:
+    """The task's engine, made on first use and kept on the task."""
+    engines = task.__dict__.setdefault("_engines", {})
+    if symmetry not in engines:
+        engines[symmetry] = Engine(task, symmetry=symmetry)
+    return engines[symmetry]
+
+
+class OptimalGraph:
+    """Every shortest plan from one start state, over canonical states: node states, their depth
+    g, and each node's optimal actions with the node they lead to.
+
+    A concrete state on a shortest plan maps onto a node by a renaming of interchangeable
+    objects; its optimal actions are the node's, renamed back, so every concrete optimal action
+    is found, not only a representative. Walking a concrete plan keeps the renaming up to date
+    from the edges, so no state ever needs to be looked up by its canonical form twice."""
+
+    def __init__(self, engine: Engine, start: int, cstar: int, states: bytes, gs: bytes, edges: bytes, expanded: int,
+                 generated: int, stored: int) -> None:
+        self.engine = engine
+        self.start = start
+        self.cstar = cstar
+        size = _compiled.words(engine.nfacts) * 8
+        self.states = [_compiled.from_bytes(states[i:i + size]) for i in range(0, len(states), size)]
+        self.g = list(array("i", gs))
+        self.index = {state: node for node, state in enumerate(self.states)}
+        triples = array("i", edges)
+        self.out: list[list[tuple[int, int]]] = [[] for _ in self.states]
+        for i in range(0, len(triples), 3):
+            self.out[triples[i]].append((triples[i + 1], triples[i + 2]))
+        self.expanded, self.generated, self.stored = expanded, generated, stored
+        self._perm_cache: dict[tuple[int, int], list[int]] = {}
+
+    def h_star(self, node: int) -> int:
+        return self.cstar - self.g[node]
+
+    def locate(self, state: int) -> tuple[int, list[int]] | None:
+        """(node, renaming) of a concrete state whose canonical form is a node, else None."""
+        canon, perm = self.engine.canonical(state)
+        node = self.index.get(canon)
+        return None if node is None else (node, perm)
+
+    def actions_at(self, node: int, perm: list[int]) -> list[int]:
+        """The concrete optimal actions of the state that `perm` maps onto `node`, sorted."""
+        back = inverse(perm)
+        sym = self.engine.symmetry
+        return sorted({sym.permute_action(b, back) for b, _ in self.out[node]}) if not sym.trivial else \
+            sorted({b for b, _ in self.out[node]})
+
+    def step(self, node: int, perm: list[int], action: int) -> tuple[int, list[int]] | None:
+        """The node and renaming after the concrete `action`, when it is optimal, else None."""
+        sym = self.engine.symmetry
+        b = action if sym.trivial else sym.permute_action(action, perm)
+        for a, child in self.out[node]:
+            if a == b:
+                if sym.trivial:
+                    return child, perm
+                canon, rho = self.engine.canonical(self.engine.task.apply(self.states[node], b))
+                return child, compose(rho, perm)
+        return None
+
+    def label(self, state: int) -> tuple[int, list[int]]:
+        """(h*, optimal actions) of a concrete state whose canonical form is on the graph."""
+        found = self.locate(state)
+        if found is None:
+            raise KeyError(state)
+        node, perm = found
+        return self.h_star(node), self.actions_at(node, perm)
+
+    def walk(self, start: int, plan: list[int]):
+        """(state, node, renaming) along a concrete plan from `start` while it stays optimal."""
+        found = self.locate(start)
+        if found is None:
+            return
+        node, perm = found
+        state = start
+        yield state, node, perm
+        for action in plan:
+            nxt = self.step(node, perm, action)
+            if nxt is None:
+                return
+            node, perm = nxt
+            state = self.engine.task.apply(state, action)
+            yield state, node, perm
+
+    def canonical_plan(self, start: int) -> list[int]:
+        """The lexicographically smallest shortest plan (by action index) from `start`."""
+        found = self.locate(start)
+        node, perm = found
+        state, plan = start, []
+        while self.out[node]:
+            action = self.actions_at(node, perm)[0]
+            plan.append(action)
+            node, perm = self.step(node, perm, action)
+            state = self.engine.task.apply(state, action)
+        return plan
+
+    def plan_count(self, limit: int) -> int:
+        """The number of shortest plans of concrete actions (capped at `limit`): each node's
+        optimal actions are its concrete state's optimal actions renamed, so counting node
+        edges counts concrete plans."""
+        count = [0] * len(self.states)
+        for node in sorted(range(len(self.states)), key=self.g.__getitem__, reverse=True):
+            count[node] = 1 if not self.out[node] else min(limit, sum(count[child] for _, child in self.out[node]))
+        return count[self.locate(self.start)[0]]
+
+
+class OptimalLabels(Mapping):
+    """state -> (h*, sorted optimal actions) for any concrete state on a shortest plan, computed
+    on demand from an `OptimalGraph` (with symmetry there can be far too many to list).
+    Iterating yields the states of the canonical plan (the expert trajectory)."""
+
+    def __init__(self, graph: OptimalGraph) -> None:
+        self.graph = graph
+
+    def __getitem__(self, state: int) -> tuple[int, list[int]]:
+        return self.graph.label(state)
+
+    def __contains__(self, state) -> bool:
+        return isinstance(state, int) and self.graph.locate(state) is not None
+
+    def __iter__(self):
+        state = self.graph.start
+        yield state
+        for action in self.graph.canonical_plan(state):
+            state = self.graph.engine.task.apply(state, action)
+            yield state
+
+    def __len__(self) -> int:
+        return self.graph.cstar + 1
