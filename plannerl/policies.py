@@ -124,6 +124,7 @@ class ModelPolicy:
         self.name = label or str(name_or_path)
         self.model, self.tokenizer = load_model(str(name_or_path), trust_remote_code=trust_remote_code)
         self.model.eval()
+        self.prompt_style = prompt_style_of(self.model)
         self.sample = sample
         self.temperature = temperature
         self.seed = seed
@@ -140,6 +141,8 @@ class ModelPolicy:
     def prompt_texts(self, observations: Sequence[Observation]) -> list[str]:
         from plannerl.model import prompt_text
 
+        if self.prompt_style != "full":  # a model trained on compact prompts reads them as plain text
+            return [obs.prompt(self.prompt_style) for obs in observations]
         return [prompt_text(self.tokenizer, obs.prompt(), obs.messages()) for obs in observations]
 
     def act(self, observations: Sequence[Observation]) -> list[str]:
@@ -237,6 +240,18 @@ class ModelPolicy:
             if len(ids) > 1:
                 total += float(logprobs[row, torch.arange(len(ids) - 1), torch.tensor(ids[1:])].sum())
             scores[index][k] = total
+
+
+def prompt_style_of(model) -> str:
+    """The prompt style a model was trained on, recorded in its config by `plannerl train`
+    (`plannerl_prompt`); "full" for any other model."""
+    from plannerl.render import PROMPT_STYLES
+
+    style = getattr(model.config, "plannerl_prompt", None) or "full"
+    if style not in PROMPT_STYLES:
+        raise PlannerlError(f"the model's config.json names an unknown prompt style {style!r} "
+                            f"(known: {', '.join(PROMPT_STYLES)})")
+    return style
 
 
 class HumanPolicy:

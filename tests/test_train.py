@@ -121,6 +121,19 @@ def test_smoke_pipeline_changes_weights_in_sft_and_grpo_and_writes_a_loadable_mo
             assert len(report["episodes"]) == 1 and report["episodes"][0]["task"] == "burger"
     assert not list(run.glob("*/checkpoint-*")), "finished stages keep no trainer checkpoints"
 
+    # the built-in model trains on compact prompts, and its folder says so, so evaluation renders the same
+    first = json.loads((run / "data" / "train.jsonl").read_text().splitlines()[0])
+    assert first["prompt"].startswith("Goal: ") and "Valid actions" not in first["prompt"] and "messages" not in first
+    assert json.loads((run / "model" / "config.json").read_text())["plannerl_prompt"] == "compact"
+    from plannerl.evaluate import Observation, problems_from_tasks
+    from plannerl.policies import ModelPolicy
+    from plannerl.render import compact_prompt
+
+    problem = problems_from_tasks(["burger"], [1000])[0]
+    observation = Observation(problem, problem.task.init, 0, [], [], 0, 0)
+    assert ModelPolicy(str(run / "model")).prompt_texts([observation]) == [compact_prompt(problem.task, problem.task.init)]
+    assert first["prompt"] == compact_prompt(problem.task, problem.task.init)
+
 
 @pytest.mark.slow
 def test_ctrl_c_leaves_a_checkpoint_and_resume_continues_from_the_saved_step(tmp_path):
