@@ -62,6 +62,8 @@ DEFAULTS: dict = {
         "warmup_steps": 20,
         "weight_decay": 0.0,
         "max_length": 0,              # 0: fit the longest row; otherwise rows longer than this are refused
+        "objective": "answer",        # answer: likelihood of the expert answer (TRL SFT) | choice: optimal vs other valid answers
+        "negatives": 12,              # choice: wrong valid answers per row it is compared against
         "save_steps": 100,
         "logging_steps": 10,
     },
@@ -105,6 +107,7 @@ _CHOICES = {
     "runtime.vllm": ("auto", "off", "colocate", "server"),
     "grpo.reward": ("optimal", "expert"),
     "data.prompt": ("auto", "full", "compact"),
+    "sft.objective": ("answer", "choice"),
     "grpo.loss_type": ("grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo"),
     "eval.invalid": ("retry", "step", "stop"),
 }
@@ -606,6 +609,8 @@ def run_sft(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: i
 
     config, sft = run.config, run.config["sft"]
     model, tokenizer = _load_for_training(model_dir, config)
+    if sft["objective"] == "choice":
+        return run_choice(run, stage, model, tokenizer, rows, steps=steps, callbacks=callbacks)
     tokens = tokenize_rows(tokenizer, rows, sft["max_length"])
     dataset = Dataset.from_dict({"input_ids": tokens["input_ids"], "completion_mask": tokens["completion_mask"]})
     args = SFTConfig(
@@ -621,6 +626,85 @@ def run_sft(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: i
                          callbacks=[_trainer_callback(run, stage), *callbacks])
     _train_with_resume(run, stage, trainer)
     return _finish_stage(run, stage, trainer.model, tokenizer)
+
+
+def choice_rows(tokenizer, rows: list[dict], *, negatives: int, seed: int) -> dict:
+    """Per row: the prompt's tokens, and candidate answers (every optimal action's, then up to
+    `negatives` other valid actions' drawn with a seeded generator), each `Action: <sentence>`
+    + EOS exactly as constrained decoding scores them; `optimal` marks the optimal ones and
+    `expert` the canonical one."""
+    from plannerl.model import encode_prompt, prompt_text
+
+    rng = random.Random(seed)
+    columns: dict[str, list] = {"prompt_ids": [], "candidates": [], "optimal": [], "expert": []}
+    for row in rows:
+        optimal = list(row["optimal_actions"])
+        wrong = [a for a in row["valid_actions"] if a not in set(optimal)]
+        answers = optimal + rng.sample(wrong, min(negatives, len(wrong)))
+        columns["prompt_ids"].append(encode_prompt(tokenizer, prompt_text(tokenizer, row["prompt"], row.get("messages"))))
+        columns["candidates"].append([tokenizer(f"Action: {a}", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+                                      for a in answers])
+        columns["optimal"].append([int(k < len(optimal)) for k in range(len(answers))])
+        columns["expert"].append(optimal.index(row["expert_action"]))
+    return columns
+
+
+def choice_loss(model, batch: dict, pad: int):
+    """Mean over rows of -log P(an optimal answer | the row's candidates) - log p(expert answer) / its length.
+
+    Each candidate's score is its summed token log-likelihood after the prompt, the score
+    constrained decoding ranks valid actions by; the first term is the softmax over a row's
+    candidates, so the model is taught exactly the choice it will make (any optimal action is
+    right, and it learns what the wrong ones look like). The second term is ordinary SFT on the
+    expert answer, so free generation (GRPO's sampling) still writes answers. Scores come from
+    `plannerl.policies.score_candidates`, the function constrained decoding ranks with."""
+    import torch
+
+    from plannerl.policies import score_candidates
+
+    candidates = batch["candidates"]
+    scores = score_candidates(model, batch["prompt_ids"], candidates, pad)
+    device = scores.device
+    losses, start = [], 0
+    for options, optimal, expert in zip(candidates, batch["optimal"], batch["expert"]):
+        row = scores[start:start + len(options)]
+        right = torch.tensor(optimal, dtype=torch.bool, device=device)
+        losses.append(torch.logsumexp(row, 0) - torch.logsumexp(row[right], 0) - row[expert] / len(options[expert]))
+        start += len(options)
+    return torch.stack(losses).mean()
+
+
+def run_choice(run: Run, stage: str, model, tokenizer, rows: list[dict], *, steps: int, callbacks=()) -> Path:
+    """SFT with the choice objective (`choice_loss`) through a transformers Trainer, so
+    checkpoints, resume, Ctrl-C and metrics work as in the other stages."""
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+
+    config, sft = run.config, run.config["sft"]
+    dataset = Dataset.from_dict(choice_rows(tokenizer, rows, negatives=sft["negatives"], seed=config["seed"]))
+    pad = tokenizer.pad_token_id
+
+    class ChoiceTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            return choice_loss(model, inputs, pad)
+
+    args = TrainingArguments(
+        output_dir=str(run.path(stage)), max_steps=steps, per_device_train_batch_size=sft["batch_size"],
+        gradient_accumulation_steps=sft["grad_accum"], learning_rate=sft["learning_rate"], lr_scheduler_type="cosine",
+        warmup_steps=sft["warmup_steps"], weight_decay=sft["weight_decay"], logging_steps=sft["logging_steps"],
+        save_steps=sft["save_steps"], save_total_limit=2, seed=config["seed"], data_seed=config["seed"], report_to="none",
+        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=not run.progress,
+        ddp_find_unused_parameters=False, **precision_flags(config),
+    )
+    trainer = ChoiceTrainer(model=model, args=args, train_dataset=dataset, data_collator=_columns,
+                            callbacks=[_trainer_callback(run, stage), *callbacks])
+    _train_with_resume(run, stage, trainer)
+    return _finish_stage(run, stage, trainer.model, tokenizer)
+
+
+def _columns(examples: list[dict]) -> dict:
+    """A batch as lists per column (choice_loss pads it itself)."""
+    return {key: [example[key] for example in examples] for key in examples[0]}
 
 
 def _finish_stage(run: Run, stage: str, model, tokenizer) -> Path:
