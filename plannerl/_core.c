@@ -854,7 +854,8 @@ static int conflicting(const int32_t *goff, const int32_t *gids, int32_t a, int3
    abstract fact). A negative condition on an abstract fact is kept only when it excludes all of
    its members; a delete only when the deleted member is required or all members go. Cases
    that contradict the action's own preconditions (two facts of one mutex group) are dropped,
-   and so are duplicates and actions without effect on the pattern. */
+   and so are duplicates, actions without effect on the pattern and actions whose owner_of is
+   -3 (their own preconditions are mutex, so they never apply). */
 static PyObject *core_project(Core *c, PyObject *args) {
     int p, nabs;
     Py_buffer b[16];
@@ -871,6 +872,7 @@ static PyObject *core_project(Core *c, PyObject *args) {
     int failed = 0;
     ivec_push(&pre_off, 0); ivec_push(&neg_off, 0); ivec_push(&add_off, 0); ivec_push(&del_off, 0); ivec_push(&obj_off, 0);
     for (int a = 0; a < c->nactions && !failed; a++) {
+        if (owner_of[a] == -3) continue; /* never applicable: two preconditions are mutex */
         int touches = 0;
         for (int32_t i = c->add_off[a]; i < c->add_off[a + 1] && !touches; i++) touches = fmap[c->add[i]] >= 0;
         for (int32_t i = c->del_off[a]; i < c->del_off[a + 1] && !touches; i++) touches = fmap[c->del[i]] >= 0;
@@ -1087,11 +1089,109 @@ static PyObject *core_canonical(Core *c, PyObject *arg) {
 
 /* ------------------------------------------------------------------ pattern databases */
 
-/* build_pdb(max_states) -> number of canonical abstract states; raises MemoryError or
-   returns -1 when max_states is exceeded (the database is then unusable). */
+/* signature(relabel) -> bytes: the task with every fact f renamed to relabel[f] (a permutation
+   of the facts): its goal, then its actions as records (cost, then the sorted renamed
+   precondition, negative precondition, add and delete lists, each after its length) in
+   sorted order. Two Cores whose signatures are equal are the same task up to those
+   renamings, so their distances agree; plannerl.heuristics builds one database for such
+   patterns. */
+static void sort_records(int32_t *idx, int32_t *tmp, int n, const int32_t *rec, int width) {
+    for (int run = 1; run < n; run *= 2) {
+        for (int lo = 0; lo < n; lo += 2 * run) {
+            int mid = lo + run < n ? lo + run : n, hi = lo + 2 * run < n ? lo + 2 * run : n;
+            int i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                tmp[k++] = memcmp(rec + (size_t)idx[j] * width, rec + (size_t)idx[i] * width, width * sizeof(int32_t)) < 0 ? idx[j++]
+                                                                                                                           : idx[i++];
+            while (i < mid) tmp[k++] = idx[i++];
+            while (j < hi) tmp[k++] = idx[j++];
+        }
+        memcpy(idx, tmp, n * sizeof(int32_t));
+    }
+}
+
+static PyObject *core_signature(Core *c, PyObject *arg) {
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0) return NULL;
+    if (b.len != (Py_ssize_t)(c->nfacts * sizeof(int32_t))) {
+        PyBuffer_Release(&b);
+        PyErr_SetString(PyExc_ValueError, "signature: one new index per fact expected");
+        return NULL;
+    }
+    const int32_t *relabel = b.buf;
+    char *seen = calloc(c->nfacts + 1, 1);
+    int permutation = seen != NULL;
+    for (int f = 0; f < c->nfacts && permutation; f++) {
+        permutation = relabel[f] >= 0 && relabel[f] < c->nfacts && !seen[relabel[f]];
+        if (permutation) seen[relabel[f]] = 1;
+    }
+    free(seen);
+    if (!permutation) {
+        PyBuffer_Release(&b);
+        PyErr_SetString(PyExc_ValueError, "signature: the renaming must be a permutation of the facts");
+        return NULL;
+    }
+    int width = 5;
+    for (int a = 0; a < c->nactions; a++) {
+        int n = 5 + (c->pre_off[a + 1] - c->pre_off[a]) + (c->neg_off[a + 1] - c->neg_off[a]) + (c->add_off[a + 1] - c->add_off[a]) +
+                (c->del_off[a + 1] - c->del_off[a]);
+        if (n > width) width = n;
+    }
+    size_t head = 3 + (size_t)c->ngoal_pos + c->ngoal_neg;
+    int32_t *rec = calloc((size_t)c->nactions * width + 1, sizeof(int32_t));
+    int32_t *idx = malloc((c->nactions + 1) * sizeof(int32_t)), *tmp = malloc((c->nactions + 1) * sizeof(int32_t));
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (head + (size_t)c->nactions * width) * sizeof(int32_t));
+    if (!rec || !idx || !tmp || !out) {
+        free(rec);
+        free(idx);
+        free(tmp);
+        Py_XDECREF(out);
+        PyBuffer_Release(&b);
+        return PyErr_NoMemory();
+    }
+    int32_t *o = (int32_t *)PyBytes_AS_STRING(out);
+    o[0] = width;
+    o[1] = c->ngoal_pos;
+    int ng = 2;
+    for (int i = 0; i < c->ngoal_pos; i++) o[ng++] = relabel[c->goal_pos[i]];
+    sort_unique(o + 2, &(int){c->ngoal_pos});
+    o[ng++] = c->ngoal_neg;
+    for (int i = 0; i < c->ngoal_neg; i++) o[ng++] = relabel[c->goal_neg[i]];
+    sort_unique(o + 3 + c->ngoal_pos, &(int){c->ngoal_neg});
+    for (int a = 0; a < c->nactions; a++) {
+        int32_t *r = rec + (size_t)a * width;
+        int n = 0;
+        r[n++] = c->cost[a];
+        const int32_t *offs[4] = {c->pre_off, c->neg_off, c->add_off, c->del_off};
+        const int32_t *lists[4] = {c->pre, c->neg, c->add, c->del};
+        for (int l = 0; l < 4; l++) {
+            int m = offs[l][a + 1] - offs[l][a];
+            r[n++] = m;
+            for (int i = 0; i < m; i++) r[n + i] = relabel[lists[l][offs[l][a] + i]];
+            sort_unique(r + n, &m);
+            n += m;
+        }
+        idx[a] = a;
+    }
+    sort_records(idx, tmp, c->nactions, rec, width);
+    for (int a = 0; a < c->nactions; a++) memcpy(o + head + (size_t)a * width, rec + (size_t)idx[a] * width, width * sizeof(int32_t));
+    free(rec);
+    free(idx);
+    free(tmp);
+    PyBuffer_Release(&b);
+    return out;
+}
+
+
+/* build_pdb(max_states, more_inits=b"") -> number of canonical abstract states; raises
+   MemoryError or returns -1 when max_states is exceeded (the database is then unusable).
+   The database holds every state reachable from the initial state or from one of
+   `more_inits` (concatenated states), so one database can serve several isomorphic patterns
+   whose initial states differ. */
 static PyObject *core_build_pdb(Core *c, PyObject *args) {
     long long max_states;
-    if (!PyArg_ParseTuple(args, "L", &max_states)) return NULL;
+    Py_buffer more = {0};
+    if (!PyArg_ParseTuple(args, "L|y*", &max_states, &more)) return NULL;
     stateset_free(&c->pdb);
     free(c->pdb_h);
     c->pdb_h = NULL;
@@ -1105,6 +1205,12 @@ static PyObject *core_build_pdb(Core *c, PyObject *args) {
     int failed = 0;
     canonicalise(c, c->init, canon, perm);
     stateset_insert(&c->pdb, canon, &is_new);
+    for (Py_ssize_t off = 0; more.buf && off + (Py_ssize_t)(W * sizeof(word)) <= more.len; off += W * sizeof(word)) {
+        memcpy(child, (const char *)more.buf + off, W * sizeof(word));
+        canonicalise(c, child, canon, perm);
+        stateset_insert(&c->pdb, canon, &is_new);
+    }
+    if (more.buf) PyBuffer_Release(&more);
     for (size_t id = 0; id < c->pdb.n && !failed; id++) {
         memcpy(child + 0, stateset_get(&c->pdb, (int32_t)id), W * sizeof(word));
         memcpy(c->scratch + 2 * W, child, W * sizeof(word));
@@ -1528,7 +1634,8 @@ static PyObject *core_pdb_entry(Core *c, PyObject *arg) {
 
 static PyMethodDef core_methods[] = {
     {"canonical", (PyCFunction)core_canonical, METH_O, "canonical(state) -> (canonical state, object permutation)"},
-    {"build_pdb", (PyCFunction)core_build_pdb, METH_VARARGS, "build_pdb(max_states) -> number of abstract states, -1 over the limit"},
+    {"build_pdb", (PyCFunction)core_build_pdb, METH_VARARGS,
+     "build_pdb(max_states, more_inits=b'') -> number of abstract states, -1 over the limit"},
     {"pdb_value", (PyCFunction)core_pdb_value, METH_O, "pdb_value(state) -> h, -1 for a dead end"},
     {"search", (PyCFunction)core_search, METH_VARARGS, "search(start, patterns, max_states, time_limit)"},
     {"successors", (PyCFunction)core_successors, METH_O, "successors(state) -> [(action, state)]"},
@@ -1536,6 +1643,7 @@ static PyMethodDef core_methods[] = {
     {"pdb_entry", (PyCFunction)core_pdb_entry, METH_O, "pdb_entry(i) -> (state, h)"},
     {"project", (PyCFunction)core_project, METH_VARARGS, "project(p, ...) -> Core: the abstract task of a pattern"},
     {"action_count", (PyCFunction)core_action_count, METH_NOARGS, "number of actions"},
+    {"signature", (PyCFunction)core_signature, METH_O, "signature(relabel) -> bytes: the task up to a renaming of its facts"},
     {NULL, NULL, 0, NULL},
 };
 

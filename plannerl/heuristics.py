@@ -42,6 +42,7 @@ from plannerl.pddl import Domain
 from plannerl.task import Task
 
 COUNTED = -1
+NEVER = -3  # owner of an action that never applies (see _Analysis.never_applicable)
 PDB_STATE_LIMIT = 2_000_000
 
 
@@ -397,6 +398,19 @@ class _Analysis:
         self.target_objects = [{t for k in _bits(targets) for t in task.facts[k][1:]} for targets in self.targets]
         self._charges()
 
+    def never_applicable(self, action) -> bool:
+        """Whether two preconditions of `action` lie in one mutex group (e.g. stacking an item on
+        itself: holding it while it is in a station). Such actions are grounded (grounding is
+        relaxed) but never apply, and would make patterns that differ only by names charge
+        differently; the abstract tasks leave them out."""
+        seen: set[int] = set()
+        for k in _bits(action.pre):
+            for gi in self.groups_of.get(k, ()):
+                if gi in seen:
+                    return True
+                seen.add(gi)
+        return False
+
     def closure(self, fact: int) -> int:
         mask = 1 << fact
         for gi in self.groups_of.get(fact, ()):
@@ -432,7 +446,11 @@ class _Analysis:
     def _charges(self) -> None:
         """Per action: the pattern that owns it, or its guards (see the module docstring).
 
-        An action that changes an owned fact belongs to that fact's owner. Otherwise its guards
+        An action that changes owned facts belongs to the owner of the one that names its
+        earliest arguments (unstacking the cheese from the patty is the cheese's business, not
+        that of the patty now clear): a rule by roles, not by names, so patterns that differ
+        only by their objects' names get the same abstract task and share a database
+        (`build_pattern_sum`). Otherwise its guards
         are the groups with owned facts whose facts all name one of its arguments, read in this
         order: groups of an object the action carries along (the moving robot's hand), of its
         destination (what lies on the target station), of its origin. Each guard decides by its
@@ -454,8 +472,16 @@ class _Analysis:
         self.guard_owner = array("i")
         for action in task.actions:
             changed = (action.add | action.delete) & self.owned_mask
+            if self.never_applicable(action):
+                self.owner_of.append(NEVER)
+                self.guard_off.append(len(self.guard_fact_off) - 1)
+                continue
             if changed:
-                self.owner_of.append(min(self.owner[k] for k in _bits(changed)))
+                position: dict[str, int] = {}
+                for i, t in enumerate(action.args):
+                    position.setdefault(t, i)
+                ranked = min((sorted(position.get(t, len(position)) for t in task.facts[k][1:]), k) for k in _bits(changed))
+                self.owner_of.append(self.owner[ranked[1]])
                 self.guard_off.append(len(self.guard_fact_off) - 1)
                 continue
             touched = set()
@@ -519,6 +545,19 @@ class _Analysis:
             atom = task.facts[k]
             return (atom[0], *((OTHER if t in goal_objects else FREE) if t in renamed else t for t in atom[1:]))
 
+        # the deleters' preconditions inside the pattern, split once: most deleters require the
+        # fact they delete, which settles them whatever is renamed
+        inexact: dict[int, list[list[int]]] = {}
+        for k in facts:
+            if renamed.intersection(task.facts[k][1:]):
+                inexact[k] = [_bits(b.pre & mask) for b in self.deleters.get(k, ()) if not b.pre >> k & 1]
+        names: dict[int, tuple] = {}  # rename(j), valid until `renamed` shrinks
+
+        def name_of(j: int) -> tuple:
+            if j not in names:
+                names[j] = rename(j)
+            return names[j]
+
         changed = True
         while changed:
             changed = False
@@ -527,9 +566,10 @@ class _Analysis:
                 if not renamed.intersection(atom[1:]):
                     continue
                 name = rename(k)
-                if all(any(rename(j) == name for j in _bits(b.pre & mask)) for b in self.deleters.get(k, ())):
+                if all(any(name_of(j) == name for j in pre) for pre in inexact[k]):
                     continue
                 renamed.difference_update(atom[1:])
+                names.clear()
                 changed = True
         index: dict[tuple, int] = {}
         atoms: list[tuple] = []
@@ -546,44 +586,91 @@ class _Analysis:
         return atoms, members, of_fact
 
 
-def build_pattern_sum(task: Task, symmetry, core=None, *, max_states: int = PDB_STATE_LIMIT) -> PatternSum:
+def build_pattern_sum(task: Task, symmetry, core=None, *, max_states: int = PDB_STATE_LIMIT, share: bool = True) -> PatternSum:
     """Patterns for every goal fact that can change, with their databases built.
 
-    `core` is the task's `_core.Core` (built here when not given); it projects the actions."""
+    Patterns whose abstract tasks are the same up to the names of their goal fact's objects
+    (the five "on" facts of a double cheese burger: two items, the robot and the build table
+    each) share one database, built from all their initial states: `_shared_key` proves the
+    renaming is an isomorphism of the abstract tasks, so distances carry over exactly
+    (`share=False` builds one database per pattern, to check that). `core` is the task's
+    `_core.Core` (built here when not given); it projects the actions."""
     from plannerl.compiled import core_for_task
 
     start = time.perf_counter()
     core = core or core_for_task(task, symmetry)
     analysis = _Analysis(task)
     weights = fact_weights(task.facts, task.init)
-    patterns = []
+    objects = list(symmetry.objects) + [OTHER, FREE]
+    object_id = {name: i for i, name in enumerate(objects)}
+    obj_classes = list(symmetry.obj_class) + [-1, -1]
+    abstract = []
+    shared: dict[tuple, list[int]] = {}
     for p, g in enumerate(analysis.goal_facts):
         mask, targets = analysis.masks[p], analysis.targets[p]
         atoms, members, of_fact = analysis.merge_map(mask, targets, symmetry)
-        objects = list(symmetry.objects) + [OTHER, FREE]
-        object_id = {name: i for i, name in enumerate(objects)}
         pred_id: dict[str, int] = {}
         fact_pred, args_off, args = array("i"), array("i", [0]), array("i")
         for atom in atoms:
             fact_pred.append(pred_id.setdefault(atom[0], len(pred_id)))
             args.extend(object_id[t] for t in atom[1:])
             args_off.append(len(args))
-        projection = array("i", [-1] * len(task.facts))
         weight = [1000] * len(atoms)
         for k, i in of_fact.items():
-            projection[k] = i
             weight[i] = min(weight[i], weights[k])
-
         init = sum(1 << of_fact[k] for k in _bits(task.init & mask))
         goal = sum(1 << of_fact[k] for k in _bits(targets & mask))
         # only objects the abstract facts name can be interchanged there
         present = set(args)
-        obj_class = array("i", [cls if i in present else -1 for i, cls in enumerate(list(symmetry.obj_class) + [-1, -1])])
+        obj_class = array("i", [cls if i in present else -1 for i, cls in enumerate(obj_classes)])
         size = (len(atoms) // 64 + 1) * 8
+        projection = array("i", [-1] * len(task.facts))
+        for k, i in of_fact.items():
+            projection[k] = i
         sub = core.project(p, projection, array("i", members), analysis.fact_group_off, analysis.fact_groups, analysis.owner_of,
                            analysis.guard_off, analysis.guard_fact_off, analysis.guard_facts, analysis.guard_owner, len(atoms),
                            init.to_bytes(size, "little"), goal.to_bytes(size, "little"), array("i", weight), fact_pred,
                            args_off, args, obj_class)
-        states = sub.build_pdb(max_states)
-        patterns.append(Pattern(g, _bits(mask), sub, projection.tobytes(), states))
+        key, order = _shared_key(task.facts[g], atoms, sub) if share else ((p,), list(range(len(atoms))))
+        abstract.append((g, mask, of_fact, init, sub, order))
+        shared.setdefault(key, []).append(p)
+    patterns: list[Pattern | None] = [None] * len(abstract)
+    for members in shared.values():
+        leader = abstract[members[0]]
+        sub, leader_order = leader[4], leader[5]
+        # member atom i is the leader's atom at the same place in the shared order
+        to_leader = [[0] * len(abstract[q][5]) for q in members]
+        for renaming, q in zip(to_leader, members):
+            for place, i in enumerate(abstract[q][5]):
+                renaming[i] = leader_order[place]
+        size = (len(leader_order) // 64 + 1) * 8
+        more = b"".join(sum(1 << renaming[i] for i in _bits(abstract[q][3])).to_bytes(size, "little")
+                        for renaming, q in zip(to_leader[1:], members[1:]))
+        states = sub.build_pdb(max_states, more)
+        for renaming, q in zip(to_leader, members):
+            g, mask, of_fact = abstract[q][:3]
+            projection = array("i", [-1] * len(task.facts))
+            for k, i in of_fact.items():
+                projection[k] = renaming[i]
+            patterns[q] = Pattern(g, _bits(mask), sub, projection.tobytes(), states)
     return PatternSum(patterns, time.perf_counter() - start)
+
+
+def _shared_key(goal_fact: tuple, atoms: list[tuple], sub) -> tuple[tuple, list[int]]:
+    """What two patterns must have in common to share a database, and the pattern's atoms in
+    the order of that key.
+
+    The goal fact's objects are renamed to their roles ("?0", "?1": no PDDL object name starts
+    with "?"), all other names kept; sorting the renamed atoms gives every atom a place. The key
+    is the sorted renamed atoms with the abstract task's signature under that numbering (goal,
+    and every action with its cost). Equal keys mean the map between atoms at the same place
+    sends one abstract task onto the other: an isomorphism, so both have the same distances."""
+    role = {}
+    for t in goal_fact[1:]:
+        role.setdefault(t, f"?{len(role)}")
+    renamed = [(atom[0], *(role.get(t, t) for t in atom[1:])) for atom in atoms]
+    order = sorted(range(len(atoms)), key=renamed.__getitem__)
+    place = array("i", [0] * len(atoms))
+    for i, k in enumerate(order):
+        place[k] = i
+    return (tuple(renamed[k] for k in order), sub.signature(place)), order
