@@ -1322,6 +1322,16 @@ static PyObject *core_pdb_value(Core *c, PyObject *arg) {
     return PyLong_FromLong(h >= INF_H ? -1 : h);
 }
 
+/* pdb_has(state) -> whether the database holds the state's canonical form (then it holds
+   every state reachable from it, with its exact distance); False when not built. */
+static PyObject *core_pdb_has(Core *c, PyObject *arg) {
+    word *s = c->scratch, *canon = c->scratch + c->W;
+    if (read_state(c, arg, s) < 0) return NULL;
+    if (!c->pdb_ready) Py_RETURN_FALSE;
+    canonicalise(c, s, canon, c->perm);
+    return PyBool_FromLong(stateset_find(&c->pdb, canon) >= 0);
+}
+
 /* ------------------------------------------------------------------ A* over canonical states */
 
 typedef struct {
@@ -1620,6 +1630,27 @@ static PyObject *core_successors(Core *c, PyObject *arg) {
 
 static PyObject *core_cache_size(Core *c, PyObject *unused) { return PyLong_FromSize_t(c->cache.n); }
 
+/* fact_lists() -> (pre_off, pre, neg_off, neg, add_off, add, del_off, del) as int32 bytes: the
+   actions' fact lists, which Python would otherwise pull out of its int masks bit by bit. */
+static PyObject *core_fact_lists(Core *c, PyObject *unused) {
+    const int32_t *offs[4] = {c->pre_off, c->neg_off, c->add_off, c->del_off};
+    const int32_t *lists[4] = {c->pre, c->neg, c->add, c->del};
+    PyObject *out = PyTuple_New(8);
+    for (int l = 0; out && l < 4; l++) {
+        PyObject *o = PyBytes_FromStringAndSize((const char *)offs[l], (c->nactions + 1) * sizeof(int32_t));
+        PyObject *x = PyBytes_FromStringAndSize((const char *)lists[l], offs[l][c->nactions] * sizeof(int32_t));
+        if (!o || !x) {
+            Py_XDECREF(o);
+            Py_XDECREF(x);
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, 2 * l, o);
+        PyTuple_SET_ITEM(out, 2 * l + 1, x);
+    }
+    return out;
+}
+
 /* pdb_entry(i) -> (state bytes, h): the i-th state of the database, for tests and inspection */
 static PyObject *core_pdb_entry(Core *c, PyObject *arg) {
     Py_ssize_t i = PyLong_AsSsize_t(arg);
@@ -1637,9 +1668,11 @@ static PyMethodDef core_methods[] = {
     {"build_pdb", (PyCFunction)core_build_pdb, METH_VARARGS,
      "build_pdb(max_states, more_inits=b'') -> number of abstract states, -1 over the limit"},
     {"pdb_value", (PyCFunction)core_pdb_value, METH_O, "pdb_value(state) -> h, -1 for a dead end"},
+    {"pdb_has", (PyCFunction)core_pdb_has, METH_O, "pdb_has(state) -> whether the database holds the state"},
     {"search", (PyCFunction)core_search, METH_VARARGS, "search(start, patterns, max_states, time_limit)"},
     {"successors", (PyCFunction)core_successors, METH_O, "successors(state) -> [(action, state)]"},
     {"cache_size", (PyCFunction)core_cache_size, METH_NOARGS, "states in the heuristic cache"},
+    {"fact_lists", (PyCFunction)core_fact_lists, METH_NOARGS, "fact_lists() -> the actions' sparse pre, neg, add, del lists"},
     {"pdb_entry", (PyCFunction)core_pdb_entry, METH_O, "pdb_entry(i) -> (state, h)"},
     {"project", (PyCFunction)core_project, METH_VARARGS, "project(p, ...) -> Core: the abstract task of a pattern"},
     {"action_count", (PyCFunction)core_action_count, METH_NOARGS, "number of actions"},

@@ -7,13 +7,14 @@ test_planner.py), so nothing here trusts the code under test.
 
 from __future__ import annotations
 
+import re
 from array import array
 from collections import deque
 
 import pytest
 from conftest import CLASSIC, DOMAINS, problem_id
 
-from plannerl import compiled
+from plannerl import compiled, heuristics
 from plannerl.generate import generate_instance
 from plannerl.heuristics import _Analysis, build_pattern_sum
 from plannerl.planner import load_task
@@ -113,11 +114,38 @@ def test_patterns_that_differ_only_by_names_share_a_database_with_the_same_value
         assert pattern_values(shared, state) == pattern_values(separate, state)
 
 
+def test_a_renamed_copy_of_a_task_reuses_its_databases_and_keeps_its_values():
+    """Databases are kept across tasks by the shape of their abstract task, not by names: the
+    double cheese burger with its tables, patties and cheeses renamed (goal table included)
+    builds none of its own, and the borrowed ones give the values its own would."""
+    from plannerl.pddl import parse_domain, parse_problem
+    from plannerl.task import compile_task
+
+    renaming = {"table1": "table4", "table4": "table1", "patty1": "patty2", "patty2": "patty1", "cheese1": "cheese2",
+                "cheese2": "cheese1"}
+    text = (DOMAINS / "double_cheese_burger.pddl").read_text()
+    renamed_text = re.sub(r"\b(table[14]|patty[12]|cheese[12])\b", lambda m: renaming[m.group(1)], text)
+    domain = parse_domain(DOMAINS / "cooking.pddl")
+    original = compile_task(domain, parse_problem("original.pddl", domain, text))
+    renamed = compile_task(domain, parse_problem("renamed.pddl", domain, renamed_text))
+    assert renamed.goal_pos != original.goal_pos
+    heuristics._DATABASES.clear()
+    first = Engine(original)
+    own = {id(core) for core, _ in first.heuristic_patterns()}
+    second = Engine(renamed)
+    borrowed = second.heuristic_patterns()
+    assert {id(core) for core, _ in borrowed} <= own
+    separate = build_pattern_sum(renamed, second.symmetry, second.core, share=False).core_patterns()
+    states, _ = state_graph(renamed, limit=2000)
+    for state in states:
+        assert pattern_values(borrowed, state) == pattern_values(separate, state)
+
+
 @pytest.mark.parametrize("problem", [DOMAINS / "cheese_burger.pddl", CLASSIC / "blocksworld/p03.pddl"], ids=problem_id)
 def test_actions_called_never_applicable_never_apply(problem):
     task = load_task(None, problem)
     analysis = _Analysis(task)
-    never = [i for i, action in enumerate(task.actions) if analysis.never_applicable(action)]
+    never = [i for i in range(len(task.actions)) if analysis.never_applicable(i)]
     states, _ = state_graph(task)
     for state in states:
         assert not any(task.is_applicable(state, i) for i in never)
