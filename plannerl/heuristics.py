@@ -515,6 +515,7 @@ class _Analysis:
         self.guard_fact_off = array("i", [0])
         self.guard_facts = array("i")
         self.guard_owner = array("i")
+        facts = task.facts
         for a, action in enumerate(task.actions):
             add, delete = sparse.add[a], sparse.delete[a]
             if self.never_applicable(a):
@@ -523,11 +524,12 @@ class _Analysis:
                 continue
             changed = [k for k in add if k in owner] + [k for k in delete if k in owner]
             if changed:
-                position: dict[str, int] = {}
-                for i, t in enumerate(action.args):
-                    position.setdefault(t, i)
-                ranked = min((sorted(position.get(t, len(position)) for t in task.facts[k][1:]), k) for k in changed)
-                self.owner_of.append(owner[ranked[1]])
+                args = action.args
+                if len(changed) > 1:
+                    # by role: the sorted positions of the fact's objects among the arguments
+                    outside = len(args)
+                    changed.sort(key=lambda k: (sorted(args.index(t) if t in args else outside for t in facts[k][1:]), k))
+                self.owner_of.append(owner[changed[0]])
                 self.guard_off.append(len(self.guard_fact_off) - 1)
                 continue
             # the facts of the groups the action touches are its facts that lie in a group
@@ -542,15 +544,14 @@ class _Analysis:
                 rank = 0 if carried else 1 if common & added else 2 if common & deleted else 3
                 key = (gi, destination if carried else None)
                 if key not in deciding_cache:
-                    deciding_cache[key] = [(k, owner[k]) for k in groups[gi] if k in owner
-                                           and (not carried or destination & self.target_objects[owner[k]])]
+                    deciding = [k for k in groups[gi] if k in owner and (not carried or destination & self.target_objects[owner[k]])]
+                    deciding_cache[key] = (array("i", deciding), array("i", [owner[k] for k in deciding]))
                 ranked.append((rank, gi, deciding_cache[key]))
             ranked.sort(key=lambda item: item[:2])
             self.owner_of.append(-1 if ranked else -2)
-            for _, _, deciding in ranked:
-                for k, q in deciding:
-                    self.guard_facts.append(k)
-                    self.guard_owner.append(q)
+            for _, _, (deciding, owners) in ranked:
+                self.guard_facts.extend(deciding)
+                self.guard_owner.extend(owners)
                 self.guard_fact_off.append(len(self.guard_facts))
             self.guard_off.append(len(self.guard_fact_off) - 1)
         offsets, ids = array("i", [0]), array("i")
