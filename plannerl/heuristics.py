@@ -391,19 +391,22 @@ class ActionFacts:
     def of(cls, task: Task, core=None) -> ActionFacts:
         """From the compiled core's lists when given (fast), else from the task's masks."""
         if core is not None:
-            raw = [array("i", part) for part in core.fact_lists()]
-            lists = [[raw[2 * i + 1][raw[2 * i][a]:raw[2 * i][a + 1]] for a in range(len(task.actions))] for i in range(4)]
+            raw = [array("i", part).tolist() for part in core.fact_lists()]
+            lists = [[flat[i:j] for i, j in zip(off, off[1:])] for off, flat in zip(raw[::2], raw[1::2])]
         else:
             lists = [[_bits(getattr(a, name)) for a in task.actions] for name in ("pre", "neg", "add", "delete")]
-        adders: dict[int, list[int]] = {}
-        deleters: dict[int, list[int]] = {}
-        for a, facts in enumerate(lists[2]):
-            for k in facts:
-                adders.setdefault(k, []).append(a)
-        for a, facts in enumerate(lists[3]):
-            for k in facts:
-                deleters.setdefault(k, []).append(a)
-        return cls(*lists, adders, deleters)
+        return cls(*lists, _actions_by_fact(lists[2]), _actions_by_fact(lists[3]))
+
+
+def _actions_by_fact(lists: list) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for a, facts in enumerate(lists):
+        for k in facts:
+            if k in out:
+                out[k].append(a)
+            else:
+                out[k] = [a]
+    return out
 
 
 class _Analysis:
@@ -441,13 +444,9 @@ class _Analysis:
         stacking an item on itself: holding it while it is in a station). Such actions are
         grounded (grounding is relaxed) but never apply, and would make patterns that differ
         only by names charge differently; the abstract tasks leave them out."""
-        seen: set[int] = set()
-        for k in self.sparse.pre[action]:
-            for gi in self.groups_of.get(k, ()):
-                if gi in seen:
-                    return True
-                seen.add(gi)
-        return False
+        groups_of = self.groups_of
+        found = [gi for k in self.sparse.pre[action] if k in groups_of for gi in groups_of[k]]
+        return len(found) != len(set(found))
 
     def closure(self, fact: int) -> int:
         mask = 1 << fact
@@ -525,7 +524,7 @@ class _Analysis:
             changed = [k for k in add if k in owner] + [k for k in delete if k in owner]
             if changed:
                 args = action.args
-                if len(changed) > 1:
+                if len(changed) > 1 and len({owner[k] for k in changed}) > 1:
                     # by role: the sorted positions of the fact's objects among the arguments
                     outside = len(args)
                     changed.sort(key=lambda k: (sorted(args.index(t) if t in args else outside for t in facts[k][1:]), k))
