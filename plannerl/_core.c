@@ -1498,7 +1498,10 @@ static PyObject *core_search(Core *c, PyObject *args) {
             expanded++;
             /* copy: the arena may move while children are generated */
             memcpy(c->scratch, s, W * sizeof(word));
-            int na = applicable_actions(c, c->scratch, acts);
+            /* of actions that differ only by twin objects (moves to interchangeable empty
+               tables) one is searched: they lead to one canonical state. The optimal-plan
+               graph gets all of them back below. */
+            int na = prune_twin_actions(c, c->scratch, acts, applicable_actions(c, c->scratch, acts));
             int32_t hp = h.data[node];
             for (int i = 0; i < na; i++) {
                 int a = acts[i];
@@ -1566,16 +1569,22 @@ static PyObject *core_search(Core *c, PyObject *args) {
         if (states && gs) {
             word *sp_out = (word *)PyBytes_AS_STRING(states);
             int32_t *g_out = (int32_t *)PyBytes_AS_STRING(gs);
+            /* every action of a node on a shortest plan that leads to a node on one, one step
+               deeper: the twins pruned while searching are back */
             for (size_t k = 0; k < n; k++) {
                 if (index[k] < 0) continue;
                 memcpy(sp_out + (size_t)index[k] * W, stateset_get(&nodes, (int32_t)k), W * sizeof(word));
                 g_out[index[k]] = g.data[k];
-                for (int32_t j = pred_head.data[k]; j >= 0; j = pred_next.data[j]) {
-                    int32_t u = pred_parent.data[j];
-                    if (index[u] >= 0 && g.data[u] + c->cost[pred_action.data[j]] == g.data[k]) {
-                        ivec_push(&edges, index[u]);
-                        ivec_push(&edges, pred_action.data[j]);
+                memcpy(c->scratch, stateset_get(&nodes, (int32_t)k), W * sizeof(word));
+                int na = applicable_actions(c, c->scratch, acts);
+                for (int i = 0; i < na; i++) {
+                    apply_action(c, c->scratch, acts[i], child);
+                    canonicalise(c, child, canon, perm);
+                    int32_t v = stateset_find(&nodes, canon);
+                    if (v >= 0 && index[v] >= 0 && g.data[k] + c->cost[acts[i]] == g.data[v]) {
                         ivec_push(&edges, index[k]);
+                        ivec_push(&edges, acts[i]);
+                        ivec_push(&edges, index[v]);
                     }
                 }
             }
