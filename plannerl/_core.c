@@ -179,12 +179,12 @@ typedef struct {
     int32_t *bucket_off, *bucket;
     /* object structure of facts, for symmetry */
     int32_t *fact_pred, *fact_args_off, *fact_args, *obj_class;
-    int32_t *class_off, *class_members; /* members of each class, ascending */
+    int32_t *class_off, *class_members, *class_fill; /* members of each class, ascending; a workspace */
     int32_t *fact_table;                /* open addressing: (pred, args) -> fact */
     size_t fact_tmask;
     int32_t *fact_sym; /* 1 when a fact mentions an interchangeable object */
     /* canonicalisation workspace */
-    uint64_t *col, *newcol, *sortkey;
+    uint64_t *col, *newcol, *col0; /* col0: every object's colour before refinement */
     int32_t *order, *inc_off, *inc, *inc_fill, *perm, *true_facts, *sym_objs, *lonely, *twin_rank;
     int nsym;
     /* interchangeable objects among each action's arguments (for twin pruning) */
@@ -433,8 +433,7 @@ static void canonicalise(Core *c, const word *s, word *out, int32_t *perm) {
     int ntrue;
     int linked = incidences(c, s, out, &ntrue);
     int nsym = c->nsym;
-    for (int o = 0; o < c->nobj; o++)
-        c->col[o] = c->obj_class[o] >= 0 ? mix64((uint64_t)c->obj_class[o] ^ SALT_CLASS) : mix64((uint64_t)o ^ SALT_FIXED);
+    memcpy(c->col, c->col0, c->nobj * sizeof(uint64_t));
     int distinct = linked ? refine(c, nsym) : refine_round(c, nsym);
     for (int guard = 0; distinct < nsym && guard <= nsym; guard++) {
         order_by_colour(c, nsym);
@@ -457,13 +456,12 @@ static void canonicalise(Core *c, const word *s, word *out, int32_t *perm) {
         if (!individualised) break;
         distinct = refine(c, nsym);
     }
-    /* within each class, the k-th object by colour becomes the class's k-th member */
-    for (int k = 0; k < c->nclass; k++) {
-        int n = c->class_off[k + 1] - c->class_off[k];
-        int32_t *members = c->class_members + c->class_off[k];
-        for (int i = 0; i < n; i++) c->order[i] = members[i];
-        sort_by_key(c->order, n, c->col);
-        for (int i = 0; i < n; i++) perm[c->order[i]] = members[i];
+    /* within each class, the k-th object by (colour, id) becomes the class's k-th member */
+    order_by_colour(c, nsym);
+    memcpy(c->class_fill, c->class_off, c->nclass * sizeof(int32_t));
+    for (int i = 0; i < nsym; i++) {
+        int o = c->order[i];
+        perm[o] = c->class_members[c->class_fill[c->obj_class[o]]++];
     }
     int32_t args[16];
     for (int t = 0; t < ntrue; t++) {
@@ -486,8 +484,7 @@ static int prune_twin_actions(Core *c, const word *s, int32_t *acts, int n) {
     int ntrue;
     word *tmp = c->scratch + 3 * c->W;
     incidences(c, s, tmp, &ntrue);
-    for (int o = 0; o < c->nobj; o++)
-        c->col[o] = c->obj_class[o] >= 0 ? mix64((uint64_t)c->obj_class[o] ^ SALT_CLASS) : mix64((uint64_t)o ^ SALT_FIXED);
+    memcpy(c->col, c->col0, c->nobj * sizeof(uint64_t));
     refine_round(c, c->nsym);
     order_by_colour(c, c->nsym);
     /* rank of each lonely object within its twin cell (order is sorted by colour, then id) */
@@ -524,8 +521,8 @@ static void core_dealloc(Core *c) {
     free(c->pre_off); free(c->pre); free(c->neg_off); free(c->neg); free(c->add_off); free(c->add);
     free(c->del_off); free(c->del); free(c->cost); free(c->goal_pos); free(c->goal_neg); free(c->init);
     free(c->bucket_off); free(c->bucket); free(c->fact_pred); free(c->fact_args_off); free(c->fact_args);
-    free(c->obj_class); free(c->class_off); free(c->class_members); free(c->fact_table); free(c->fact_sym);
-    free(c->col); free(c->newcol); free(c->sortkey); free(c->order); free(c->inc_off); free(c->inc);
+    free(c->obj_class); free(c->class_off); free(c->class_members); free(c->class_fill); free(c->fact_table); free(c->fact_sym);
+    free(c->col); free(c->newcol); free(c->col0); free(c->order); free(c->inc_off); free(c->inc);
     free(c->inc_fill); free(c->perm); free(c->true_facts); free(c->sym_objs); free(c->scratch);
     free(c->lonely); free(c->twin_rank); free(c->act_sym_off); free(c->act_sym);
     stateset_free(&c->pdb);
@@ -674,7 +671,10 @@ static int core_finish(Core *c, int32_t *weight, int32_t *obj_off, int32_t *objs
     }
     c->col = malloc((c->nobj + 1) * sizeof(uint64_t));
     c->newcol = malloc((5 * (size_t)c->nobj + 64) * sizeof(uint64_t));
-    c->sortkey = malloc((c->nobj + 1) * sizeof(uint64_t));
+    c->col0 = malloc((c->nobj + 1) * sizeof(uint64_t));
+    c->class_fill = malloc((nclass + 1) * sizeof(int32_t));
+    for (int o = 0; c->col0 && o < c->nobj; o++)
+        c->col0[o] = c->obj_class[o] >= 0 ? mix64((uint64_t)c->obj_class[o] ^ SALT_CLASS) : mix64((uint64_t)o ^ SALT_FIXED);
     c->order = malloc((c->nobj + 1) * sizeof(int32_t));
     c->inc_off = malloc((c->nobj + 2) * sizeof(int32_t));
     c->inc_fill = malloc((c->nobj + 1) * sizeof(int32_t));
@@ -693,7 +693,8 @@ static int core_finish(Core *c, int32_t *weight, int32_t *obj_off, int32_t *objs
     c->pdb_h = NULL;
     c->pdb_ready = 0;
     if (!c->bucket_off || !c->bucket || !c->class_off || !c->class_members || !c->fact_table || !c->fact_sym || !c->col ||
-        !c->newcol || !c->order || !c->inc_off || !c->inc || !c->perm || !c->true_facts || !c->scratch || !c->cache_h) {
+        !c->newcol || !c->order || !c->inc_off || !c->inc || !c->perm || !c->true_facts || !c->scratch || !c->cache_h ||
+        !c->col0 || !c->class_fill) {
         PyErr_NoMemory();
         return -1;
     }
