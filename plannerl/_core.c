@@ -29,6 +29,7 @@
 typedef uint64_t word;
 
 #define INF_H 0x3fffffff
+#define CACHE_LIMIT (1 << 20) /* raw abstract states whose value a database remembers */
 #define SALT_FIXED 0x8f1bbcdcca62c1d6ULL
 #define SALT_CLASS 0x5a827999ed9eba14ULL
 #define SALT_IND 0x6ed9eba1a3b1c2d4ULL
@@ -1297,6 +1298,10 @@ static int32_t pdb_value(Core *c, const word *raw) {
     int32_t k = stateset_find(&c->pdb, canon);
     int32_t h = k >= 0 ? c->pdb_h[k] : 0;
     int is_new;
+    if (c->cache.n >= CACHE_LIMIT) { /* a database shared by many tasks: start the cache afresh */
+        stateset_free(&c->cache);
+        if (stateset_init(&c->cache, c->W) < 0) return h;
+    }
     int32_t slot = stateset_insert(&c->cache, raw, &is_new);
     if (slot >= 0) {
         if ((size_t)slot >= c->cache_cap) {

@@ -49,8 +49,10 @@ from plannerl.task import Task
 
 COUNTED = -1
 # pattern databases kept across tasks (key: `_shared_key`), so that a thousand instances of one
-# recipe build each distinct abstract task once (about half a megabyte each)
+# recipe build each distinct abstract task once: at most this many, holding at most this many
+# abstract states in all (a 10,000-state database takes about half a megabyte)
 DATABASE_CACHE = 256
+DATABASE_CACHE_STATES = 3_000_000
 _DATABASES: OrderedDict[tuple, tuple] = OrderedDict()
 NEVER = -3  # owner of an action that never applies (see _Analysis.never_applicable)
 PDB_STATE_LIMIT = 2_000_000
@@ -698,7 +700,7 @@ def build_pattern_sum(task: Task, symmetry, core=None, *, max_states: int = PDB_
                 states = sub.build_pdb(max_states, b"".join(inits[1:]))
                 if share and states >= 0:
                     _DATABASES[key] = (sub, order, states)
-                    while len(_DATABASES) > DATABASE_CACHE:
+                    while len(_DATABASES) > DATABASE_CACHE or sum(v[2] for v in _DATABASES.values()) > DATABASE_CACHE_STATES:
                         _DATABASES.popitem(last=False)
                 break
             if all(sub.pdb_has(x) for x in inits):
