@@ -222,14 +222,15 @@ class _MaskBuilder:
 
     Each atom template becomes (bits, getter): `bits` maps a predicate's ground arguments (a
     string for unary predicates, a tuple otherwise) to the fact's bit, and `getter` picks those
-    arguments out of the action's argument tuple.
+    arguments out of the action's argument tuple. Templates with constants (rare) fill their
+    arguments in on each call.
     """
 
     def __init__(self, schema: ActionSchema, bit_of: dict[str, dict], fluent_predicates) -> None:
         position = {var: i for i, (var, _) in enumerate(schema.params)}
 
-        def compile_atoms(atoms) -> list:
-            out = []
+        def compile_atoms(atoms) -> tuple[list, list]:
+            by_getter, by_fill = [], []
             for atom in atoms:
                 if atom[0] not in fluent_predicates:
                     continue
@@ -237,10 +238,10 @@ class _MaskBuilder:
                 bits = bit_of.get(atom[0], {})
                 if all(t in position for t in terms) and terms:
                     index = [position[t] for t in terms]
-                    out.append((bits, itemgetter(*index) if len(index) > 1 else itemgetter(index[0]), None))
+                    by_getter.append((bits, itemgetter(*index) if len(index) > 1 else itemgetter(index[0])))
                 else:
-                    out.append((bits, None, terms if len(terms) != 1 else terms[0]))
-            return out
+                    by_fill.append((bits, terms if len(terms) != 1 else terms[0]))
+            return by_getter, by_fill
 
         self.pre = compile_atoms(schema.pre_pos)
         self.neg = compile_atoms(schema.pre_neg)
@@ -249,12 +250,12 @@ class _MaskBuilder:
         self.position = position
 
     def _mask(self, atoms, args) -> int:
+        by_getter, by_fill = atoms
         bits = 0
-        for table, getter, fixed in atoms:
-            if getter is not None:
-                bits |= table.get(getter(args), 0)
-            else:
-                bits |= table.get(self._fill(fixed, args), 0)
+        for table, getter in by_getter:
+            bits |= table.get(getter(args), 0)
+        for table, fixed in by_fill:
+            bits |= table.get(self._fill(fixed, args), 0)
         return bits
 
     def _fill(self, terms, args):
