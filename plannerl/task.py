@@ -400,55 +400,45 @@ class _JoinPlan:
         """
         if not self.pre:
             if first_round:
-                yield from self._join(self.orders[0] if self.orders else [], [None] * self.arity, matching)
+                yield from self._join(self.orders[0] if self.orders else [], 0, [None] * self.arity, matching)
             return
         if first_round:
-            yield from self._join(self.orders[0], [None] * self.arity, matching)
+            yield from self._join(self.orders[0], 0, [None] * self.arity, matching)
             return
         for k, (pred, _) in enumerate(self.pre):
             if pred in delta:
-                yield from self._join(self.orders[k], [None] * self.arity, matching, delta[pred], delta, k)
+                yield from self._join(self.orders[k], 0, [None] * self.arity, matching, delta[pred], delta, k)
 
-    def _join(self, steps, binding, matching, candidates=None, delta=None, first=0):
-        """The complete bindings that extend `binding` through the join `steps`, one step at a
-        time over the list of partial bindings (the first step's facts come from `candidates`
-        when given: the new facts of this round)."""
-        partials = [binding]
-        types = self.types
-        for depth, (pred, atom_terms, keys, rest, original) in enumerate(steps):
-            old_only = delta is not None and original < first and pred in delta
-            new_facts = delta[pred] if old_only else None
-            extended = []
-            for binding in partials:
-                values = tuple(binding[atom_terms[p]] if type(atom_terms[p]) is int else atom_terms[p] for p in keys)
-                if depth == 0 and candidates is not None:
-                    pool, check_keys = candidates, bool(keys)
-                else:
-                    pool, check_keys = matching(pred, keys, values), False
-                for args in pool:
-                    if check_keys and tuple(args[p] for p in keys) != values:
-                        continue
-                    if old_only and args in new_facts:
-                        continue
-                    new = binding[:]
-                    for pos, (kind, var) in rest:
-                        value = args[pos]
-                        if kind == "bind":
-                            if value not in types[var]:
-                                break
-                            new[var] = value
-                        elif new[var] != value:
-                            break
-                    else:
-                        extended.append(new)
-            partials = extended
-        if self.simple and partials and None not in partials[0]:
-            # the steps bind the same parameters in every partial: all of them are complete
-            for binding in partials:
-                yield tuple(binding)
-            return
-        for binding in partials:
+    def _join(self, steps, depth, binding, matching, candidates=None, delta=None, first=0):
+        if depth == len(steps):
             yield from self._complete(binding)
+            return
+        pred, atom_terms, keys, rest, original = steps[depth]
+        values = tuple(binding[atom_terms[p]] if type(atom_terms[p]) is int else atom_terms[p] for p in keys)
+        if candidates is None:
+            candidates = matching(pred, keys, values)
+            check_keys = False
+        else:
+            check_keys = bool(keys)
+        old_only = delta is not None and original < first and pred in delta
+        new_facts = delta[pred] if old_only else None
+        types = self.types
+        for args in candidates:
+            if check_keys and tuple(args[p] for p in keys) != values:
+                continue
+            if old_only and args in new_facts:
+                continue
+            new = binding[:]
+            for pos, (kind, var) in rest:
+                value = args[pos]
+                if kind == "bind":
+                    if value not in types[var]:
+                        break
+                    new[var] = value
+                elif new[var] != value:
+                    break
+            else:
+                yield from self._join(steps, depth + 1, new, matching, None, delta, first)
 
     def _complete(self, binding):
         free = [i for i, value in enumerate(binding) if value is None]
