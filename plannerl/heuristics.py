@@ -633,12 +633,13 @@ class _Analysis:
 def build_pattern_sum(task: Task, symmetry, core=None, *, max_states: int = PDB_STATE_LIMIT, share: bool = True) -> PatternSum:
     """Patterns for every goal fact that can change, with their databases built.
 
-    Patterns whose abstract tasks are the same up to the names of their goal fact's objects
-    (the five "on" facts of a double cheese burger: two items, the robot and the build table
-    each) share one database, built from all their initial states: `_shared_key` proves the
-    renaming is an isomorphism of the abstract tasks, so distances carry over exactly
-    (`share=False` builds one database per pattern, to check that). `core` is the task's
-    `_core.Core` (built here when not given); it projects the actions."""
+    Patterns whose abstract tasks are the same up to a renaming of roles (the five "on" facts
+    of a double cheese burger: two items, the robot and the build table each) share one
+    database, built from all their initial states: `_shared_key` proves the renaming is an
+    isomorphism of the abstract tasks, so distances carry over exactly (`share=False` builds
+    one database per pattern, to check that). A database kept from an earlier task with the
+    same key serves too, when it holds this task's initial abstract states. `core` is the
+    task's `_core.Core` (built here when not given); it projects the actions."""
     from plannerl.compiled import core_for_task
 
     start = time.perf_counter()
@@ -721,7 +722,8 @@ def _shared_key(task: Task, symmetry, goal_fact: int, targets: int, atoms: list[
 
     Objects are renamed to their roles: the goal fact's objects "?0", "?1", ..., then those of
     the other targets in turn (the build table), then the members of each symmetry class in
-    order ("?table.0", ...; they are interchangeable); no PDDL name starts with "?". Other
+    order ("?table#0.0", ...: the first class of tables; its members are interchangeable); no
+    PDDL name starts with "?". Other
     names are kept. Sorting the renamed atoms gives every atom a place. The key is the sorted
     renamed atoms with the abstract task's signature under that numbering (goal, and every
     action with its cost): equal keys mean the map between atoms at the same place sends one
