@@ -41,7 +41,7 @@ _register()
 def run() -> None:
     """Console entry point: user mistakes become one line on stderr and a non-zero exit."""
     try:
-        code = app(standalone_mode=False)  # typer >= 0.26 returns typer.Exit's code here, and 130 for Ctrl-C
+        code = app(standalone_mode=False)  # typer.Exit's code (typer >= 0.26 also returns 130 for Ctrl-C; older raise Abort)
         if isinstance(code, int) and code:
             if code == 130:
                 print("plannerl: interrupted", file=sys.stderr)

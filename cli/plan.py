@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -38,6 +39,9 @@ def plan(
     max_states: int | None = typer.Option(None, "--max-states", min=1, help="Builtin planner: give up after N states (exit 4)."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Also write the plan as an IPC plan file."),
     output_format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text (a table), pddl (plan-file text) or json."),
+    no_symmetry: bool = typer.Option(False, "--no-symmetry", help="Builtin planner: search every state, not one per renaming of "
+                                     "interchangeable objects (slower; for debugging)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Say on stderr which search ran: core, symmetry classes, heuristic."),
 ) -> None:
     """Print a provably shortest plan: the canonical one (alphabetically first) for the builtin planner.
 
@@ -45,9 +49,10 @@ def plan(
     3 no plan exists, 4 time or state limit reached.
     """
     domain, problem = _split_files(files, "PROBLEM")
-    if max_states is not None and planner != PlannerName.builtin:
-        raise PlannerlError("--max-states applies to the builtin planner only")
-    report = _solve(domain, problem, planner, time_limit, max_states)
+    for name, given in (("--max-states", max_states is not None), ("--no-symmetry", no_symmetry)):
+        if given and planner != PlannerName.builtin:
+            raise PlannerlError(f"{name} applies to the builtin planner only")
+    report = _solve(domain, problem, planner, time_limit, max_states, not no_symmetry, verbose)
     if output is not None:
         from plannerl.planfile import write_plan
 
@@ -63,26 +68,30 @@ def _split_files(files: list[Path], last: str, extra: int = 0) -> tuple[Path | N
     return (None, *files) if len(files) == extra + 1 else tuple(files)
 
 
-def _solve(domain: Path | None, problem: Path, planner: PlannerName, time_limit: float | None, max_states: int | None) -> dict:
+def _solve(domain: Path | None, problem: Path, planner: PlannerName, time_limit: float | None, max_states: int | None,
+           symmetry: bool, verbose: bool) -> dict:
     """Run one planner and describe its plan in the keys `--format json` prints."""
-    from plannerl.planfile import replay
-    from plannerl.planner import load_task, solve
+    from plannerl.planner import load_task
 
     start = time.perf_counter()
     report = {"planner": planner.value, "problem": str(problem), "optimal_plans": None, "optimal_plans_capped": False, "expanded": None}
     if planner == PlannerName.builtin:
-        if max_states is None:
-            solution = solve(domain, problem, time_limit=time_limit)
-            task, result = solution.task, solution.result
-        else:
-            from plannerl.search import optimal_search
+        from plannerl import compiled
+        from plannerl.planner import MISSING_CORE, solve
 
-            task = load_task(domain, problem)
-            result = optimal_search(task, time_limit=time_limit, max_states=max_states)
-        report.update(plan=[task.actions[a].pddl for a in result.plan], optimal_plans=result.optimal_plans,
-                      optimal_plans_capped=result.plans_capped, expanded=result.expanded)
+        if verbose and not compiled.available():
+            print(f"plannerl: {MISSING_CORE}", file=sys.stderr)
+        solution = solve(domain, problem, time_limit=time_limit, max_states=max_states, symmetry=symmetry)
+        task, result = solution.task, solution.result
+        report.update(plan=solution.plan_names, optimal_plans=result.optimal_plans, optimal_plans_capped=result.plans_capped,
+                      expanded=result.expanded, core=solution.core, symmetry=solution.symmetry, heuristic=solution.heuristic,
+                      heuristic_seconds=round(solution.heuristic_seconds, 6),
+                      symmetry_classes=[list(members) for members in solution.symmetry_classes])
+        if verbose:
+            print(f"plannerl: {_how_solved(report)}", file=sys.stderr)
     else:
         from plannerl import up_bridge
+        from plannerl.planfile import replay
 
         task = load_task(domain, problem)  # plannerl's reader first: its errors are the clearest
         run = up_bridge.fast_downward_plan if planner == PlannerName.fast_downward else up_bridge.pyperplan_plan
@@ -90,9 +99,22 @@ def _solve(domain: Path | None, problem: Path, planner: PlannerName, time_limit:
         checked = replay(task, found.plan)
         if not checked.valid:
             raise PlannerlError(f"{planner.value} returned a plan that plannerl's replay rejects: {checked.message()}")
-        report.update(plan=found.plan, expanded=found.expanded)
+        report.update(plan=found.plan, expanded=found.expanded, core=None, symmetry=False, heuristic=up_bridge.EXTERNAL_HEURISTIC,
+                      heuristic_seconds=None, symmetry_classes=[])
     report.update(domain=task.domain.path, length=len(report["plan"]), seconds=round(time.perf_counter() - start, 6))
     return report
+
+
+def _how_solved(report: dict) -> str:
+    """`compiled core; symmetry: table1 table2 table3 interchangeable; heuristic: ... (0.012 s to build)`."""
+    if report["core"] == "compiled" and report["symmetry"]:
+        classes = report["symmetry_classes"]
+        merged = "; ".join(" ".join(members) + " interchangeable" for members in classes) if classes else "no interchangeable objects"
+        symmetry = f"symmetry on ({merged})"
+    else:
+        symmetry = "symmetry off"
+    built = f" ({report['heuristic_seconds']:.3f} s to build)" if report["core"] == "compiled" else ""
+    return f"{report['core']} core; {symmetry}; heuristic: {report['heuristic']}{built}"
 
 
 def _print_report(report: dict, output_format: OutputFormat) -> None:
@@ -107,7 +129,7 @@ def _print_report(report: dict, output_format: OutputFormat) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # long paths and the summary stay on one line each
     if report["plan"]:
         console.print(f"Shortest plan for {report['problem']}")
         table = Table()
@@ -122,7 +144,7 @@ def _print_report(report: dict, output_format: OutputFormat) -> None:
 
 
 def _summary(report: dict) -> str:
-    """`length 8 · 1 optimal plan · 15 expanded · 0.012 s · builtin`."""
+    """`length 8 · 1 optimal plan · 15 expanded · 0.012 s · builtin (compiled core, symmetry on)`."""
     parts = [f"length {report['length']}"]
     count = report["optimal_plans"]
     if count is not None:
@@ -131,7 +153,11 @@ def _summary(report: dict) -> str:
         parts.append("optimal plans not counted")
     if report["expanded"] is not None:
         parts.append(f"{report['expanded']} expanded")
-    parts += [f"{report['seconds']:.3f} s", report["planner"]]
+    parts.append(f"{report['seconds']:.3f} s")
+    if report["core"] is not None:
+        parts.append(f"{report['planner']} ({report['core']} core, symmetry {'on' if report['symmetry'] else 'off'})")
+    else:
+        parts.append(report["planner"])
     return " · ".join(parts)
 
 

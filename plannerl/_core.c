@@ -29,6 +29,7 @@
 typedef uint64_t word;
 
 #define INF_H 0x3fffffff
+#define CACHE_LIMIT (1 << 20) /* raw abstract states whose value a database remembers */
 #define SALT_FIXED 0x8f1bbcdcca62c1d6ULL
 #define SALT_CLASS 0x5a827999ed9eba14ULL
 #define SALT_IND 0x6ed9eba1a3b1c2d4ULL
@@ -179,12 +180,12 @@ typedef struct {
     int32_t *bucket_off, *bucket;
     /* object structure of facts, for symmetry */
     int32_t *fact_pred, *fact_args_off, *fact_args, *obj_class;
-    int32_t *class_off, *class_members; /* members of each class, ascending */
+    int32_t *class_off, *class_members, *class_fill; /* members of each class, ascending; a workspace */
     int32_t *fact_table;                /* open addressing: (pred, args) -> fact */
     size_t fact_tmask;
     int32_t *fact_sym; /* 1 when a fact mentions an interchangeable object */
     /* canonicalisation workspace */
-    uint64_t *col, *newcol, *sortkey;
+    uint64_t *col, *newcol, *col0; /* col0: every object's colour before refinement */
     int32_t *order, *inc_off, *inc, *inc_fill, *perm, *true_facts, *sym_objs, *lonely, *twin_rank;
     int nsym;
     /* interchangeable objects among each action's arguments (for twin pruning) */
@@ -433,8 +434,7 @@ static void canonicalise(Core *c, const word *s, word *out, int32_t *perm) {
     int ntrue;
     int linked = incidences(c, s, out, &ntrue);
     int nsym = c->nsym;
-    for (int o = 0; o < c->nobj; o++)
-        c->col[o] = c->obj_class[o] >= 0 ? mix64((uint64_t)c->obj_class[o] ^ SALT_CLASS) : mix64((uint64_t)o ^ SALT_FIXED);
+    memcpy(c->col, c->col0, c->nobj * sizeof(uint64_t));
     int distinct = linked ? refine(c, nsym) : refine_round(c, nsym);
     for (int guard = 0; distinct < nsym && guard <= nsym; guard++) {
         order_by_colour(c, nsym);
@@ -457,13 +457,12 @@ static void canonicalise(Core *c, const word *s, word *out, int32_t *perm) {
         if (!individualised) break;
         distinct = refine(c, nsym);
     }
-    /* within each class, the k-th object by colour becomes the class's k-th member */
-    for (int k = 0; k < c->nclass; k++) {
-        int n = c->class_off[k + 1] - c->class_off[k];
-        int32_t *members = c->class_members + c->class_off[k];
-        for (int i = 0; i < n; i++) c->order[i] = members[i];
-        sort_by_key(c->order, n, c->col);
-        for (int i = 0; i < n; i++) perm[c->order[i]] = members[i];
+    /* within each class, the k-th object by (colour, id) becomes the class's k-th member */
+    order_by_colour(c, nsym);
+    memcpy(c->class_fill, c->class_off, c->nclass * sizeof(int32_t));
+    for (int i = 0; i < nsym; i++) {
+        int o = c->order[i];
+        perm[o] = c->class_members[c->class_fill[c->obj_class[o]]++];
     }
     int32_t args[16];
     for (int t = 0; t < ntrue; t++) {
@@ -486,8 +485,7 @@ static int prune_twin_actions(Core *c, const word *s, int32_t *acts, int n) {
     int ntrue;
     word *tmp = c->scratch + 3 * c->W;
     incidences(c, s, tmp, &ntrue);
-    for (int o = 0; o < c->nobj; o++)
-        c->col[o] = c->obj_class[o] >= 0 ? mix64((uint64_t)c->obj_class[o] ^ SALT_CLASS) : mix64((uint64_t)o ^ SALT_FIXED);
+    memcpy(c->col, c->col0, c->nobj * sizeof(uint64_t));
     refine_round(c, c->nsym);
     order_by_colour(c, c->nsym);
     /* rank of each lonely object within its twin cell (order is sorted by colour, then id) */
@@ -524,8 +522,8 @@ static void core_dealloc(Core *c) {
     free(c->pre_off); free(c->pre); free(c->neg_off); free(c->neg); free(c->add_off); free(c->add);
     free(c->del_off); free(c->del); free(c->cost); free(c->goal_pos); free(c->goal_neg); free(c->init);
     free(c->bucket_off); free(c->bucket); free(c->fact_pred); free(c->fact_args_off); free(c->fact_args);
-    free(c->obj_class); free(c->class_off); free(c->class_members); free(c->fact_table); free(c->fact_sym);
-    free(c->col); free(c->newcol); free(c->sortkey); free(c->order); free(c->inc_off); free(c->inc);
+    free(c->obj_class); free(c->class_off); free(c->class_members); free(c->class_fill); free(c->fact_table); free(c->fact_sym);
+    free(c->col); free(c->newcol); free(c->col0); free(c->order); free(c->inc_off); free(c->inc);
     free(c->inc_fill); free(c->perm); free(c->true_facts); free(c->sym_objs); free(c->scratch);
     free(c->lonely); free(c->twin_rank); free(c->act_sym_off); free(c->act_sym);
     stateset_free(&c->pdb);
@@ -674,7 +672,10 @@ static int core_finish(Core *c, int32_t *weight, int32_t *obj_off, int32_t *objs
     }
     c->col = malloc((c->nobj + 1) * sizeof(uint64_t));
     c->newcol = malloc((5 * (size_t)c->nobj + 64) * sizeof(uint64_t));
-    c->sortkey = malloc((c->nobj + 1) * sizeof(uint64_t));
+    c->col0 = malloc((c->nobj + 1) * sizeof(uint64_t));
+    c->class_fill = malloc((nclass + 1) * sizeof(int32_t));
+    for (int o = 0; c->col0 && o < c->nobj; o++)
+        c->col0[o] = c->obj_class[o] >= 0 ? mix64((uint64_t)c->obj_class[o] ^ SALT_CLASS) : mix64((uint64_t)o ^ SALT_FIXED);
     c->order = malloc((c->nobj + 1) * sizeof(int32_t));
     c->inc_off = malloc((c->nobj + 2) * sizeof(int32_t));
     c->inc_fill = malloc((c->nobj + 1) * sizeof(int32_t));
@@ -693,7 +694,8 @@ static int core_finish(Core *c, int32_t *weight, int32_t *obj_off, int32_t *objs
     c->pdb_h = NULL;
     c->pdb_ready = 0;
     if (!c->bucket_off || !c->bucket || !c->class_off || !c->class_members || !c->fact_table || !c->fact_sym || !c->col ||
-        !c->newcol || !c->order || !c->inc_off || !c->inc || !c->perm || !c->true_facts || !c->scratch || !c->cache_h) {
+        !c->newcol || !c->order || !c->inc_off || !c->inc || !c->perm || !c->true_facts || !c->scratch || !c->cache_h ||
+        !c->col0 || !c->class_fill) {
         PyErr_NoMemory();
         return -1;
     }
@@ -854,7 +856,8 @@ static int conflicting(const int32_t *goff, const int32_t *gids, int32_t a, int3
    abstract fact). A negative condition on an abstract fact is kept only when it excludes all of
    its members; a delete only when the deleted member is required or all members go. Cases
    that contradict the action's own preconditions (two facts of one mutex group) are dropped,
-   and so are duplicates and actions without effect on the pattern. */
+   and so are duplicates, actions without effect on the pattern and actions whose owner_of is
+   -3 (their own preconditions are mutex, so they never apply). */
 static PyObject *core_project(Core *c, PyObject *args) {
     int p, nabs;
     Py_buffer b[16];
@@ -871,6 +874,7 @@ static PyObject *core_project(Core *c, PyObject *args) {
     int failed = 0;
     ivec_push(&pre_off, 0); ivec_push(&neg_off, 0); ivec_push(&add_off, 0); ivec_push(&del_off, 0); ivec_push(&obj_off, 0);
     for (int a = 0; a < c->nactions && !failed; a++) {
+        if (owner_of[a] == -3) continue; /* never applicable: two preconditions are mutex */
         int touches = 0;
         for (int32_t i = c->add_off[a]; i < c->add_off[a + 1] && !touches; i++) touches = fmap[c->add[i]] >= 0;
         for (int32_t i = c->del_off[a]; i < c->del_off[a + 1] && !touches; i++) touches = fmap[c->del[i]] >= 0;
@@ -1087,11 +1091,109 @@ static PyObject *core_canonical(Core *c, PyObject *arg) {
 
 /* ------------------------------------------------------------------ pattern databases */
 
-/* build_pdb(max_states) -> number of canonical abstract states; raises MemoryError or
-   returns -1 when max_states is exceeded (the database is then unusable). */
+/* signature(relabel) -> bytes: the task with every fact f renamed to relabel[f] (a permutation
+   of the facts): its goal, then its actions as records (cost, then the sorted renamed
+   precondition, negative precondition, add and delete lists, each after its length) in
+   sorted order. Two Cores whose signatures are equal are the same task up to those
+   renamings, so their distances agree; plannerl.heuristics builds one database for such
+   patterns. */
+static void sort_records(int32_t *idx, int32_t *tmp, int n, const int32_t *rec, int width) {
+    for (int run = 1; run < n; run *= 2) {
+        for (int lo = 0; lo < n; lo += 2 * run) {
+            int mid = lo + run < n ? lo + run : n, hi = lo + 2 * run < n ? lo + 2 * run : n;
+            int i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                tmp[k++] = memcmp(rec + (size_t)idx[j] * width, rec + (size_t)idx[i] * width, width * sizeof(int32_t)) < 0 ? idx[j++]
+                                                                                                                           : idx[i++];
+            while (i < mid) tmp[k++] = idx[i++];
+            while (j < hi) tmp[k++] = idx[j++];
+        }
+        memcpy(idx, tmp, n * sizeof(int32_t));
+    }
+}
+
+static PyObject *core_signature(Core *c, PyObject *arg) {
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0) return NULL;
+    if (b.len != (Py_ssize_t)(c->nfacts * sizeof(int32_t))) {
+        PyBuffer_Release(&b);
+        PyErr_SetString(PyExc_ValueError, "signature: one new index per fact expected");
+        return NULL;
+    }
+    const int32_t *relabel = b.buf;
+    char *seen = calloc(c->nfacts + 1, 1);
+    int permutation = seen != NULL;
+    for (int f = 0; f < c->nfacts && permutation; f++) {
+        permutation = relabel[f] >= 0 && relabel[f] < c->nfacts && !seen[relabel[f]];
+        if (permutation) seen[relabel[f]] = 1;
+    }
+    free(seen);
+    if (!permutation) {
+        PyBuffer_Release(&b);
+        PyErr_SetString(PyExc_ValueError, "signature: the renaming must be a permutation of the facts");
+        return NULL;
+    }
+    int width = 5;
+    for (int a = 0; a < c->nactions; a++) {
+        int n = 5 + (c->pre_off[a + 1] - c->pre_off[a]) + (c->neg_off[a + 1] - c->neg_off[a]) + (c->add_off[a + 1] - c->add_off[a]) +
+                (c->del_off[a + 1] - c->del_off[a]);
+        if (n > width) width = n;
+    }
+    size_t head = 3 + (size_t)c->ngoal_pos + c->ngoal_neg;
+    int32_t *rec = calloc((size_t)c->nactions * width + 1, sizeof(int32_t));
+    int32_t *idx = malloc((c->nactions + 1) * sizeof(int32_t)), *tmp = malloc((c->nactions + 1) * sizeof(int32_t));
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (head + (size_t)c->nactions * width) * sizeof(int32_t));
+    if (!rec || !idx || !tmp || !out) {
+        free(rec);
+        free(idx);
+        free(tmp);
+        Py_XDECREF(out);
+        PyBuffer_Release(&b);
+        return PyErr_NoMemory();
+    }
+    int32_t *o = (int32_t *)PyBytes_AS_STRING(out);
+    o[0] = width;
+    o[1] = c->ngoal_pos;
+    int ng = 2;
+    for (int i = 0; i < c->ngoal_pos; i++) o[ng++] = relabel[c->goal_pos[i]];
+    sort_unique(o + 2, &(int){c->ngoal_pos});
+    o[ng++] = c->ngoal_neg;
+    for (int i = 0; i < c->ngoal_neg; i++) o[ng++] = relabel[c->goal_neg[i]];
+    sort_unique(o + 3 + c->ngoal_pos, &(int){c->ngoal_neg});
+    for (int a = 0; a < c->nactions; a++) {
+        int32_t *r = rec + (size_t)a * width;
+        int n = 0;
+        r[n++] = c->cost[a];
+        const int32_t *offs[4] = {c->pre_off, c->neg_off, c->add_off, c->del_off};
+        const int32_t *lists[4] = {c->pre, c->neg, c->add, c->del};
+        for (int l = 0; l < 4; l++) {
+            int m = offs[l][a + 1] - offs[l][a];
+            r[n++] = m;
+            for (int i = 0; i < m; i++) r[n + i] = relabel[lists[l][offs[l][a] + i]];
+            sort_unique(r + n, &m);
+            n += m;
+        }
+        idx[a] = a;
+    }
+    sort_records(idx, tmp, c->nactions, rec, width);
+    for (int a = 0; a < c->nactions; a++) memcpy(o + head + (size_t)a * width, rec + (size_t)idx[a] * width, width * sizeof(int32_t));
+    free(rec);
+    free(idx);
+    free(tmp);
+    PyBuffer_Release(&b);
+    return out;
+}
+
+
+/* build_pdb(max_states, more_inits=b"") -> number of canonical abstract states; raises
+   MemoryError or returns -1 when max_states is exceeded (the database is then unusable).
+   The database holds every state reachable from the initial state or from one of
+   `more_inits` (concatenated states), so one database can serve several isomorphic patterns
+   whose initial states differ. */
 static PyObject *core_build_pdb(Core *c, PyObject *args) {
     long long max_states;
-    if (!PyArg_ParseTuple(args, "L", &max_states)) return NULL;
+    Py_buffer more = {0};
+    if (!PyArg_ParseTuple(args, "L|y*", &max_states, &more)) return NULL;
     stateset_free(&c->pdb);
     free(c->pdb_h);
     c->pdb_h = NULL;
@@ -1105,6 +1207,12 @@ static PyObject *core_build_pdb(Core *c, PyObject *args) {
     int failed = 0;
     canonicalise(c, c->init, canon, perm);
     stateset_insert(&c->pdb, canon, &is_new);
+    for (Py_ssize_t off = 0; more.buf && off + (Py_ssize_t)(W * sizeof(word)) <= more.len; off += W * sizeof(word)) {
+        memcpy(child, (const char *)more.buf + off, W * sizeof(word));
+        canonicalise(c, child, canon, perm);
+        stateset_insert(&c->pdb, canon, &is_new);
+    }
+    if (more.buf) PyBuffer_Release(&more);
     for (size_t id = 0; id < c->pdb.n && !failed; id++) {
         memcpy(child + 0, stateset_get(&c->pdb, (int32_t)id), W * sizeof(word));
         memcpy(c->scratch + 2 * W, child, W * sizeof(word));
@@ -1190,6 +1298,10 @@ static int32_t pdb_value(Core *c, const word *raw) {
     int32_t k = stateset_find(&c->pdb, canon);
     int32_t h = k >= 0 ? c->pdb_h[k] : 0;
     int is_new;
+    if (c->cache.n >= CACHE_LIMIT) { /* a database shared by many tasks: start the cache afresh */
+        stateset_free(&c->cache);
+        if (stateset_init(&c->cache, c->W) < 0) return h;
+    }
     int32_t slot = stateset_insert(&c->cache, raw, &is_new);
     if (slot >= 0) {
         if ((size_t)slot >= c->cache_cap) {
@@ -1214,6 +1326,16 @@ static PyObject *core_pdb_value(Core *c, PyObject *arg) {
     memcpy(c->scratch + 2 * c->W, s, c->W * sizeof(word));
     int32_t h = pdb_value(c, c->scratch + 2 * c->W);
     return PyLong_FromLong(h >= INF_H ? -1 : h);
+}
+
+/* pdb_has(state) -> whether the database holds the state's canonical form (then it holds
+   every state reachable from it, with its exact distance); False when not built. */
+static PyObject *core_pdb_has(Core *c, PyObject *arg) {
+    word *s = c->scratch, *canon = c->scratch + c->W;
+    if (read_state(c, arg, s) < 0) return NULL;
+    if (!c->pdb_ready) Py_RETURN_FALSE;
+    canonicalise(c, s, canon, c->perm);
+    return PyBool_FromLong(stateset_find(&c->pdb, canon) >= 0);
 }
 
 /* ------------------------------------------------------------------ A* over canonical states */
@@ -1382,7 +1504,10 @@ static PyObject *core_search(Core *c, PyObject *args) {
             expanded++;
             /* copy: the arena may move while children are generated */
             memcpy(c->scratch, s, W * sizeof(word));
-            int na = applicable_actions(c, c->scratch, acts);
+            /* of actions that differ only by twin objects (moves to interchangeable empty
+               tables) one is searched: they lead to one canonical state. The optimal-plan
+               graph gets all of them back below. */
+            int na = prune_twin_actions(c, c->scratch, acts, applicable_actions(c, c->scratch, acts));
             int32_t hp = h.data[node];
             for (int i = 0; i < na; i++) {
                 int a = acts[i];
@@ -1450,16 +1575,22 @@ static PyObject *core_search(Core *c, PyObject *args) {
         if (states && gs) {
             word *sp_out = (word *)PyBytes_AS_STRING(states);
             int32_t *g_out = (int32_t *)PyBytes_AS_STRING(gs);
+            /* every action of a node on a shortest plan that leads to a node on one, one step
+               deeper: the twins pruned while searching are back */
             for (size_t k = 0; k < n; k++) {
                 if (index[k] < 0) continue;
                 memcpy(sp_out + (size_t)index[k] * W, stateset_get(&nodes, (int32_t)k), W * sizeof(word));
                 g_out[index[k]] = g.data[k];
-                for (int32_t j = pred_head.data[k]; j >= 0; j = pred_next.data[j]) {
-                    int32_t u = pred_parent.data[j];
-                    if (index[u] >= 0 && g.data[u] + c->cost[pred_action.data[j]] == g.data[k]) {
-                        ivec_push(&edges, index[u]);
-                        ivec_push(&edges, pred_action.data[j]);
+                memcpy(c->scratch, stateset_get(&nodes, (int32_t)k), W * sizeof(word));
+                int na = applicable_actions(c, c->scratch, acts);
+                for (int i = 0; i < na; i++) {
+                    apply_action(c, c->scratch, acts[i], child);
+                    canonicalise(c, child, canon, perm);
+                    int32_t v = stateset_find(&nodes, canon);
+                    if (v >= 0 && index[v] >= 0 && g.data[k] + c->cost[acts[i]] == g.data[v]) {
                         ivec_push(&edges, index[k]);
+                        ivec_push(&edges, acts[i]);
+                        ivec_push(&edges, index[v]);
                     }
                 }
             }
@@ -1514,6 +1645,27 @@ static PyObject *core_successors(Core *c, PyObject *arg) {
 
 static PyObject *core_cache_size(Core *c, PyObject *unused) { return PyLong_FromSize_t(c->cache.n); }
 
+/* fact_lists() -> (pre_off, pre, neg_off, neg, add_off, add, del_off, del) as int32 bytes: the
+   actions' fact lists, which Python would otherwise pull out of its int masks bit by bit. */
+static PyObject *core_fact_lists(Core *c, PyObject *unused) {
+    const int32_t *offs[4] = {c->pre_off, c->neg_off, c->add_off, c->del_off};
+    const int32_t *lists[4] = {c->pre, c->neg, c->add, c->del};
+    PyObject *out = PyTuple_New(8);
+    for (int l = 0; out && l < 4; l++) {
+        PyObject *o = PyBytes_FromStringAndSize((const char *)offs[l], (c->nactions + 1) * sizeof(int32_t));
+        PyObject *x = PyBytes_FromStringAndSize((const char *)lists[l], offs[l][c->nactions] * sizeof(int32_t));
+        if (!o || !x) {
+            Py_XDECREF(o);
+            Py_XDECREF(x);
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, 2 * l, o);
+        PyTuple_SET_ITEM(out, 2 * l + 1, x);
+    }
+    return out;
+}
+
 /* pdb_entry(i) -> (state bytes, h): the i-th state of the database, for tests and inspection */
 static PyObject *core_pdb_entry(Core *c, PyObject *arg) {
     Py_ssize_t i = PyLong_AsSsize_t(arg);
@@ -1528,14 +1680,18 @@ static PyObject *core_pdb_entry(Core *c, PyObject *arg) {
 
 static PyMethodDef core_methods[] = {
     {"canonical", (PyCFunction)core_canonical, METH_O, "canonical(state) -> (canonical state, object permutation)"},
-    {"build_pdb", (PyCFunction)core_build_pdb, METH_VARARGS, "build_pdb(max_states) -> number of abstract states, -1 over the limit"},
+    {"build_pdb", (PyCFunction)core_build_pdb, METH_VARARGS,
+     "build_pdb(max_states, more_inits=b'') -> number of abstract states, -1 over the limit"},
     {"pdb_value", (PyCFunction)core_pdb_value, METH_O, "pdb_value(state) -> h, -1 for a dead end"},
+    {"pdb_has", (PyCFunction)core_pdb_has, METH_O, "pdb_has(state) -> whether the database holds the state"},
     {"search", (PyCFunction)core_search, METH_VARARGS, "search(start, patterns, max_states, time_limit)"},
     {"successors", (PyCFunction)core_successors, METH_O, "successors(state) -> [(action, state)]"},
     {"cache_size", (PyCFunction)core_cache_size, METH_NOARGS, "states in the heuristic cache"},
+    {"fact_lists", (PyCFunction)core_fact_lists, METH_NOARGS, "fact_lists() -> the actions' sparse pre, neg, add, del lists"},
     {"pdb_entry", (PyCFunction)core_pdb_entry, METH_O, "pdb_entry(i) -> (state, h)"},
     {"project", (PyCFunction)core_project, METH_VARARGS, "project(p, ...) -> Core: the abstract task of a pattern"},
     {"action_count", (PyCFunction)core_action_count, METH_NOARGS, "number of actions"},
+    {"signature", (PyCFunction)core_signature, METH_O, "signature(relabel) -> bytes: the task up to a renaming of its facts"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -61,54 +61,43 @@ def normalize(text: str) -> str:
     return text
 
 
-def _cache(task) -> dict:
-    cache = task.__dict__.get("_plannerl_parse")
-    if cache is None:
-        cache = task.__dict__["_plannerl_parse"] = {"normalized": {}}
-    return cache
+def _sentence_index(task) -> dict[str, list[int]]:
+    """Normalised sentence -> action indices (ascending) over the whole task, built once per task.
 
-
-def _normalized_sentence(task, action: int) -> str:
-    known = _cache(task)["normalized"]
-    key = known.get(action)
-    if key is None:
+    Looking an answer up here and testing only the few actions it names keeps parsing O(1) per
+    answer; listing the state's applicable actions for every answer cost a policy step about as
+    much as the simulator step itself."""
+    index = task.__dict__.get("_plannerl_sentences")
+    if index is None:
         from plannerl.render import action_sentence
 
-        key = known[action] = normalize(action_sentence(task, action))
-    return key
-
-
-def _sentence_index(task) -> dict[str, list[int]]:
-    """Normalised sentence -> action indices over the whole task (built on first need: large tasks have thousands)."""
-    cache = _cache(task)
-    if "sentences" not in cache:
-        index: dict[str, list[int]] = {}
+        index = {}
         for action in range(len(task.actions)):
-            index.setdefault(_normalized_sentence(task, action), []).append(action)
-        cache["sentences"] = index
-    return cache["sentences"]
+            index.setdefault(normalize(action_sentence(task, action)), []).append(action)
+        task.__dict__["_plannerl_sentences"] = index
+    return index
 
 
 def parse_action(task, state: int, text: str) -> ParsedAction:
-    """Read a model's answer in `state` (see the module docstring for what is accepted)."""
+    """Read a model's answer in `state` (see the module docstring for what is accepted).
+
+    Several actions may share a sentence (the cooking domain's cut leaves out the counts): the
+    smallest-index one that applies is taken, else the closest one is reported as not applicable."""
     answer = extract_answer(text)
     if not answer:
         return ParsedAction(UNPARSEABLE, None, "empty answer: expected a line 'Action: <one valid action>'", [], answer)
     if len(answer) > MAX_ANSWER_CHARS:
         return ParsedAction(UNPARSEABLE, None, f"answer is {len(answer)} characters long, not one action", [], answer[:MAX_ANSWER_CHARS])
     key = normalize(answer)
-    applicable = task.applicable(state)
+    candidates = _sentence_index(task).get(key, [])
     by_pddl = task.find_action("(" + key + ")")
-    # the common case first: an action that applies, named by its sentence or PDDL form
-    for action in applicable:
-        if action == by_pddl or _normalized_sentence(task, action) == key:
-            return ParsedAction(VALID, action, "", [], answer)
-    candidates = list(_sentence_index(task).get(key, []))
     if by_pddl is not None and by_pddl not in candidates:
-        candidates.append(by_pddl)
+        candidates = sorted([*candidates, by_pddl])
     if not candidates:
         return ParsedAction(UNPARSEABLE, None, _why_unknown(task, key), [], answer)
-    # a sentence may leave out arguments (the cooking domain's cut counts): report the closest
+    for action in candidates:
+        if task.is_applicable(state, action):
+            return ParsedAction(VALID, action, "", [], answer)
     best = min(candidates, key=lambda a: (len(task.unmet_preconditions(state, a)), a))
     unmet = task.unmet_preconditions(state, best)
     reason = f"{task.actions[best].pddl} does not apply here: unmet {' '.join(unmet)}"

@@ -27,6 +27,11 @@ What this module builds, from the ground task alone (no domain names are read):
    action per case), so its distances are ordinary shortest paths with 0/1 costs.
 4. Each pattern database is built by `plannerl._core` over canonical abstract states under the
    task's object symmetry, so 25 stations cost little more than 5.
+5. Databases are shared: patterns whose abstract tasks are isomorphic by a renaming of roles
+   (the goal objects, the build table, interchangeable stations) use one database, within a
+   task (the five "X on Y" facts of a double cheese burger) and across tasks (a thousand
+   randomised instances of one recipe have a few dozen distinct abstract tasks). An exact
+   signature of each abstract task proves the isomorphism before anything is shared.
 
 The sum is admissible but not consistent; the search applies pathmax and reopens states.
 """
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import time
 from array import array
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from plannerl.compiled import fact_weights
@@ -42,6 +48,13 @@ from plannerl.pddl import Domain
 from plannerl.task import Task
 
 COUNTED = -1
+# pattern databases kept across tasks (key: `_shared_key`), so that a thousand instances of one
+# recipe build each distinct abstract task once: at most this many, holding at most this many
+# abstract states in all (a 10,000-state database takes about half a megabyte)
+DATABASE_CACHE = 256
+DATABASE_CACHE_STATES = 3_000_000
+_DATABASES: OrderedDict[tuple, tuple] = OrderedDict()
+NEVER = -3  # owner of an action that never applies (see _Analysis.never_applicable)
 PDB_STATE_LIMIT = 2_000_000
 
 
@@ -269,7 +282,7 @@ def mutex_groups(task: Task) -> list[tuple[int, ...]]:
     return groups
 
 
-def goal_implied_facts(task: Task, groups) -> dict[int, set[int]]:
+def goal_implied_facts(task: Task, groups, sparse: ActionFacts | None = None) -> dict[int, set[int]]:
     """Facts every reachable goal state satisfies, per goal fact that implies them.
 
     Consider a goal fact g and its last achiever a in a plan (or the initial state when g holds
@@ -281,23 +294,25 @@ def goal_implied_facts(task: Task, groups) -> dict[int, set[int]]:
     by "bun on table1", then "patty on bun" can only be achieved there, so the patty is in
     table1 at the end, and so on up the stack.
     """
+    sparse = sparse or ActionFacts.of(task)
     mutex_mask: dict[int, int] = {}
     for g in groups:
         m = sum(1 << k for k in g)
         for k in g:
             mutex_mask[k] = mutex_mask.get(k, 0) | (m & ~(1 << k))
-    deleters: dict[int, list] = {}
-    for a in task.actions:
-        for k in _bits(a.delete):
-            deleters.setdefault(k, []).append(a)
+    actions = task.actions
+    known_persists: dict[tuple[int, int], bool] = {}
 
     def persists(f: int, g: int) -> bool:
-        return all(b.delete >> g & 1 or b.pre & mutex_mask.get(g, 0) for b in deleters.get(f, ()))
+        if (f, g) not in known_persists:
+            known_persists[f, g] = all(actions[b].delete >> g & 1 or actions[b].pre & mutex_mask.get(g, 0)
+                                       for b in sparse.deleters.get(f, ()))
+        return known_persists[f, g]
 
     goal = _bits(task.goal_pos)
     cases: dict[int, list[int]] = {}
     for g in goal:
-        leaves = [(a.pre | a.add) & ~a.delete for a in task.actions if a.add >> g & 1]
+        leaves = [(actions[a].pre | actions[a].add) & ~actions[a].delete for a in sparse.adders.get(g, ())]
         if task.init >> g & 1:
             leaves.append(task.init)
         cases[g] = [sum(1 << f for f in _bits(m) if persists(f, g)) for m in leaves]
@@ -361,12 +376,48 @@ def _bits(mask: int) -> list[int]:
 OTHER, FREE = "*other", "*free"
 
 
+@dataclass
+class ActionFacts:
+    """Each action's facts as index lists, and the actions adding or deleting each fact: the
+    analysis walks these thousands of times, and pulling them out of int masks bit by bit
+    cost more than everything else it does."""
+
+    pre: list
+    neg: list
+    add: list
+    delete: list
+    adders: dict[int, list[int]]
+    deleters: dict[int, list[int]]
+
+    @classmethod
+    def of(cls, task: Task, core=None) -> ActionFacts:
+        """From the compiled core's lists when given (fast), else from the task's masks."""
+        if core is not None:
+            raw = [array("i", part).tolist() for part in core.fact_lists()]
+            lists = [[flat[i:j] for i, j in zip(off, off[1:])] for off, flat in zip(raw[::2], raw[1::2])]
+        else:
+            lists = [[_bits(getattr(a, name)) for a in task.actions] for name in ("pre", "neg", "add", "delete")]
+        return cls(*lists, _actions_by_fact(lists[2]), _actions_by_fact(lists[3]))
+
+
+def _actions_by_fact(lists: list) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for a, facts in enumerate(lists):
+        for k in facts:
+            if k in out:
+                out[k].append(a)
+            else:
+                out[k] = [a]
+    return out
+
+
 class _Analysis:
     """What the patterns of one task share: mutex groups and their indexes, implied goal facts,
     the patterns' facts, targets and owned facts, and how every action's cost is charged."""
 
-    def __init__(self, task: Task) -> None:
+    def __init__(self, task: Task, core=None) -> None:
         self.task = task
+        self.sparse = sparse = ActionFacts.of(task, core)
         self.groups = mutex_groups(task)
         self.group_mask = [sum(1 << k for k in g) for g in self.groups]
         self.groups_of: dict[int, list[int]] = {}
@@ -374,15 +425,8 @@ class _Analysis:
             for k in g:
                 self.groups_of.setdefault(k, []).append(gi)
         self.group_params = [set(task.facts[g[0]][1:]).intersection(*(task.facts[k][1:] for k in g[1:])) for g in self.groups]
-        self.implied = goal_implied_facts(task, self.groups)
-        deleted = 0
-        for a in task.actions:
-            deleted |= a.delete
-        self.goal_facts = [k for k in _bits(task.goal_pos) if deleted >> k & 1 or not task.init >> k & 1]
-        self.deleters: dict[int, list] = {}
-        for a in task.actions:
-            for k in _bits(a.delete):
-                self.deleters.setdefault(k, []).append(a)
+        self.implied = goal_implied_facts(task, self.groups, sparse)
+        self.goal_facts = [k for k in _bits(task.goal_pos) if k in sparse.deleters or not task.init >> k & 1]
         self.masks, goal_masks, self.targets = [], [], []
         for g in self.goal_facts:
             mask, goal_mask, targets = self._pattern_facts(g)
@@ -397,6 +441,15 @@ class _Analysis:
         self.target_objects = [{t for k in _bits(targets) for t in task.facts[k][1:]} for targets in self.targets]
         self._charges()
 
+    def never_applicable(self, action: int) -> bool:
+        """Whether two preconditions of action number `action` lie in one mutex group (e.g.
+        stacking an item on itself: holding it while it is in a station). Such actions are
+        grounded (grounding is relaxed) but never apply, and would make patterns that differ
+        only by names charge differently; the abstract tasks leave them out."""
+        groups_of = self.groups_of
+        found = [gi for k in self.sparse.pre[action] if k in groups_of for gi in groups_of[k]]
+        return len(found) != len(set(found))
+
     def closure(self, fact: int) -> int:
         mask = 1 << fact
         for gi in self.groups_of.get(fact, ()):
@@ -410,36 +463,47 @@ class _Analysis:
         conditions of g's achievers (where the robot is, the hand, where the support is); and
         what the goal's objects need in order to move, as far as those groups are about the
         goal's objects (the patty must be clear to be picked up)."""
-        task = self.task
+        task, sparse = self.task, self.sparse
         goal_mask, targets = self.closure(g), 1 << g
         for k in self.implied.get(g, ()):
             goal_mask |= self.closure(k)
             targets |= 1 << k
         mask = goal_mask
-        for a in task.actions:
-            if a.add >> g & 1:
-                for k in _bits(a.pre | a.neg):
-                    mask |= self.closure(k)
+        conditions: set[int] = set()
+        for a in sparse.adders.get(g, ()):
+            conditions.update(sparse.pre[a])
+            conditions.update(sparse.neg[a])
+        for k in conditions:
+            mask |= self.closure(k)
         about = {t for k in _bits(targets) for t in task.facts[k][1:]}
-        for a in task.actions:
-            if (a.add | a.delete) & goal_mask:
-                for k in _bits(a.pre | a.neg):
-                    for gi in self.groups_of.get(k, ()):
-                        if self.group_params[gi] and self.group_params[gi] <= about:
-                            mask |= self.group_mask[gi]
+        movers: set[int] = set()
+        for k in _bits(goal_mask):
+            movers.update(sparse.adders.get(k, ()))
+            movers.update(sparse.deleters.get(k, ()))
+        conditions = set()
+        for a in movers:
+            conditions.update(sparse.pre[a])
+            conditions.update(sparse.neg[a])
+        for k in conditions:
+            for gi in self.groups_of.get(k, ()):
+                if self.group_params[gi] and self.group_params[gi] <= about:
+                    mask |= self.group_mask[gi]
         return mask, goal_mask, targets
 
     def _charges(self) -> None:
         """Per action: the pattern that owns it, or its guards (see the module docstring).
 
-        An action that changes an owned fact belongs to that fact's owner. Otherwise its guards
-        are the groups with owned facts whose facts all name one of its arguments, read in this
-        order: groups of an object the action carries along (the moving robot's hand), of its
-        destination (what lies on the target station), of its origin. Each guard decides by its
-        true owned fact; a carried object's fact only decides when the action's destination
-        matters to its owner (moving while holding the patty is the patty's move only when it
-        goes where the patty must end up)."""
-        task, groups = self.task, self.groups
+        An action that changes owned facts belongs to the owner of the one that names its
+        earliest arguments (unstacking the cheese from the patty is the cheese's business, not
+        that of the patty now clear): a rule by roles, not by names, so patterns that differ
+        only by their objects' names get the same abstract task and share a database
+        (`build_pattern_sum`). Otherwise its guards are the groups with owned facts whose facts
+        all name one of its arguments, read in this order: groups of an object the action
+        carries along (the moving robot's hand), of its destination (what lies on the target
+        station), of its origin. Each guard decides by its true owned fact; a carried object's
+        fact only decides when the action's destination matters to its owner (moving while
+        holding the patty is the patty's move only when it goes where the patty must end up)."""
+        task, groups, sparse, owner = self.task, self.groups, self.sparse, self.owner
         with_owned = [gi for gi, m in enumerate(self.group_mask) if m & self.owned_mask]
         by_object: dict[str, list[int]] = {}
         for gi in with_owned:
@@ -452,20 +516,26 @@ class _Analysis:
         self.guard_fact_off = array("i", [0])
         self.guard_facts = array("i")
         self.guard_owner = array("i")
-        for action in task.actions:
-            changed = (action.add | action.delete) & self.owned_mask
-            if changed:
-                self.owner_of.append(min(self.owner[k] for k in _bits(changed)))
+        facts = task.facts
+        for a, action in enumerate(task.actions):
+            add, delete = sparse.add[a], sparse.delete[a]
+            if self.never_applicable(a):
+                self.owner_of.append(NEVER)
                 self.guard_off.append(len(self.guard_fact_off) - 1)
                 continue
-            touched = set()
-            for k in _bits(action.add | action.delete):
-                touched.update(self.groups_of.get(k, ()))
-            grouped = 0
-            for gi in touched:
-                grouped |= self.group_mask[gi]
-            added = {t for k in _bits(action.add & grouped) for t in task.facts[k][1:]}
-            deleted = {t for k in _bits(action.delete & grouped) for t in task.facts[k][1:]}
+            changed = [k for k in add if k in owner] + [k for k in delete if k in owner]
+            if changed:
+                args = action.args
+                if len(changed) > 1 and len({owner[k] for k in changed}) > 1:
+                    # by role: the sorted positions of the fact's objects among the arguments
+                    outside = len(args)
+                    changed.sort(key=lambda k: (sorted(args.index(t) if t in args else outside for t in facts[k][1:]), k))
+                self.owner_of.append(owner[changed[0]])
+                self.guard_off.append(len(self.guard_fact_off) - 1)
+                continue
+            # the facts of the groups the action touches are its facts that lie in a group
+            added = {t for k in add if k in self.groups_of for t in task.facts[k][1:]}
+            deleted = {t for k in delete if k in self.groups_of for t in task.facts[k][1:]}
             destination = frozenset((added - deleted) & all_targets)
             args = set(action.args)
             ranked = []
@@ -475,15 +545,14 @@ class _Analysis:
                 rank = 0 if carried else 1 if common & added else 2 if common & deleted else 3
                 key = (gi, destination if carried else None)
                 if key not in deciding_cache:
-                    deciding_cache[key] = [(k, self.owner[k]) for k in groups[gi] if k in self.owner
-                                           and (not carried or destination & self.target_objects[self.owner[k]])]
+                    deciding = [k for k in groups[gi] if k in owner and (not carried or destination & self.target_objects[owner[k]])]
+                    deciding_cache[key] = (array("i", deciding), array("i", [owner[k] for k in deciding]))
                 ranked.append((rank, gi, deciding_cache[key]))
             ranked.sort(key=lambda item: item[:2])
             self.owner_of.append(-1 if ranked else -2)
-            for _, _, deciding in ranked:
-                for k, q in deciding:
-                    self.guard_facts.append(k)
-                    self.guard_owner.append(q)
+            for _, _, (deciding, owners) in ranked:
+                self.guard_facts.extend(deciding)
+                self.guard_owner.extend(owners)
                 self.guard_fact_off.append(len(self.guard_facts))
             self.guard_off.append(len(self.guard_fact_off) - 1)
         offsets, ids = array("i", [0]), array("i")
@@ -519,6 +588,20 @@ class _Analysis:
             atom = task.facts[k]
             return (atom[0], *((OTHER if t in goal_objects else FREE) if t in renamed else t for t in atom[1:]))
 
+        # the deleters' preconditions inside the pattern, split once: most deleters require the
+        # fact they delete, which settles them whatever is renamed
+        inexact: dict[int, list[list[int]]] = {}
+        for k in facts:
+            if renamed.intersection(task.facts[k][1:]):
+                inexact[k] = [[j for j in self.sparse.pre[b] if mask >> j & 1] for b in self.sparse.deleters.get(k, ())
+                              if k not in self.sparse.pre[b]]
+        names: dict[int, tuple] = {}  # rename(j), valid until `renamed` shrinks
+
+        def name_of(j: int) -> tuple:
+            if j not in names:
+                names[j] = rename(j)
+            return names[j]
+
         changed = True
         while changed:
             changed = False
@@ -527,9 +610,10 @@ class _Analysis:
                 if not renamed.intersection(atom[1:]):
                     continue
                 name = rename(k)
-                if all(any(rename(j) == name for j in _bits(b.pre & mask)) for b in self.deleters.get(k, ())):
+                if all(any(name_of(j) == name for j in pre) for pre in inexact[k]):
                     continue
                 renamed.difference_update(atom[1:])
+                names.clear()
                 changed = True
         index: dict[tuple, int] = {}
         atoms: list[tuple] = []
@@ -546,44 +630,123 @@ class _Analysis:
         return atoms, members, of_fact
 
 
-def build_pattern_sum(task: Task, symmetry, core=None, *, max_states: int = PDB_STATE_LIMIT) -> PatternSum:
+def build_pattern_sum(task: Task, symmetry, core=None, *, max_states: int = PDB_STATE_LIMIT, share: bool = True) -> PatternSum:
     """Patterns for every goal fact that can change, with their databases built.
 
-    `core` is the task's `_core.Core` (built here when not given); it projects the actions."""
+    Patterns whose abstract tasks are the same up to a renaming of roles (the five "on" facts
+    of a double cheese burger: two items, the robot and the build table each) share one
+    database, built from all their initial states: `_shared_key` proves the renaming is an
+    isomorphism of the abstract tasks, so distances carry over exactly (`share=False` builds
+    one database per pattern, to check that). A database kept from an earlier task with the
+    same key serves too, when it holds this task's initial abstract states. `core` is the
+    task's `_core.Core` (built here when not given); it projects the actions."""
     from plannerl.compiled import core_for_task
 
     start = time.perf_counter()
     core = core or core_for_task(task, symmetry)
-    analysis = _Analysis(task)
+    analysis = _Analysis(task, core)
     weights = fact_weights(task.facts, task.init)
-    patterns = []
+    objects = list(symmetry.objects) + [OTHER, FREE]
+    object_id = {name: i for i, name in enumerate(objects)}
+    obj_classes = list(symmetry.obj_class) + [-1, -1]
+    abstract = []
+    shared: dict[tuple, list[int]] = {}
     for p, g in enumerate(analysis.goal_facts):
         mask, targets = analysis.masks[p], analysis.targets[p]
         atoms, members, of_fact = analysis.merge_map(mask, targets, symmetry)
-        objects = list(symmetry.objects) + [OTHER, FREE]
-        object_id = {name: i for i, name in enumerate(objects)}
         pred_id: dict[str, int] = {}
         fact_pred, args_off, args = array("i"), array("i", [0]), array("i")
         for atom in atoms:
             fact_pred.append(pred_id.setdefault(atom[0], len(pred_id)))
             args.extend(object_id[t] for t in atom[1:])
             args_off.append(len(args))
-        projection = array("i", [-1] * len(task.facts))
         weight = [1000] * len(atoms)
         for k, i in of_fact.items():
-            projection[k] = i
             weight[i] = min(weight[i], weights[k])
-
         init = sum(1 << of_fact[k] for k in _bits(task.init & mask))
         goal = sum(1 << of_fact[k] for k in _bits(targets & mask))
         # only objects the abstract facts name can be interchanged there
         present = set(args)
-        obj_class = array("i", [cls if i in present else -1 for i, cls in enumerate(list(symmetry.obj_class) + [-1, -1])])
+        obj_class = array("i", [cls if i in present else -1 for i, cls in enumerate(obj_classes)])
         size = (len(atoms) // 64 + 1) * 8
+        projection = array("i", [-1] * len(task.facts))
+        for k, i in of_fact.items():
+            projection[k] = i
         sub = core.project(p, projection, array("i", members), analysis.fact_group_off, analysis.fact_groups, analysis.owner_of,
                            analysis.guard_off, analysis.guard_fact_off, analysis.guard_facts, analysis.guard_owner, len(atoms),
                            init.to_bytes(size, "little"), goal.to_bytes(size, "little"), array("i", weight), fact_pred,
                            args_off, args, obj_class)
-        states = sub.build_pdb(max_states)
-        patterns.append(Pattern(g, _bits(mask), sub, projection.tobytes(), states))
+        if share:
+            key, order = _shared_key(task, symmetry, g, targets, atoms, sub)
+        else:
+            key, order = (p,), list(range(len(atoms)))
+        abstract.append((g, mask, of_fact, init, sub, order))
+        shared.setdefault(key, []).append(p)
+    patterns: list[Pattern | None] = [None] * len(abstract)
+    for key, members in shared.items():
+        # a database of an earlier task with the same key serves when it holds our initial states
+        cached = _DATABASES.get(key) if share else None
+        for attempt in (cached, abstract[members[0]][4:] + (None,)):
+            if attempt is None:
+                continue
+            sub, order, states = attempt
+            # member atom i is the database's atom at the same place in the shared order
+            to_db = [[0] * len(order) for _ in members]
+            for renaming, q in zip(to_db, members):
+                for place, i in enumerate(abstract[q][5]):
+                    renaming[i] = order[place]
+            size = (len(order) // 64 + 1) * 8
+            inits = [sum(1 << renaming[i] for i in _bits(abstract[q][3])).to_bytes(size, "little") for renaming, q in zip(to_db, members)]
+            if states is None:
+                states = sub.build_pdb(max_states, b"".join(inits[1:]))
+                if share and states >= 0:
+                    _DATABASES[key] = (sub, order, states)
+                    while len(_DATABASES) > DATABASE_CACHE or sum(v[2] for v in _DATABASES.values()) > DATABASE_CACHE_STATES:
+                        _DATABASES.popitem(last=False)
+                break
+            if all(sub.pdb_has(x) for x in inits):
+                _DATABASES.move_to_end(key)
+                break
+        for renaming, q in zip(to_db, members):
+            g, mask, of_fact = abstract[q][:3]
+            projection = array("i", [-1] * len(task.facts))
+            for k, i in of_fact.items():
+                projection[k] = renaming[i]
+            patterns[q] = Pattern(g, _bits(mask), sub, projection.tobytes(), states)
     return PatternSum(patterns, time.perf_counter() - start)
+
+
+def _shared_key(task: Task, symmetry, goal_fact: int, targets: int, atoms: list[tuple], sub) -> tuple[tuple, list[int]]:
+    """What two patterns (of one task or of two tasks) must have in common to share a database,
+    and the pattern's atoms in the order of that key.
+
+    Objects are renamed to their roles: the goal fact's objects "?0", "?1", ..., then those of
+    the other targets in turn (the build table), then the members of each symmetry class in
+    order ("?table#0.0", ...: the first class of tables; its members are interchangeable); no
+    PDDL name starts with "?". Other
+    names are kept. Sorting the renamed atoms gives every atom a place. The key is the sorted
+    renamed atoms with the abstract task's signature under that numbering (goal, and every
+    action with its cost): equal keys mean the map between atoms at the same place sends one
+    abstract task onto the other, an isomorphism, so both have the same distances."""
+    role: dict[str, str] = {}
+    for t in task.facts[goal_fact][1:]:
+        role.setdefault(t, f"?{len(role)}")
+    rest = [task.facts[k] for k in _bits(targets) if k != goal_fact]
+    while True:
+        open_atoms = [(atom[0], *(role.get(t, "~") for t in atom[1:]), atom) for atom in rest if any(t not in role for t in atom[1:])]
+        if not open_atoms:
+            break
+        for t in min(open_atoms)[-1][1:]:
+            role.setdefault(t, f"?{len(role)}")
+    classes_of_type: dict[str, int] = {}
+    for members in symmetry.classes:
+        type_name = task.objects[members[0]]
+        count = classes_of_type[type_name] = classes_of_type.get(type_name, -1) + 1
+        for rank, t in enumerate(members):
+            role.setdefault(t, f"?{type_name}#{count}.{rank}")
+    renamed = [(atom[0], *(role.get(t, t) for t in atom[1:])) for atom in atoms]
+    order = sorted(range(len(atoms)), key=renamed.__getitem__)
+    place = array("i", [0] * len(atoms))
+    for i, k in enumerate(order):
+        place[k] = i
+    return (tuple(renamed[k] for k in order), sub.signature(place)), order

@@ -13,6 +13,7 @@ canonical plan (see `plannerl.search`).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import product
 from operator import itemgetter
@@ -167,8 +168,7 @@ def compile_task(domain: Domain, problem: Problem) -> Task:
     """Ground `problem` and encode it as bitmasks."""
     fluent_predicates = {atom[0] for schema in domain.actions for atom in schema.add + schema.delete}
     static_facts = frozenset(atom for atom in problem.init if atom[0] not in fluent_predicates)
-    objects_of_type = _objects_by_type(domain, problem)
-    ground, reached = _relaxed_grounding(domain, problem, objects_of_type, static_facts, fluent_predicates)
+    reached, facts, bit_of, actions = _grounding(domain, problem, static_facts, fluent_predicates)
 
     for atom in problem.goal_pos:
         if atom not in reached:
@@ -176,10 +176,6 @@ def compile_task(domain: Domain, problem: Problem) -> Task:
     for atom in problem.goal_neg:
         if atom[0] not in fluent_predicates and atom in static_facts:
             raise NoPlanError(f"no plan exists: goal (not ({' '.join(atom)})) contradicts a static fact")
-    facts = sorted(atom for atom in reached if atom[0] in fluent_predicates)
-    bit_of: dict[str, dict] = {}
-    for i, fact in enumerate(facts):
-        bit_of.setdefault(fact[0], {})[fact[1] if len(fact) == 2 else fact[1:]] = 1 << i
 
     def mask(atoms) -> int:
         bits = 0
@@ -187,14 +183,38 @@ def compile_task(domain: Domain, problem: Problem) -> Task:
             bits |= bit_of.get(atom[0], {}).get(atom[1] if len(atom) == 2 else atom[1:], 0)
         return bits
 
-    masks_of = {schema.name: _MaskBuilder(schema, bit_of, fluent_predicates) for schema in domain.actions}
-    actions = [Action(name, args, *masks_of[name].masks(args)) for name, args in sorted(ground)]
-
     init = mask(problem.init)
     goal_pos = mask(problem.goal_pos)
     goal_neg = mask(a for a in problem.goal_neg if a[0] in fluent_predicates)
-    return Task(problem.name, domain.name, facts, actions, init, goal_pos, goal_neg,
+    return Task(problem.name, domain.name, list(facts), list(actions), init, goal_pos, goal_neg,
                 dict(problem.objects), static_facts, domain, problem)
+
+
+# The last few groundings, by domain, objects and initial state: the goal is not read while
+# grounding, and the instance generator compares several goal bindings of one initial state.
+GROUNDING_CACHE = 4
+_GROUNDINGS: OrderedDict[tuple, tuple] = OrderedDict()
+
+
+def _grounding(domain: Domain, problem: Problem, static_facts, fluent_predicates) -> tuple:
+    """(reached atoms, sorted fluent facts, fact bits by predicate, actions) of a problem."""
+    key = (id(domain), tuple(sorted(problem.objects.items())), frozenset(problem.init))
+    cached = _GROUNDINGS.get(key)
+    if cached is not None and cached[0] is domain:  # the entry holds its domain, so the id is not reused
+        _GROUNDINGS.move_to_end(key)
+        return cached[1:]
+    objects_of_type = _objects_by_type(domain, problem)
+    ground, reached = _relaxed_grounding(domain, problem, objects_of_type, static_facts, fluent_predicates)
+    facts = sorted(atom for atom in reached if atom[0] in fluent_predicates)
+    bit_of: dict[str, dict] = {}
+    for i, fact in enumerate(facts):
+        bit_of.setdefault(fact[0], {})[fact[1] if len(fact) == 2 else fact[1:]] = 1 << i
+    masks_of = {schema.name: _MaskBuilder(schema, bit_of, fluent_predicates) for schema in domain.actions}
+    actions = [Action(name, args, *masks_of[name].masks(args)) for name, args in sorted(ground)]
+    _GROUNDINGS[key] = (domain, reached, facts, bit_of, actions)
+    while len(_GROUNDINGS) > GROUNDING_CACHE:
+        _GROUNDINGS.popitem(last=False)
+    return reached, facts, bit_of, actions
 
 
 class _MaskBuilder:
@@ -202,14 +222,15 @@ class _MaskBuilder:
 
     Each atom template becomes (bits, getter): `bits` maps a predicate's ground arguments (a
     string for unary predicates, a tuple otherwise) to the fact's bit, and `getter` picks those
-    arguments out of the action's argument tuple.
+    arguments out of the action's argument tuple. Templates with constants (rare) fill their
+    arguments in on each call.
     """
 
     def __init__(self, schema: ActionSchema, bit_of: dict[str, dict], fluent_predicates) -> None:
         position = {var: i for i, (var, _) in enumerate(schema.params)}
 
-        def compile_atoms(atoms) -> list:
-            out = []
+        def compile_atoms(atoms) -> tuple[list, list]:
+            by_getter, by_fill = [], []
             for atom in atoms:
                 if atom[0] not in fluent_predicates:
                     continue
@@ -217,10 +238,10 @@ class _MaskBuilder:
                 bits = bit_of.get(atom[0], {})
                 if all(t in position for t in terms) and terms:
                     index = [position[t] for t in terms]
-                    out.append((bits, itemgetter(*index) if len(index) > 1 else itemgetter(index[0]), None))
+                    by_getter.append((bits, itemgetter(*index) if len(index) > 1 else itemgetter(index[0])))
                 else:
-                    out.append((bits, None, terms if len(terms) != 1 else terms[0]))
-            return out
+                    by_fill.append((bits, terms if len(terms) != 1 else terms[0]))
+            return by_getter, by_fill
 
         self.pre = compile_atoms(schema.pre_pos)
         self.neg = compile_atoms(schema.pre_neg)
@@ -229,12 +250,12 @@ class _MaskBuilder:
         self.position = position
 
     def _mask(self, atoms, args) -> int:
+        by_getter, by_fill = atoms
         bits = 0
-        for table, getter, fixed in atoms:
-            if getter is not None:
-                bits |= table.get(getter(args), 0)
-            else:
-                bits |= table.get(self._fill(fixed, args), 0)
+        for table, getter in by_getter:
+            bits |= table.get(getter(args), 0)
+        for table, fixed in by_fill:
+            bits |= table.get(self._fill(fixed, args), 0)
         return bits
 
     def _fill(self, terms, args):

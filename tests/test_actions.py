@@ -97,6 +97,38 @@ def test_sentences_without_some_arguments_pick_the_variant_that_applies():
     assert parsed.kind == NOT_APPLICABLE and parsed.unmet
 
 
+def reference_parse(task, state: int, named: list[int]) -> tuple[str, int]:
+    """What an answer naming the actions `named` (those sharing its sentence) must mean, from the
+    definition: the smallest one among the state's applicable actions, else the one with the
+    fewest unmet preconditions (then the smallest index)."""
+    applicable = sorted(set(named) & set(task.applicable(state)))
+    if applicable:
+        return VALID, applicable[0]
+    return NOT_APPLICABLE, min(named, key=lambda a: (len(task.unmet_preconditions(state, a)), a))
+
+
+@pytest.mark.parametrize("problem", [COOKING_PROBLEMS[0].parent / "lettuce_tomato_sandwich.pddl", "generated"],
+                         ids=["lettuce_tomato_sandwich", "generated"])
+def test_every_sentence_in_every_walked_state_matches_the_definition(problem):
+    """The parser looks answers up in a per-task index and tests only the actions they name;
+    over every sentence of the task (applicable or not) in states of a random walk, including
+    cut variants sharing one sentence and interchangeable stations, it must agree with the
+    definition computed from the state's full list of applicable actions."""
+    if problem == "generated":
+        task = generate_instance("lettuce_tomato_sandwich", 4, extra_stations=6, distractors=3).load_task()
+    else:
+        task = load_task(None, problem)
+    named: dict[str, list[int]] = {}
+    for action in range(len(task.actions)):
+        named.setdefault(action_sentence(task, action), []).append(action)
+    for state in walk_states(task, 25, seed=1)[::5]:
+        for sentence, actions in named.items():
+            parsed = parse_action(task, state, f"Action: {sentence}")
+            assert (parsed.kind, parsed.action) == reference_parse(task, state, actions), sentence
+            if parsed.kind == NOT_APPLICABLE:
+                assert parsed.unmet == task.unmet_preconditions(state, parsed.action) and parsed.unmet
+
+
 @pytest.mark.parametrize(("text", "reason"), [
     ("", "empty answer"),
     ("Action:", "empty answer"),

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 
 import pytest
 from conftest import BAD, CLASSIC, DOMAINS, ROOT
 
+from plannerl import compiled
 from plannerl.errors import PddlError
 from plannerl.planfile import format_plan, parse_plan_text, read_plan, replay, write_plan
-from plannerl.planner import load_task
+from plannerl.planner import COMPILED_HEURISTIC, MISSING_CORE, PYTHON_HEURISTIC, load_task
+from plannerl.up_bridge import EXTERNAL_HEURISTIC
 
 
 def plannerl(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
@@ -73,8 +76,65 @@ def test_external_planners_from_the_cli(planner):
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["planner"] == planner and report["length"] == 5 and report["optimal_plans"] is None
-    assert_one_line_error(plannerl("plan", CLASSIC / "gripper/p02.pddl", "--planner", planner, "--max-states", "5"), 2,
-                          "--max-states applies to the builtin planner only")
+    assert (report["core"], report["symmetry"], report["heuristic"]) == (None, False, EXTERNAL_HEURISTIC)
+    for option in (["--max-states", "5"], ["--no-symmetry"]):
+        assert_one_line_error(plannerl("plan", CLASSIC / "gripper/p02.pddl", "--planner", planner, *option), 2,
+                              f"{option[0]} applies to the builtin planner only")
+
+
+def _kitchen_with_spare_tables(folder):
+    """A generated burger kitchen with extra empty tables (interchangeable) beside its domain file."""
+    from plannerl.generate import generate_instance
+
+    instance = generate_instance("burger", 3, extra_stations=4, distractors=1)
+    shutil.copy(instance.domain_path, folder / instance.domain_path.name)
+    path = folder / instance.file_name
+    path.write_text(instance.problem_text)
+    return path
+
+
+def test_plan_reports_core_symmetry_and_heuristic(tmp_path):
+    """JSON says which search ran; --no-symmetry searches every state and must find the same
+    canonical plan and plan count; -v says the same on stderr, on one line."""
+    assert compiled.available(), "build the compiled core: python setup.py build_ext --inplace"
+    problem = _kitchen_with_spare_tables(tmp_path)
+    done = plannerl("plan", problem, "--format", "json", "-v")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["core"], report["symmetry"], report["heuristic"]) == ("compiled", True, COMPILED_HEURISTIC)
+    assert 0 <= report["heuristic_seconds"] <= report["seconds"]
+    spare = [members for members in report["symmetry_classes"] if all(m.startswith("table") for m in members)]
+    assert spare and len(spare[0]) >= 4, report["symmetry_classes"]
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("plannerl: compiled core; symmetry on (")
+    assert " ".join(spare[0]) + " interchangeable" in done.stderr
+    plain = plannerl("plan", problem, "--format", "json", "--no-symmetry", "-v")
+    assert plain.returncode == 0, plain.stderr
+    unreduced = json.loads(plain.stdout)
+    assert (unreduced["core"], unreduced["symmetry"], unreduced["symmetry_classes"]) == ("compiled", False, [])
+    assert (unreduced["plan"], unreduced["optimal_plans"]) == (report["plan"], report["optimal_plans"])
+    assert unreduced["expanded"] >= report["expanded"]
+    assert "plannerl: compiled core; symmetry off; heuristic: " in plain.stderr
+    summary = plannerl("plan", problem, "--no-symmetry")
+    assert summary.returncode == 0 and "builtin (compiled core, symmetry off)" in summary.stdout
+
+
+def test_plan_without_the_compiled_core_falls_back_to_python_and_says_so_with_v(tmp_path):
+    """A checkout where plannerl._core cannot be imported (as before `build_ext`): same plan and
+    count from the pure-Python search; the reason is printed once with -v, never without."""
+    problem = _kitchen_with_spare_tables(tmp_path)
+    with_core = json.loads(plannerl("plan", problem, "--format", "json").stdout)
+    unbuilt = ("import sys; sys.modules['plannerl._core'] = None; from plannerl.cli.main import run;"
+               "sys.argv = ['plannerl', *sys.argv[1:]]; run()")
+    for verbose in (["-v"], []):
+        done = subprocess.run([sys.executable, "-c", unbuilt, "plan", str(problem), "--format", "json", *verbose],
+                              capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert (report["core"], report["symmetry"], report["heuristic"]) == ("python", False, PYTHON_HEURISTIC)
+        assert (report["plan"], report["optimal_plans"]) == (with_core["plan"], with_core["optimal_plans"])
+        assert report["symmetry_classes"] == [] and report["heuristic_seconds"] == 0
+        assert done.stderr.count(MISSING_CORE) == (1 if verbose else 0), done.stderr
+        assert "Traceback" not in done.stderr
 
 
 BAD_INPUTS = [

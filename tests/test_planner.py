@@ -5,6 +5,10 @@
 - on small problems an exhaustive reference written here (its own naive grounder over sets of
   atoms, forward BFS over all reachable states, backward BFS for h*, dynamic programming for
   plan counts) gives the same h*, optimal-action sets, plan counts and canonical plans.
+
+Each check runs on every search path `plannerl.planner.solve` can take: the compiled core with
+object symmetry (the default), the compiled core without it, and the pure-Python search (the
+fallback when the extension is not built).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import ALL_PROBLEMS, BAD, CLASSIC, DOMAINS, problem_id
 
+from plannerl import compiled
 from plannerl.errors import LimitError, NoPlanError
 from plannerl.oracle import Oracle
 from plannerl.pddl import load
@@ -26,20 +31,37 @@ from plannerl.planner import load_task, solve
 from plannerl.search import optimal_search
 from plannerl.up_bridge import fast_downward_plan, validate_with_up
 
+# search path -> solve() options; the core's paths need the built extension
+PATHS = {"compiled": {}, "compiled-no-symmetry": {"symmetry": False}, "python": {"compiled_core": False}}
+
 
 @cache
-def _solved(problem: Path):
-    return solve(None, problem)
+def _solved(problem: Path, path: str = "compiled"):
+    if path != "python":
+        assert compiled.available(), "build the compiled core: python setup.py build_ext --inplace"
+    solution = solve(None, problem, **PATHS[path])
+    assert solution.core == ("python" if path == "python" else "compiled")
+    return solution
+
+
+def test_compiled_core_is_built():
+    """CI builds it with the package; without it every check below would test the fallback only."""
+    assert compiled.available(), "build the compiled core: python setup.py build_ext --inplace"
 
 
 @pytest.mark.parametrize("problem", ALL_PROBLEMS, ids=problem_id)
 def test_plan_is_valid_for_up_and_as_short_as_fast_downward(problem):
-    solution = _solved(problem)
-    plan = solution.plan_names
-    assert validate_with_up(None, problem, plan)
-    assert replay(solution.task, plan).valid
-    assert len(plan) == fast_downward_plan(None, problem).length
-    assert solution.result.optimal_plans >= 1
+    reference_length = fast_downward_plan(None, problem).length
+    default = _solved(problem)
+    for path in PATHS:
+        solution = _solved(problem, path)
+        plan = solution.plan_names
+        assert len(plan) == reference_length, path
+        assert replay(solution.task, plan).valid, path
+        # the canonical plan and the plan count are defined by the task alone, not by the search
+        assert (plan, solution.result.optimal_plans) == (default.plan_names, default.result.optimal_plans), path
+        assert solution.result.optimal_plans >= 1
+    assert validate_with_up(None, problem, default.plan_names)
 
 
 def test_cooking_lengths_match_robotouille():
@@ -149,10 +171,11 @@ SMALL = [DOMAINS / f"{n}.pddl" for n in ("burger", "cheese_sandwich", "cooked_bu
 ] + [BAD / "ok.pddl"]
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("problem", SMALL, ids=problem_id)
-def test_canonical_plan_and_count_match_exhaustive_reference(problem):
+def test_canonical_plan_and_count_match_exhaustive_reference(problem, path):
     ref = Reference(problem)
-    solution = _solved(problem)
+    solution = _solved(problem, path)
     assert len(solution.plan_names) == ref.h[ref.init]
     assert solution.plan_names == ref.canonical_plan(ref.init)
     assert solution.result.optimal_plans == ref.plan_count(ref.init)
@@ -161,11 +184,13 @@ def test_canonical_plan_and_count_match_exhaustive_reference(problem):
     assert first == ref.optimal_actions(ref.init)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("problem", SMALL + [BAD / "unsolvable.pddl"], ids=problem_id)
-def test_oracle_and_applicable_actions_match_exhaustive_reference(problem):
+def test_oracle_and_applicable_actions_match_exhaustive_reference(problem, path):
     ref = Reference(problem)
     task = load_task(None, problem)
-    oracle = Oracle(task)
+    # a Python heuristic (here the blind one) makes the oracle search in Python
+    oracle = Oracle(task, heuristic=(lambda state: 0) if path == "python" else None, symmetry=path == "compiled")
     # every state of the tiny problems; a seeded sample elsewhere (each label is one search)
     states = ref.states if len(ref.states) <= 300 else [ref.init, *random.Random(0).sample(ref.states, 30)]
     for s in states:

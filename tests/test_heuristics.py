@@ -1,0 +1,162 @@
+"""The pattern-database heuristic of plannerl.heuristics, checked against exact distances.
+
+h* comes from a backward breadth-first search over the explicit state graph that the task's
+own successor function spans (the task itself is checked against an independent reference in
+test_planner.py), so nothing here trusts the code under test.
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from collections import deque
+
+import pytest
+from conftest import CLASSIC, DOMAINS, problem_id
+
+from plannerl import compiled, heuristics
+from plannerl.generate import generate_instance
+from plannerl.heuristics import _Analysis, build_pattern_sum
+from plannerl.planner import load_task
+from plannerl.search import Engine
+
+pytestmark = pytest.mark.skipif(not compiled.available(), reason="needs the compiled core (python setup.py build_ext --inplace)")
+
+SMALL = [DOMAINS / f"{n}.pddl" for n in ("burger", "cheese_sandwich", "cooked_burger", "cheese_burger")] + [
+    CLASSIC / "blocksworld/p02.pddl", CLASSIC / "blocksworld/p03.pddl", CLASSIC / "gripper/p06.pddl", CLASSIC / "logistics/p02.pddl"]
+
+
+def state_graph(task, limit: int | None = None) -> tuple[list[int], dict[int, list[int]]]:
+    """Reachable states in breadth-first order (the first `limit`) and their successors."""
+    order, out = [task.init], {}
+    seen = {task.init}
+    queue = deque(order)
+    while queue:
+        state = queue.popleft()
+        out[state] = [child for _, child in task.successors(state)]
+        for child in out[state]:
+            if child not in seen and (limit is None or len(seen) < limit):
+                seen.add(child)
+                order.append(child)
+                queue.append(child)
+    return order, out
+
+
+def exact_distances(task) -> dict[int, int]:
+    """h* of every reachable state from which the goal is reachable."""
+    order, out = state_graph(task)
+    parents: dict[int, list[int]] = {s: [] for s in order}
+    for state, children in out.items():
+        for child in children:
+            parents[child].append(state)
+    h = {s: 0 for s in order if task.is_goal(s)}
+    queue = deque(h)
+    while queue:
+        state = queue.popleft()
+        for parent in parents[state]:
+            if parent not in h:
+                h[parent] = h[state] + 1
+                queue.append(parent)
+    return {s: h.get(s) for s in order}
+
+
+def pattern_values(patterns, state: int) -> list[int]:
+    """Each pattern's distance for a concrete state (-1: the pattern proves a dead end)."""
+    values = []
+    for core, projection in patterns:
+        proj = array("i", projection)
+        abstract = 0
+        mask = state
+        while mask:
+            low = mask & -mask
+            k = low.bit_length() - 1
+            mask ^= low
+            if proj[k] >= 0:
+                abstract |= 1 << proj[k]
+        values.append(core.pdb_value(abstract.to_bytes(abstract.bit_length() // 64 * 8 + 8, "little")))
+    return values
+
+
+@pytest.mark.parametrize("symmetry", [True, False], ids=["symmetry", "no-symmetry"])
+@pytest.mark.parametrize("problem", SMALL, ids=problem_id)
+def test_heuristic_is_admissible_on_every_reachable_state(problem, symmetry):
+    task = load_task(None, problem)
+    patterns = Engine(task, symmetry=symmetry).heuristic_patterns()
+    h_star = exact_distances(task)
+    for state, distance in h_star.items():
+        values = pattern_values(patterns, state)
+        if -1 in values:
+            assert distance is None, f"a pattern calls a state with h* = {distance} a dead end"
+        elif distance is not None:
+            assert sum(values) <= distance
+    if patterns and task.goal_pos & ~task.init:
+        assert sum(pattern_values(patterns, task.init)) > 0, "the heuristic should see that the goal does not hold"
+
+
+@pytest.mark.parametrize("seed", [None, 9], ids=["base", "seed9"])
+def test_patterns_that_differ_only_by_names_share_a_database_with_the_same_values(seed):
+    """On a double cheese burger the goal facts "X on Y" make isomorphic patterns (on a
+    randomised layout not all of them: nothing goes on the top bun): those share one
+    database, and it gives every state the values that separate databases give."""
+    if seed is None:
+        task = load_task(None, DOMAINS / "double_cheese_burger.pddl")
+    else:
+        task = generate_instance("double_cheese_burger", seed, extra_stations=(0, 24), distractors=(0, 8),
+                                 best_binding=False).load_task()
+    engine = Engine(task)
+    shared = build_pattern_sum(task, engine.symmetry, engine.core).core_patterns()
+    separate = build_pattern_sum(task, engine.symmetry, engine.core, share=False).core_patterns()
+    assert len(shared) == len(separate)
+    assert len({id(core) for core, _ in shared}) < len(shared)
+    assert len({id(core) for core, _ in separate}) == len(separate)
+    states, _ = state_graph(task, limit=3000)
+    for state in states:
+        assert pattern_values(shared, state) == pattern_values(separate, state)
+
+
+def test_a_renamed_copy_of_a_task_reuses_its_databases_and_keeps_its_values():
+    """Databases are kept across tasks by the shape of their abstract task, not by names: the
+    double cheese burger with its tables, patties and cheeses renamed (goal table included)
+    builds none of its own, and the borrowed ones give the values its own would."""
+    from plannerl.pddl import parse_domain, parse_problem
+    from plannerl.task import compile_task
+
+    renaming = {"table1": "table4", "table4": "table1", "patty1": "patty2", "patty2": "patty1", "cheese1": "cheese2",
+                "cheese2": "cheese1"}
+    text = (DOMAINS / "double_cheese_burger.pddl").read_text()
+    renamed_text = re.sub(r"\b(table[14]|patty[12]|cheese[12])\b", lambda m: renaming[m.group(1)], text)
+    domain = parse_domain(DOMAINS / "cooking.pddl")
+    original = compile_task(domain, parse_problem("original.pddl", domain, text))
+    renamed = compile_task(domain, parse_problem("renamed.pddl", domain, renamed_text))
+    assert renamed.goal_pos != original.goal_pos
+    heuristics._DATABASES.clear()
+    first = Engine(original)
+    own = {id(core) for core, _ in first.heuristic_patterns()}
+    second = Engine(renamed)
+    borrowed = second.heuristic_patterns()
+    assert {id(core) for core, _ in borrowed} <= own
+    separate = build_pattern_sum(renamed, second.symmetry, second.core, share=False).core_patterns()
+    states, _ = state_graph(renamed, limit=2000)
+    for state in states:
+        assert pattern_values(borrowed, state) == pattern_values(separate, state)
+
+
+@pytest.mark.parametrize("problem", [DOMAINS / "cheese_burger.pddl", CLASSIC / "blocksworld/p03.pddl"], ids=problem_id)
+def test_actions_called_never_applicable_never_apply(problem):
+    task = load_task(None, problem)
+    analysis = _Analysis(task)
+    never = [i for i in range(len(task.actions)) if analysis.never_applicable(i)]
+    states, _ = state_graph(task)
+    for state in states:
+        assert not any(task.is_applicable(state, i) for i in never)
+    if problem.parent == DOMAINS:  # stacking an item on itself is grounded but can never apply
+        assert any(task.actions[i].schema == "stack" and task.actions[i].args[1] == task.actions[i].args[2] for i in never)
+
+
+def test_signature_wants_a_permutation_of_the_facts():
+    task = load_task(None, DOMAINS / "burger.pddl")
+    core = Engine(task).core
+    n = len(task.facts)
+    assert core.signature(array("i", range(n))) != core.signature(array("i", [*range(1, n), 0]))
+    with pytest.raises(ValueError, match="permutation"):
+        core.signature(array("i", [0] * n))
