@@ -89,7 +89,7 @@ def test_rendering_is_deterministic_and_every_sentence_is_distinct_per_state(pro
 
 
 def test_generated_instances_render_with_the_templates():
-    task = generate_instance("cheese_burger", 5).load_task()
+    task = generate_instance("cheese_burger", 5, extra_stations=(0, 3), distractors=(0, 2)).load_task()
     text = render_prompt(task, task.init)
     assert "is a table" in text and "robot1 is at " in text and "(at " not in text
 
