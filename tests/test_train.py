@@ -198,6 +198,7 @@ def test_cli_bad_inputs_give_one_line_and_exit_2(tmp_path):
     assert code == 2 and "different config (seed: 9 -> 1)" in err
 
 
+@pytest.mark.slow
 def test_choice_objective_scores_like_constrained_decoding_and_learns_the_optimal_choice(tmp_path):
     """The choice loss is computed from the same scores constrained decoding ranks (checked
     against ModelPolicy's own scoring), and a few steps on four states make the policy pick an
@@ -229,7 +230,7 @@ def test_choice_objective_scores_like_constrained_decoding_and_learns_the_optima
 
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(40):
+    for _ in range(100):
         optimizer.zero_grad()
         choice_loss(model, batch, tokenizer.pad_token_id).backward()
         optimizer.step()
