@@ -23,6 +23,7 @@ from plannerl.generate import (
     generate_instance,
     list_tasks,
     make_ranges,
+    map_seeds,
     paper_step_limit,
     problem_text,
     random_layout,
@@ -360,3 +361,9 @@ def test_ctrl_c_stops_every_worker_and_writes_nothing(tmp_path):
         time.sleep(0.1)
     else:
         raise AssertionError("a worker process is still running")
+
+
+def test_a_worker_that_dies_is_one_clear_error():
+    with pytest.raises(PlannerlError, match="a worker process died"):
+        map_seeds(os._exit, [3, 4, 5], jobs=2)
+    assert map_seeds(abs, [-3, 4, -5], jobs=2) == [3, 4, 5]  # results in seed order
