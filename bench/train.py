@@ -11,7 +11,7 @@ The issue's target: SR >= 0.9 on each of cheese_sandwich, burger, cheese_burger 
 double_cheese_burger, on both splits, with at most 30 minutes of training per task on a
 2-core CPU.
 
-Run: `python bench/train.py --config configs/quality.toml --out runs/bench [--tasks a,b] [--markdown]`
+Run: `python bench/train.py --config configs/default.toml --out runs/bench [--tasks a,b] [--markdown]`
 (an existing OUT/<task> run is resumed, so an interrupted benchmark continues).
 """
 
@@ -77,7 +77,7 @@ def print_table(headers: list[str], rows: list[list[str]], markdown: bool) -> No
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default=str(ROOT / "configs" / "quality.toml"))
+    parser.add_argument("--config", default=str(ROOT / "configs" / "default.toml"))
     parser.add_argument("--out", default="runs/bench")
     parser.add_argument("--tasks", default=",".join(PAPER_TASKS), help="tasks to train on")
     parser.add_argument("--eval-tasks", default=",".join(PAPER_TASKS), help="tasks every model is evaluated on")

@@ -39,10 +39,11 @@ def _progress(console, total: int, label: str):
                     TextColumn("{task.description}"), console=console, transient=False, disable=total == 0)
 
 
-_EXTRA = typer.Option(None, "--extra-stations", help="Extra stations per instance: N or LOW-HIGH (default 0-3).")
-_DISTRACTORS = typer.Option(None, "--distractors", help="Distractor items per instance: N or LOW-HIGH (default 0-2).")
+_EXTRA = typer.Option(None, "--extra-stations", help="Extra stations per instance: N or LOW-HIGH (default 0-24, as Robotouille).")
+_DISTRACTORS = typer.Option(None, "--distractors", help="Distractor items per instance: N or LOW-HIGH (default 0-8).")
 _HOLD = typer.Option(None, "--hold-probability", help="Chance the robot starts holding an item (default 0.25).")
 _TIME = typer.Option(None, "--time-limit", help="Seconds allowed per optimal search (default: none).")
+_JOBS = typer.Option(1, "--jobs", "-j", help="Worker processes solving instances in parallel (output identical to 1).")
 
 
 def generate(
@@ -54,6 +55,7 @@ def generate(
     distractors: str = _DISTRACTORS,
     hold_probability: float = _HOLD,
     time_limit: float = _TIME,
+    jobs: int = _JOBS,
 ) -> None:
     """Write one seeded cooking problem per seed, each checked solvable, with its optimal length."""
     from rich.console import Console
@@ -86,7 +88,7 @@ def generate(
             bar.update(job, advance=1, description=f"{instance.name}: {length} steps")
 
         try:
-            paths = write_instances(task, seed_list, out, progress=advance, time_limit=time_limit,
+            paths = write_instances(task, seed_list, out, progress=advance, time_limit=time_limit, jobs=jobs,
                                     **_ranges(extra_stations, distractors, hold_probability))
         except KeyboardInterrupt:  # instances are written together at the end: say how far it got
             console.print(f"interrupted after {len(lengths)}/{len(seed_list)} instances; instances are "
@@ -112,6 +114,7 @@ def data(
     distractors: str = _DISTRACTORS,
     hold_probability: float = _HOLD,
     time_limit: float = _TIME,
+    jobs: int = _JOBS,
 ) -> None:
     """Single-turn rows (state prompt -> every optimal action), split by instance, for SFT and GRPO."""
     from rich.console import Console
@@ -124,7 +127,7 @@ def data(
     if history_len < 0:
         raise PlannerlError(f"--history-len must be 0 or more, got {history_len}")
     common = {"test_fraction": test_fraction, "split_seed": split_seed, "show_valid": not no_valid,
-              "history_len": history_len, "time_limit": time_limit}
+              "history_len": history_len, "time_limit": time_limit, "jobs": jobs}
     if task is not None:
         if files:
             raise PlannerlError("give either problem files or --task with --seeds, not both")

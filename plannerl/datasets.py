@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from plannerl.errors import NoPlanError, PlannerlError
@@ -177,45 +178,60 @@ def write_dataset(rows: list[dict], out_dir: str | Path, *, test_fraction: float
 def build_dataset(task_name: str, seeds: Iterable[int], out_dir: str | Path, *,
                   test_fraction: float = DEFAULT_TEST_FRACTION, split_seed: int = DEFAULT_SPLIT_SEED,
                   show_valid: bool = True, history_len: int = DEFAULT_HISTORY_LEN, time_limit: float | None = None,
-                  progress: Callable[[str, int], None] | None = None, **ranges) -> dict:
-    """Generate one instance per seed, label its expert trajectory, write the dataset; returns the summary."""
-    from plannerl.generate import check_writable, generate_instance, make_ranges, solve_instance, write_instance_folder
+                  progress: Callable[[str, int], None] | None = None, jobs: int = 1, **ranges) -> dict:
+    """Generate one instance per seed, label its expert trajectory, write the dataset; returns the summary.
+
+    `jobs` > 1 labels the seeds in that many processes (`plannerl.generate.map_seeds`); the
+    files are byte for byte those of `jobs=1`."""
+    from plannerl.generate import check_jobs, check_writable, make_ranges, map_seeds, write_instance_folder
     from plannerl.recipes import load_recipe
 
     split_instances([], test_fraction, split_seed)
     recipe = load_recipe(task_name)
     resolved = make_ranges(**ranges)
+    check_jobs(jobs)
     check_writable(out_dir)
-    instances, lengths, rows = [], [], []
-    for seed in seeds:
-        instance = generate_instance(task_name, seed, time_limit=time_limit, **ranges)
-        task, oracle, plan = solve_instance(instance, time_limit=time_limit)
-        new = expert_rows(task, task_name=recipe.name, instance=instance.name, oracle=oracle,
-                          show_valid=show_valid, history_len=history_len)
-        instances.append(replace(instance, solved=None))  # keep the text, free the search
-        lengths.append(len(plan))
-        rows += new
-        if progress is not None:
-            progress(instance.name, len(new))
+    work = partial(instance_rows, task_name, time_limit=time_limit, show_valid=show_valid, history_len=history_len,
+                   ranges=ranges)
+    report = None if progress is None else (lambda done: progress(done[0].name, len(done[2])))
+    labelled = map_seeds(work, seeds, jobs=jobs, progress=report)
+    rows = [row for _, _, new in labelled for row in new]
 
     def write_problems(folder: Path) -> None:
-        write_instance_folder(folder, instances, lengths, task_name=recipe.name, ranges=resolved)
+        write_instance_folder(folder, [inst for inst, _, _ in labelled], [n for _, n, _ in labelled], task_name=recipe.name,
+                              ranges=resolved)
 
     return write_dataset(rows, out_dir, test_fraction=test_fraction, split_seed=split_seed, write_problems=write_problems)
+
+
+def instance_rows(task_name: str, seed: int, *, time_limit: float | None = None, show_valid: bool = True,
+                  history_len: int = DEFAULT_HISTORY_LEN, ranges: dict | None = None) -> tuple:
+    """(instance without its search, optimal length, expert rows) for one seed: the unit of work of `build_dataset`."""
+    from plannerl.generate import generate_instance, solve_instance
+    from plannerl.recipes import load_recipe
+
+    instance = generate_instance(task_name, seed, time_limit=time_limit, **(ranges or {}))
+    task, oracle, plan = solve_instance(instance, time_limit=time_limit)
+    rows = expert_rows(task, task_name=load_recipe(task_name).name, instance=instance.name, oracle=oracle,
+                       show_valid=show_valid, history_len=history_len)
+    return replace(instance, solved=None), len(plan), rows  # keep the text, free the search
 
 
 def build_dataset_from_files(domain: str | Path | None, problems: list[str | Path], out_dir: str | Path, *,
                              task_name: str | None = None, test_fraction: float = DEFAULT_TEST_FRACTION,
                              split_seed: int = DEFAULT_SPLIT_SEED, show_valid: bool = True,
                              history_len: int = DEFAULT_HISTORY_LEN, time_limit: float | None = None,
-                             progress: Callable[[str, int], None] | None = None) -> dict:
-    """Rows for PDDL problems on disk (any domain the planner handles); instance = file name without .pddl."""
+                             progress: Callable[[str, int], None] | None = None, jobs: int = 1) -> dict:
+    """Rows for PDDL problems on disk (any domain the planner handles); instance = file name without .pddl.
+
+    Every file is read before any search starts (a bad file fails at once); `jobs` > 1 grounds
+    and labels the problems in that many processes, with the same output."""
     from plannerl import atomic
-    from plannerl.generate import check_writable, make_oracle
-    from plannerl.pddl import find_domain_file
-    from plannerl.planner import load_task
+    from plannerl.generate import check_jobs, check_writable, map_seeds
+    from plannerl.pddl import find_domain_file, load
 
     split_instances([], test_fraction, split_seed)
+    check_jobs(jobs)
     if not problems:
         raise PlannerlError("no problem files given")
     seen: dict[str, Path] = {}
@@ -229,23 +245,19 @@ def build_dataset_from_files(domain: str | Path | None, problems: list[str | Pat
         if name in seen:
             raise PlannerlError(f"two problems are named {name}: {seen[name]} and {problem} (instance names must differ)")
         seen[name] = problem
-        loaded.append((name, problem, domain_path, load_task(domain_path, problem)))
+        loaded.append((name, problem, domain_path, load(domain_path, problem)[0]))
     domain_texts = {d.read_text(encoding="utf-8") for _, _, d, _ in loaded}
     if len(domain_texts) > 1:
         raise PlannerlError(f"the problems use {len(domain_texts)} different domain files; build one dataset per domain")
     check_writable(out_dir)
-    rows, records = [], []
-    for name, problem, _, task in loaded:
-        oracle = make_oracle(task, time_limit=time_limit)
-        try:
-            new = expert_rows(task, task_name=task_name or task.domain_name, instance=name, oracle=oracle,
-                              show_valid=show_valid, history_len=history_len)
-        except NoPlanError as exc:
-            raise NoPlanError(f"{problem}: {exc}") from None
-        rows += new
-        records.append({"name": name, "problem": f"{name}.pddl", "optimal_length": len(new)})
-        if progress is not None:
-            progress(name, len(new))
+    domain_name = loaded[0][3].name
+    work = partial(_file_rows, task_name=task_name or domain_name, time_limit=time_limit, show_valid=show_valid,
+                   history_len=history_len)
+    report = None if progress is None else (lambda done: progress(done[0], len(done[1])))
+    labelled = map_seeds(work, [(name, problem, domain_path) for name, problem, domain_path, _ in loaded], jobs=jobs,
+                         progress=report)
+    rows = [row for _, new in labelled for row in new]
+    records = [{"name": name, "problem": f"{name}.pddl", "optimal_length": len(new)} for name, new in labelled]
 
     def write_problems(folder: Path) -> None:
         from plannerl.render import templates_path
@@ -254,12 +266,27 @@ def build_dataset_from_files(domain: str | Path | None, problems: list[str | Pat
         index.unlink(missing_ok=True)
         domain_path = loaded[0][2]
         atomic.write_text(folder / domain_path.name, domain_path.read_text(encoding="utf-8"))
-        templates = templates_path(loaded[0][3].domain)
+        templates = templates_path(loaded[0][3])
         if templates is not None:
             atomic.write_text(folder / f"{domain_path.stem}.templates.toml", templates.read_text(encoding="utf-8"))
         for name, problem, _, _ in loaded:
             atomic.write_text(folder / f"{name}.pddl", problem.read_text(encoding="utf-8"))
-        atomic.write_json(index, {"task": task_name or loaded[0][3].domain_name, "domain": domain_path.name,
-                                  "ranges": None, "instances": records})
+        atomic.write_json(index, {"task": task_name or domain_name, "domain": domain_path.name, "ranges": None,
+                                  "instances": records})
 
     return write_dataset(rows, out_dir, test_fraction=test_fraction, split_seed=split_seed, write_problems=write_problems)
+
+
+def _file_rows(item: tuple[str, Path, Path], *, task_name: str, time_limit: float | None, show_valid: bool,
+               history_len: int) -> tuple[str, list[dict]]:
+    """(instance name, expert rows) of one problem file: the unit of work of `build_dataset_from_files`."""
+    from plannerl.generate import make_oracle
+    from plannerl.planner import load_task
+
+    name, problem, domain_path = item
+    task = load_task(domain_path, problem)
+    try:
+        return name, expert_rows(task, task_name=task_name, instance=name, oracle=make_oracle(task, time_limit=time_limit),
+                                 show_valid=show_valid, history_len=history_len)
+    except NoPlanError as exc:
+        raise NoPlanError(f"{problem}: {exc}") from None

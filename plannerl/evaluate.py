@@ -186,10 +186,11 @@ class Observation:
             self._valid = self.task.applicable(self.state)
         return self._valid
 
-    def prompt(self) -> str:
-        from plannerl.render import render_prompt
+    def prompt(self, style: str = "full") -> str:
+        """The rendered prompt; `style` "compact" is the built-in model's (`plannerl.render.PROMPT_STYLES`)."""
+        from plannerl.render import styled_prompt
 
-        text = render_prompt(self.task, self.state, history=self.history, history_len=self.history_len)
+        text = styled_prompt(self.task, self.state, style, history=self.history, history_len=self.history_len)
         return _with_feedback(text, self.feedback)
 
     def messages(self) -> list[dict]:

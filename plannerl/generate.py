@@ -7,8 +7,9 @@ station (items of the base layer's type on tables), the robot at a random statio
 sometimes already holding one of the items. Everything random comes from one
 `random.Random(seed)`, drawn in a fixed order, so a seed always gives the same problem text.
 
-How much randomisation: `DEFAULT_RANGES` (modest, so the built-in planner stays quick);
-every range is a keyword argument of `generate_instance` and `write_instances`.
+How much randomisation: `DEFAULT_RANGES` follows Robotouille's randomiser (0-24 extra
+stations, 0-8 distractor items); every range is a keyword argument of `generate_instance` and
+`write_instances`, so a quick experiment can ask for less.
 
 Goal binding. Robotouille's goals say "a patty", "a table"; a PDDL goal names objects, and
 the names must be chosen as the best assignment would or the optimal length changes. The rule,
@@ -22,29 +23,34 @@ table). tests/test_generate.py checks the rule against a brute force over all bi
 from __future__ import annotations
 
 import random
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import permutations, product
 from pathlib import Path
+from typing import TypeVar
 
 from plannerl.errors import LimitError, NoPlanError, PlannerlError
 from plannerl.recipes import COOKING_DOMAIN, COOKING_TEMPLATES, Recipe, RecipeError, list_recipes, load_recipe
 from plannerl.render import natural_key
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Ranges:
     """How much a seed may change the layout. Ranges are inclusive (low, high)."""
 
-    extra_stations: tuple[int, int] = (0, 3)
-    distractors: tuple[int, int] = (0, 2)
+    extra_stations: tuple[int, int] = (0, 24)
+    distractors: tuple[int, int] = (0, 8)
     hold_probability: float = 0.25
 
 
-# Modest defaults: the built-in planner handles these in about a second per instance.
-# Robotouille's own randomiser goes up to 24 extra stations and 8 distractors.
+# Robotouille's randomiser: up to 24 extra stations and 8 distractor items (docs/data.md).
 DEFAULT_RANGES = Ranges()
 MAX_RANGE = 64
 COUNTS = ("zero", "one", "two", "three")
@@ -457,22 +463,102 @@ def write_instance_folder(out_dir: Path, instances: list[Instance], lengths: lis
     return paths
 
 
+def map_seeds(work: Callable[[int], T], seeds: Iterable[int], *, jobs: int = 1,
+              progress: Callable[[T], None] | None = None) -> list[T]:
+    """`[work(seed) for seed in seeds]`, spread over `jobs` worker processes when jobs > 1.
+
+    Each seed's work depends on nothing but the seed, and results come back in seed order, so
+    the output is the same whatever `jobs` is. `progress(result)` runs in this process as each
+    result arrives (completion order). `work` must be picklable (a module-level function or a
+    `functools.partial` of one). Workers are started with "spawn" (no forked copy of a parent's
+    threads or locks) and ignore SIGINT: Ctrl-C reaches this process, which kills the workers
+    and re-raises KeyboardInterrupt. A worker's error (a PlannerlError for an unsolvable seed)
+    kills the others and is raised here; a worker that dies is a PlannerlError saying so.
+    """
+    check_jobs(jobs)
+    seeds = list(seeds)
+    if jobs == 1 or len(seeds) < 2:
+        results = []
+        for seed in seeds:
+            results.append(work(seed))
+            if progress is not None:
+                progress(results[-1])
+        return results
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    ordered: list = [None] * len(seeds)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(jobs, len(seeds)), mp_context=context, initializer=_ignore_sigint) as pool:
+        try:
+            with _sigint_ignored():  # the workers start on the first submissions
+                futures = {pool.submit(work, seed): index for index, seed in enumerate(seeds)}
+            for future in as_completed(futures):
+                ordered[futures[future]] = future.result()
+                if progress is not None:
+                    progress(ordered[futures[future]])
+        except BaseException as exc:
+            workers = list(pool._processes.values())  # the executor has no public way to stop running work
+            pool.shutdown(wait=False, cancel_futures=True)
+            for worker in workers:
+                worker.kill()
+                worker.join()
+            if isinstance(exc, BrokenProcessPool):
+                raise PlannerlError(f"a worker process died while solving ({exc}); --jobs 1 shows which seed") from None
+            raise
+    return ordered
+
+
+def check_jobs(jobs: int) -> int:
+    """A worker count is a positive integer (checked before any folder is made)."""
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise PlannerlError(f"jobs: expected a positive number of worker processes, got {jobs!r}")
+    return jobs
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while worker processes start, so that they ignore it from their first
+    instruction (an ignored signal stays ignored across exec; the pool's initializer only runs
+    once a worker is up): a terminal's Ctrl-C reaches the whole process group, and only this
+    process should act on it. Outside the main thread signals cannot be touched: the
+    initializer alone does it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def write_instances(task_name: str, seeds: Iterable[int], out_dir: str | Path, *,
                     progress: Callable[[Instance, int], None] | None = None, time_limit: float | None = None,
-                    **ranges) -> list[Path]:
+                    jobs: int = 1, **ranges) -> list[Path]:
     """Write one problem per seed, the domain beside them, and `instances.json` with optimal lengths.
 
     Every instance is solved before anything is written, so a failure leaves the folder as it was.
+    `jobs` > 1 solves the seeds in that many processes (`map_seeds`); the files are the same.
     """
     resolved = make_ranges(**ranges)
     recipe = load_recipe(task_name)
+    check_jobs(jobs)
     out = check_writable(out_dir)
-    instances, lengths = [], []
-    for seed in seeds:
-        instance = generate_instance(task_name, seed, time_limit=time_limit, **ranges)
-        _, _, plan = solve_instance(instance, time_limit=time_limit)
-        instances.append(replace(instance, solved=None))  # keep the text, free the search
-        lengths.append(len(plan))
-        if progress is not None:
-            progress(instance, len(plan))
-    return write_instance_folder(out, instances, lengths, task_name=recipe.name, ranges=resolved)
+    report = None if progress is None else (lambda solved: progress(*solved))
+    solved = map_seeds(partial(solved_instance, task_name, time_limit=time_limit, ranges=ranges), seeds, jobs=jobs,
+                       progress=report)
+    return write_instance_folder(out, [inst for inst, _ in solved], [n for _, n in solved], task_name=recipe.name,
+                                 ranges=resolved)
+
+
+def solved_instance(task_name: str, seed: int, *, time_limit: float | None = None, ranges: dict | None = None) -> tuple[Instance, int]:
+    """(instance without its search, optimal length) for one seed: the unit of work of `write_instances`."""
+    instance = generate_instance(task_name, seed, time_limit=time_limit, **(ranges or {}))
+    _, _, plan = solve_instance(instance, time_limit=time_limit)
+    return replace(instance, solved=None), len(plan)  # keep the text, free the search

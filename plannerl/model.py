@@ -80,20 +80,49 @@ def save_model(model, tokenizer, out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.with_name(f".{out_dir.name}.saving")
-    old = out_dir.with_name(f".{out_dir.name}.old")
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.rmtree(old, ignore_errors=True)
     try:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        if out_dir.exists():
-            os.replace(out_dir, old)
-        os.replace(staging, out_dir)
+        replace_folder(staging, out_dir)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise PlannerlError(f"cannot write model folder {out_dir}: {exc.strerror}") from None
-    shutil.rmtree(old, ignore_errors=True)
     return out_dir
+
+
+def replace_folder(staging: Path, target: Path) -> None:
+    """Put the complete folder `staging` at `target` in one step, then delete the old one.
+
+    A folder cannot be renamed over a non-empty folder, and moving the old one aside first
+    leaves a moment with no `target` at all (a SIGKILL there loses the model). On Linux the two
+    are exchanged atomically (renameat2 RENAME_EXCHANGE); elsewhere, or on a filesystem
+    without it, the old folder is moved aside first."""
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    if not _exchange(staging, target):
+        aside = target.with_name(f".{target.name}.old")
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(target, aside)
+        os.replace(staging, target)
+        staging = aside
+    shutil.rmtree(staging, ignore_errors=True)  # now the old folder
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with Linux's renameat2(RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:  # glibc older than 2.28, or another libc
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 def resolve_model_source(name_or_path: str | Path) -> str:

@@ -124,6 +124,7 @@ class ModelPolicy:
         self.name = label or str(name_or_path)
         self.model, self.tokenizer = load_model(str(name_or_path), trust_remote_code=trust_remote_code)
         self.model.eval()
+        self.prompt_style = prompt_style_of(self.model)
         self.sample = sample
         self.temperature = temperature
         self.seed = seed
@@ -140,6 +141,8 @@ class ModelPolicy:
     def prompt_texts(self, observations: Sequence[Observation]) -> list[str]:
         from plannerl.model import prompt_text
 
+        if self.prompt_style != "full":  # a model trained on compact prompts reads them as plain text
+            return [obs.prompt(self.prompt_style) for obs in observations]
         return [prompt_text(self.tokenizer, obs.prompt(), obs.messages()) for obs in observations]
 
     def act(self, observations: Sequence[Observation]) -> list[str]:
@@ -209,34 +212,59 @@ class ModelPolicy:
     def _score_group(self, prompts, candidates, group, scores) -> None:
         import torch
 
-        pad = self.tokenizer.pad_token_id
-        # transformers 5 names the cache argument `cache`; 4.x named it `past_key_values`
-        cache_name = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
-        width = max(len(prompts[index]) for index, _, _ in group)
-        prompt_ids = torch.tensor([[pad] * (width - len(prompts[i])) + prompts[i] for i, _, _ in group])
-        prompt_mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i, _, _ in group])
-        rows = [(slot, index, k) for slot, (index, start, end) in enumerate(group) for k in range(start, end)]
-        longest = max(len(candidates[index][k]) for _, index, k in rows)
-        answer_ids = torch.tensor([candidates[i][k] + [pad] * (longest - len(candidates[i][k])) for _, i, k in rows])
-        answer_mask = torch.tensor([[1] * len(candidates[i][k]) + [0] * (longest - len(candidates[i][k])) for _, i, k in rows])
-        slots = torch.tensor([slot for slot, _, _ in rows])
-        lengths = prompt_mask.sum(dim=1)
+        rows = [(index, k) for index, start, end in group for k in range(start, end)]
         with torch.no_grad():
-            out = self.model(input_ids=prompt_ids, attention_mask=prompt_mask,
-                             position_ids=(prompt_mask.cumsum(dim=1) - 1).clamp(min=0), use_cache=True)
-            first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
-            cache = getattr(out, cache_name)
-            cache.batch_select_indices(slots)
-            logits = self.model(input_ids=answer_ids, attention_mask=torch.cat([prompt_mask[slots], answer_mask], dim=1),
-                                position_ids=lengths[slots, None] + torch.arange(longest)[None, :], use_cache=True,
-                                **{cache_name: cache}).logits.float()
-            logprobs = torch.log_softmax(logits, dim=-1)
-        for row, (slot, index, k) in enumerate(rows):
-            ids = candidates[index][k]
-            total = float(first[slot, ids[0]])
-            if len(ids) > 1:
-                total += float(logprobs[row, torch.arange(len(ids) - 1), torch.tensor(ids[1:])].sum())
-            scores[index][k] = total
+            found = score_candidates(self.model, [prompts[index] for index, _, _ in group],
+                                     [[candidates[index][k] for k in range(start, end)] for index, start, end in group],
+                                     self.tokenizer.pad_token_id)
+        for (index, k), value in zip(rows, found.tolist()):
+            scores[index][k] = value
+
+
+def score_candidates(model, prompts: list[list[int]], candidates: list[list[list[int]]], pad: int):
+    """Summed log-probability of each candidate answer after its prompt, as one flat tensor
+    (prompt by prompt, candidates in order); differentiable, so training (`plannerl.train.choice_loss`)
+    optimises the very scores constrained decoding ranks.
+
+    The prompts run once, left-padded in one batch; each prompt's key/value cache is then
+    shared by its candidates (rows of the cache selected per candidate), and all candidates run
+    in one short batched pass.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    # transformers 5 names the cache argument `cache`; 4.x named it `past_key_values`
+    cache_name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    width = max(len(p) for p in prompts)
+    prompt_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+    prompt_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    slots = torch.tensor([i for i, options in enumerate(candidates) for _ in options], device=device)
+    flat = [ids for options in candidates for ids in options]
+    longest = max(len(ids) for ids in flat)
+    answer_ids = torch.tensor([ids + [pad] * (longest - len(ids)) for ids in flat], device=device)
+    answer_mask = torch.tensor([[1] * len(ids) + [0] * (longest - len(ids)) for ids in flat], device=device)
+    out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=(prompt_mask.cumsum(1) - 1).clamp(min=0),
+                use_cache=True)
+    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)[slots].gather(1, answer_ids[:, :1])[:, 0]
+    cache = getattr(out, cache_name)
+    cache.batch_select_indices(slots)
+    logits = model(input_ids=answer_ids, attention_mask=torch.cat([prompt_mask[slots], answer_mask], dim=1),
+                   position_ids=prompt_mask.sum(1)[slots, None] + torch.arange(longest, device=device)[None, :],
+                   use_cache=True, **{cache_name: cache}).logits.float()
+    rest = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, answer_ids[:, 1:, None])[..., 0]
+    return first + (rest * answer_mask[:, 1:]).sum(1)
+
+
+def prompt_style_of(model) -> str:
+    """The prompt style a model was trained on, recorded in its config by `plannerl train`
+    (`plannerl_prompt`); "full" for any other model."""
+    from plannerl.render import PROMPT_STYLES
+
+    style = getattr(model.config, "plannerl_prompt", None) or "full"
+    if style not in PROMPT_STYLES:
+        raise PlannerlError(f"the model's config.json names an unknown prompt style {style!r} "
+                            f"(known: {', '.join(PROMPT_STYLES)})")
+    return style
 
 
 class HumanPolicy:

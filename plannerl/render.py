@@ -31,7 +31,8 @@ ANSWER_FORMAT = (
     "Answer format: you may reason first, then end with exactly one line\n"
     f"{ANSWER_PREFIX} <one valid action, written exactly as listed>"
 )
-_FIELDS = {"instructions", "block_order", "types", "predicates", "actions"}
+_FIELDS = {"instructions", "block_order", "types", "predicates", "actions", "compact"}
+PROMPT_STYLES = ("full", "compact")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Templates:
     types: dict[str, str] = field(default_factory=dict)
     predicates: dict[str, str] = field(default_factory=dict)
     actions: dict[str, str] = field(default_factory=dict)
+    compact: dict[str, str] = field(default_factory=dict)
 
 
 def templates_path(domain) -> Path | None:
@@ -111,7 +113,11 @@ def _load_templates(path: Path, stamp: int, signature) -> Templates:
     types = _section(path, data, "types", {t: 1 for t in type_names}, "type", type_field=True)
     predicates = _section(path, data, "predicates", arity, "predicate")
     actions = _section(path, data, "actions", action_arity, "action")
-    return Templates(path, instructions, tuple(block_order), types, predicates, actions)
+    compact = data.get("compact", {})
+    if not isinstance(compact, dict) or set(compact) - {"predicates"}:
+        raise PlannerlError(f"{path}: [compact] may only hold a [compact.predicates] table")
+    compact = _section(path, compact, "predicates", arity, "predicate")
+    return Templates(path, instructions, tuple(block_order), types, predicates, actions, compact)
 
 
 def _section(path: Path, data: dict, name: str, arity: dict[str, int], kind: str, type_field: bool = False) -> dict[str, str]:
@@ -277,3 +283,42 @@ def render_prompt(task, state: int, *, history: list[int] | None = None, show_va
     """The same content as `render_messages`, as one plain string (system text, blank line, user text)."""
     messages = render_messages(task, state, history=history, show_valid=show_valid, history_len=history_len)
     return "\n\n".join(m["content"] for m in messages) + "\n"
+
+
+def compact_fact(task, atom) -> str:
+    """One fact in the compact style ('' when hidden): the templates' [compact.predicates], else
+    the fact in PDDL form."""
+    template = task_templates(task).compact.get(atom[0])
+    if template is None:
+        return "(" + " ".join(atom) + ")"
+    return template.format(*atom[1:])
+
+
+def compact_prompt(task, state: int, *, history: list[int] | None = None, history_len: int = DEFAULT_HISTORY_LEN) -> str:
+    """The prompt of the built-in model: goal, state facts and recent actions, nothing else.
+
+    Why: the full prompt spends most of its tokens on what does not change (the instructions,
+    a line per empty station) or what constrained decoding already knows (the valid actions);
+    on randomised layouts with up to 24 extra stations it is ~4.5k characters. A model trained
+    from scratch learns the format from the rows, so it needs only the facts that differ
+    between states, and training and evaluation cost scale with tokens. Hub models keep the
+    full prompt (`render_prompt`), which explains the task in words."""
+    facts = sorted([*task.true_facts(state), *task.static_facts], key=_fact_key(task))
+    goal = [compact_fact(task, atom) for atom in task.problem.goal_pos]
+    goal += ["not " + compact_fact(task, atom) for atom in task.problem.goal_neg]
+    lines = ["Goal: " + ". ".join(goal) + ".",
+             "State: " + ". ".join(text for text in (compact_fact(task, atom) for atom in facts) if text) + "."]
+    recent = list(history or [])[-history_len:] if history_len > 0 else []
+    if history_len > 0:
+        lines.append("Last: " + (". ".join(action_sentence(task, a) for a in recent) + "." if recent else "none."))
+    return "\n".join(lines) + "\n"
+
+
+def styled_prompt(task, state: int, style: str, *, history: list[int] | None = None,
+                  history_len: int = DEFAULT_HISTORY_LEN) -> str:
+    """The prompt in a style of PROMPT_STYLES (a model folder records the style it was trained on)."""
+    if style == "compact":
+        return compact_prompt(task, state, history=history, history_len=history_len)
+    if style != "full":
+        raise PlannerlError(f"unknown prompt style {style!r} (choose from {', '.join(PROMPT_STYLES)})")
+    return render_prompt(task, state, history=history, history_len=history_len)

@@ -50,6 +50,7 @@ DEFAULTS: dict = {
         "train_seeds": "1000:1079",   # instance seeds for training rows; must not meet the evaluation seeds
         "off_expert": 1,              # per expert state, this many states one random non-optimal action away
         "history_len": 5,
+        "prompt": "auto",             # auto | full | compact (auto: compact for the built-in model, full for hub models)
     },
     "builtin": {"size": "tiny", "vocab_size": 2048},
     "lora": {"enabled": False, "r": 16, "alpha": 32, "dropout": 0.05},
@@ -61,6 +62,8 @@ DEFAULTS: dict = {
         "warmup_steps": 20,
         "weight_decay": 0.0,
         "max_length": 0,              # 0: fit the longest row; otherwise rows longer than this are refused
+        "objective": "answer",        # answer: likelihood of the expert answer (TRL SFT) | choice: optimal vs other valid answers
+        "negatives": 12,              # choice: wrong valid answers per row it is compared against
         "save_steps": 100,
         "logging_steps": 10,
     },
@@ -103,6 +106,8 @@ _CHOICES = {
     "runtime.device": ("auto", "cpu", "cuda"),
     "runtime.vllm": ("auto", "off", "colocate", "server"),
     "grpo.reward": ("optimal", "expert"),
+    "data.prompt": ("auto", "full", "compact"),
+    "sft.objective": ("answer", "choice"),
     "grpo.loss_type": ("grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo"),
     "eval.invalid": ("retry", "step", "stop"),
 }
@@ -467,8 +472,17 @@ def precision_flags(config: dict) -> dict:
 # 3. Data
 
 
+def prompt_style(config: dict) -> str:
+    """The prompt style rows are rendered in: compact for the built-in model (it learns the
+    format from the rows, and tokens are its cost), full for hub models (they read the words)."""
+    style = config["data"]["prompt"]
+    if style == "auto":
+        return "compact" if config["model"] == "builtin" else "full"
+    return style
+
+
 def expert_rows_for(task_name: str, seeds: list[int], *, history_len: int, off_expert: int, seed: int,
-                    progress=None) -> list[dict]:
+                    style: str = "full", progress=None) -> list[dict]:
     """Rows for every expert state of each instance, plus `off_expert` states per expert state
     one random suboptimal action away (labelled by the oracle), so SFT sees slightly wrong states."""
     from plannerl.datasets import expert_rows
@@ -479,14 +493,14 @@ def expert_rows_for(task_name: str, seeds: list[int], *, history_len: int, off_e
         instance = generate_instance(task_name, seed_value)
         task, oracle, _ = solve_instance(instance)
         expert = expert_rows(task, task_name=task_name, instance=instance.name, oracle=oracle, history_len=history_len)
-        rows += expert
         rng = random.Random(f"{seed}:{task_name}:{seed_value}")
         for row in expert:
             state, history = _replay(task, row["history_pddl"])
+            rows.append(_styled(row, task, state, history, style, history_len))
             wrong = [a for a in task.applicable(state) if a not in oracle.optimal_actions(state)]
             for action in rng.sample(wrong, min(off_expert, len(wrong))):
                 row = _label_or_none(task, task.apply(state, action), oracle, history + [action], task_name, instance.name,
-                                     history_len, "off_expert")
+                                     history_len, "off_expert", style)
                 if row is not None:
                     rows.append(row)
         if progress:
@@ -495,7 +509,7 @@ def expert_rows_for(task_name: str, seeds: list[int], *, history_len: int, off_e
 
 
 def _label_or_none(task, state: int, oracle, history: list[int], task_name: str, instance: str, history_len: int,
-                   source: str) -> dict | None:
+                   source: str, style: str) -> dict | None:
     """The oracle's row for a state, or None for a goal state or a dead end (nothing to learn)."""
     from plannerl.datasets import label_state
     from plannerl.errors import NoPlanError
@@ -503,10 +517,22 @@ def _label_or_none(task, state: int, oracle, history: list[int], task_name: str,
     if task.is_goal(state):
         return None
     try:
-        return label_state(task, state, oracle, history=history, task_name=task_name, instance=instance,
-                           source=source, history_len=history_len)
+        row = label_state(task, state, oracle, history=history, task_name=task_name, instance=instance,
+                          source=source, history_len=history_len)
     except NoPlanError:
         return None
+    return _styled(row, task, state, history, style, history_len)
+
+
+def _styled(row: dict, task, state: int, history: list[int], style: str, history_len: int) -> dict:
+    """The row with its prompt in `style`; a compact row has no chat messages (it is plain text)."""
+    if style == "full":
+        return row
+    from plannerl.render import styled_prompt
+
+    row = {key: value for key, value in row.items() if key != "messages"}
+    row["prompt"] = styled_prompt(task, state, style, history=history, history_len=history_len)
+    return row
 
 
 def _replay(task, actions_pddl: list[str]) -> tuple[int, list[int]]:
@@ -562,11 +588,14 @@ def _load_for_training(model_dir: str | Path, config: dict):
     return model, tokenizer
 
 
-def _save_trained(model, tokenizer, out_dir: Path) -> Path:
+def _save_trained(model, tokenizer, out_dir: Path, style: str) -> Path:
+    """Save a trained model with the prompt style it was trained on in its config.json
+    (`plannerl_prompt`), so every later reader (evaluation, `plannerl play`) renders that style."""
     from plannerl.model import save_model
 
     if hasattr(model, "merge_and_unload"):  # a LoRA model: fold the adapter into the weights
         model = model.merge_and_unload()
+    model.config.plannerl_prompt = style
     return save_model(model, tokenizer, out_dir)
 
 
@@ -580,6 +609,8 @@ def run_sft(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: i
 
     config, sft = run.config, run.config["sft"]
     model, tokenizer = _load_for_training(model_dir, config)
+    if sft["objective"] == "choice":
+        return run_choice(run, stage, model, tokenizer, rows, steps=steps, callbacks=callbacks)
     tokens = tokenize_rows(tokenizer, rows, sft["max_length"])
     dataset = Dataset.from_dict({"input_ids": tokens["input_ids"], "completion_mask": tokens["completion_mask"]})
     args = SFTConfig(
@@ -587,7 +618,7 @@ def run_sft(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: i
         gradient_accumulation_steps=sft["grad_accum"], learning_rate=sft["learning_rate"], lr_scheduler_type="cosine",
         warmup_steps=sft["warmup_steps"], weight_decay=sft["weight_decay"], logging_steps=sft["logging_steps"],
         save_steps=sft["save_steps"], save_total_limit=2, seed=config["seed"], data_seed=config["seed"],
-        completion_only_loss=True, max_length=None, activation_checkpointing=False, report_to="none",
+        completion_only_loss=True, max_length=None, activation_checkpointing=False, report_to="none", ddp_find_unused_parameters=False,
         train_sampling_strategy="group_by_length", dataloader_num_workers=0, disable_tqdm=not run.progress,
         **precision_flags(config),
     )
@@ -597,11 +628,90 @@ def run_sft(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: i
     return _finish_stage(run, stage, trainer.model, tokenizer)
 
 
+def choice_rows(tokenizer, rows: list[dict], *, negatives: int, seed: int) -> dict:
+    """Per row: the prompt's tokens, and candidate answers (every optimal action's, then up to
+    `negatives` other valid actions' drawn with a seeded generator), each `Action: <sentence>`
+    + EOS exactly as constrained decoding scores them; `optimal` marks the optimal ones and
+    `expert` the canonical one."""
+    from plannerl.model import encode_prompt, prompt_text
+
+    rng = random.Random(seed)
+    columns: dict[str, list] = {"prompt_ids": [], "candidates": [], "optimal": [], "expert": []}
+    for row in rows:
+        optimal = list(row["optimal_actions"])
+        wrong = [a for a in row["valid_actions"] if a not in set(optimal)]
+        answers = optimal + rng.sample(wrong, min(negatives, len(wrong)))
+        columns["prompt_ids"].append(encode_prompt(tokenizer, prompt_text(tokenizer, row["prompt"], row.get("messages"))))
+        columns["candidates"].append([tokenizer(f"Action: {a}", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+                                      for a in answers])
+        columns["optimal"].append([int(k < len(optimal)) for k in range(len(answers))])
+        columns["expert"].append(optimal.index(row["expert_action"]))
+    return columns
+
+
+def choice_loss(model, batch: dict, pad: int):
+    """Mean over rows of -log P(an optimal answer | the row's candidates) - log p(expert answer) / its length.
+
+    Each candidate's score is its summed token log-likelihood after the prompt, the score
+    constrained decoding ranks valid actions by; the first term is the softmax over a row's
+    candidates, so the model is taught exactly the choice it will make (any optimal action is
+    right, and it learns what the wrong ones look like). The second term is ordinary SFT on the
+    expert answer, so free generation (GRPO's sampling) still writes answers. Scores come from
+    `plannerl.policies.score_candidates`, the function constrained decoding ranks with."""
+    import torch
+
+    from plannerl.policies import score_candidates
+
+    candidates = batch["candidates"]
+    scores = score_candidates(model, batch["prompt_ids"], candidates, pad)
+    device = scores.device
+    losses, start = [], 0
+    for options, optimal, expert in zip(candidates, batch["optimal"], batch["expert"]):
+        row = scores[start:start + len(options)]
+        right = torch.tensor(optimal, dtype=torch.bool, device=device)
+        losses.append(torch.logsumexp(row, 0) - torch.logsumexp(row[right], 0) - row[expert] / len(options[expert]))
+        start += len(options)
+    return torch.stack(losses).mean()
+
+
+def run_choice(run: Run, stage: str, model, tokenizer, rows: list[dict], *, steps: int, callbacks=()) -> Path:
+    """SFT with the choice objective (`choice_loss`) through a transformers Trainer, so
+    checkpoints, resume, Ctrl-C and metrics work as in the other stages."""
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+
+    config, sft = run.config, run.config["sft"]
+    dataset = Dataset.from_dict(choice_rows(tokenizer, rows, negatives=sft["negatives"], seed=config["seed"]))
+    pad = tokenizer.pad_token_id
+
+    class ChoiceTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            return choice_loss(model, inputs, pad)
+
+    args = TrainingArguments(
+        output_dir=str(run.path(stage)), max_steps=steps, per_device_train_batch_size=sft["batch_size"],
+        gradient_accumulation_steps=sft["grad_accum"], learning_rate=sft["learning_rate"], lr_scheduler_type="cosine",
+        warmup_steps=sft["warmup_steps"], weight_decay=sft["weight_decay"], logging_steps=sft["logging_steps"],
+        save_steps=sft["save_steps"], save_total_limit=2, seed=config["seed"], data_seed=config["seed"], report_to="none",
+        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=not run.progress,
+        ddp_find_unused_parameters=False, **precision_flags(config),
+    )
+    trainer = ChoiceTrainer(model=model, args=args, train_dataset=dataset, data_collator=_columns,
+                            callbacks=[_trainer_callback(run, stage), *callbacks])
+    _train_with_resume(run, stage, trainer)
+    return _finish_stage(run, stage, trainer.model, tokenizer)
+
+
+def _columns(examples: list[dict]) -> dict:
+    """A batch as lists per column (choice_loss pads it itself)."""
+    return {key: [example[key] for example in examples] for key in examples[0]}
+
+
 def _finish_stage(run: Run, stage: str, model, tokenizer) -> Path:
     """Save the stage's model, then drop its trainer checkpoints (only an unfinished stage needs them)."""
     out = run.path(stage, "model")
     if is_main_process():  # one process writes; the others wait until the folder is whole
-        out = _save_trained(model, tokenizer, out)
+        out = _save_trained(model, tokenizer, out, prompt_style(run.config))
         for checkpoint in run.path(stage).glob("checkpoint-*"):
             shutil.rmtree(checkpoint, ignore_errors=True)
     barrier()
@@ -721,7 +831,7 @@ def run_grpo(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: 
         num_generations=grpo["num_generations"], temperature=grpo["temperature"], top_p=1.0, top_k=0,
         beta=grpo["beta"], loss_type=grpo["loss_type"], reward_weights=weights,
         max_completion_length=longest_answer + 8, logging_steps=grpo["logging_steps"], save_steps=grpo["save_steps"],
-        save_total_limit=2, seed=config["seed"], activation_checkpointing=False, report_to="none",
+        save_total_limit=2, seed=config["seed"], activation_checkpointing=False, report_to="none", ddp_find_unused_parameters=False,
         dataloader_num_workers=0, disable_tqdm=not run.progress, **precision_flags(config),
         **grpo_generation(config["runtime"]["vllm"])[0],
     )
@@ -761,7 +871,7 @@ def visited_rows(run: Run, stage: str, model_dir: Path, progress=None) -> list[d
             if key not in seen:
                 seen.add(key)
                 row = _label_or_none(task, state, problem.oracle, list(history), config["task"], problem.name,
-                                     config["data"]["history_len"], "visited")
+                                     config["data"]["history_len"], "visited", prompt_style(config))
                 if row is not None:
                     rows.append(row)
             if action_text is not None:
@@ -806,13 +916,13 @@ def evaluate_model(run: Run, stage: str, model_dir: Path, progress=None) -> dict
 
 def _publish(run: Run, model_dir: Path) -> Path:
     """Copy the final model into run/model (swapped in whole)."""
+    from plannerl.model import replace_folder
+
     final = run.path("model")
     staging = run.path(".model.saving")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(model_dir, staging)
-    if final.exists():
-        shutil.rmtree(final)
-    staging.rename(final)
+    replace_folder(staging, final)
     return final
 
 
@@ -843,7 +953,8 @@ def _training_rows(run: Run, progress_factory) -> list[dict]:
     seeds = parse_seeds(config["data"]["train_seeds"])
     with progress_factory("instances -> rows", len(seeds)) as advance:
         rows = expert_rows_for(config["task"], seeds, history_len=config["data"]["history_len"],
-                               off_expert=config["data"]["off_expert"], seed=config["seed"], progress=advance)
+                               off_expert=config["data"]["off_expert"], seed=config["seed"], style=prompt_style(config),
+                               progress=advance)
     run.check_interrupt("data generation")
     write_jsonl(path, rows)
     return rows

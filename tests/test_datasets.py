@@ -21,6 +21,8 @@ from plannerl.planner import load_task
 from plannerl.render import render_messages, render_prompt
 
 BLOCKS = FIXTURES / "data" / "blocks"
+# Layouts small enough for the breadth-first cross-checks (the defaults go up to 28 stations).
+FEW = {"extra_stations": (0, 3), "distractors": (0, 2)}
 FIELDS = {"prompt", "messages", "completion", "expert_action", "expert_action_pddl", "optimal_actions", "optimal_actions_pddl",
           "task", "instance", "step", "h_star", "valid_actions", "valid_actions_pddl", "state", "history", "history_pddl",
           "source", "domain"}
@@ -88,7 +90,7 @@ def check_rows(task, rows, *, bfs: bool) -> None:
 
 @pytest.mark.parametrize(("name", "seed"), [("burger", 3), ("cheese_sandwich", 7), ("cheese_burger", 2), ("cooked_burger", 2)])
 def test_expert_rows_replay_and_optimal_actions_agree_with_bfs(name, seed):
-    instance = generate_instance(name, seed, hold_probability=0.5, distractors=(1, 2))
+    instance = generate_instance(name, seed, hold_probability=0.5, extra_stations=(0, 3), distractors=(1, 2))
     task, oracle, plan = solve_instance(instance)
     rows = expert_rows(task, task_name=name, instance=instance.name, oracle=oracle)
     assert len(rows) == len(plan) == rows[0]["h_star"]
@@ -116,7 +118,7 @@ def test_several_optimal_actions_are_all_listed():
 
 
 def test_label_state_works_for_states_the_expert_never_visits():
-    task, oracle, plan = solve_instance(generate_instance("cheese_burger", 4))
+    task, oracle, plan = solve_instance(generate_instance("cheese_burger", 4, **FEW))
     expert_states = {s for s, _ in oracle.trajectory(plan)}
     rng = random.Random(1)
     state, history, labelled = task.init, [], 0
@@ -154,8 +156,8 @@ def test_build_dataset_files_load_and_are_byte_identical(tmp_path):
     import datasets
 
     a, b = tmp_path / "a", tmp_path / "b"
-    summary = build_dataset("burger", range(1, 9), a, test_fraction=0.25, split_seed=3)
-    build_dataset("burger", range(1, 9), b, test_fraction=0.25, split_seed=3)
+    summary = build_dataset("burger", range(1, 9), a, test_fraction=0.25, split_seed=3, **FEW)
+    build_dataset("burger", range(1, 9), b, test_fraction=0.25, split_seed=3, jobs=2, **FEW)  # two worker processes
     files = sorted(str(p.relative_to(a)) for p in a.rglob("*") if p.is_file())
     assert files == sorted(str(p.relative_to(b)) for p in b.rglob("*") if p.is_file())
     assert {"train.jsonl", "test.jsonl", "summary.json", "README.md", "problems/instances.json", "problems/cooking.pddl"} <= set(files)
@@ -185,6 +187,10 @@ def test_build_dataset_files_load_and_are_byte_identical(tmp_path):
 
 def test_dataset_from_problem_files(tmp_path):
     summary = build_dataset_from_files(None, [BLOCKS / "tower3.pddl", BLOCKS / "swap4.pddl"], tmp_path / "d", test_fraction=0.5)
+    build_dataset_from_files(None, [BLOCKS / "tower3.pddl", BLOCKS / "swap4.pddl"], tmp_path / "j", test_fraction=0.5, jobs=2)
+    for path in (tmp_path / "d").rglob("*"):
+        if path.is_file():
+            assert path.read_bytes() == (tmp_path / "j" / path.relative_to(tmp_path / "d")).read_bytes(), path
     assert summary["instances"] == 2 and summary["tasks"].keys() == {"tiny-blocks"}
     assert (tmp_path / "d" / "problems" / "domain.pddl").is_file()
     assert load_task(None, tmp_path / "d" / "problems" / "swap4.pddl").name == "swap4"
@@ -193,9 +199,15 @@ def test_dataset_from_problem_files(tmp_path):
 
 
 def test_data_command_from_task_and_from_files(tmp_path):
-    done = plannerl("data", "--task", "cheese_sandwich", "--seeds", "1:4", "--out", tmp_path / "t")
+    done = plannerl("data", "--task", "cheese_sandwich", "--seeds", "1:4", "--out", tmp_path / "t")  # Robotouille's ranges
     assert done.returncode == 0, done.stderr
     assert "cheese_sandwich" in done.stdout and (tmp_path / "t" / "summary.json").is_file()
+    index = json.loads((tmp_path / "t" / "problems" / "instances.json").read_text())
+    assert index["ranges"]["extra_stations"] == [0, 24] and index["ranges"]["distractors"] == [0, 8]
+    done = plannerl("data", "--task", "cheese_sandwich", "--seeds", "1:4", "--out", tmp_path / "t2", "--jobs", "2")
+    assert done.returncode == 0, done.stderr
+    for name in ("train.jsonl", "test.jsonl", "summary.json", "problems/instances.json"):
+        assert (tmp_path / "t" / name).read_bytes() == (tmp_path / "t2" / name).read_bytes(), name
     done = plannerl("data", DOMAINS / "cooking.pddl", DOMAINS / "burger.pddl", DOMAINS / "cheese_sandwich.pddl", "--out", tmp_path / "f")
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "f" / "summary.json").read_text())["rows"] == 16
@@ -207,6 +219,7 @@ def test_data_command_from_task_and_from_files(tmp_path):
     (["--task", "burger"], "--task needs --seeds"),
     ([], "give PDDL problem files"),
     (["--task", "burger", "--seeds", "1", "--test-fraction", "2"], "test fraction"),
+    (["--task", "burger", "--seeds", "1", "--jobs", "0"], "jobs"),
 ])
 def test_data_command_bad_input(tmp_path, args, message):
     out = tmp_path / "out"

@@ -21,7 +21,7 @@ from plannerl.generate import generate_instance
 from plannerl.render import action_sentence, action_sentences
 
 FUZZ = settings(max_examples=300, deadline=1000)
-INSTANCE = generate_instance("cheese_burger", 11)
+INSTANCE = generate_instance("cheese_burger", 11, extra_stations=(0, 3), distractors=(0, 2))
 TASK = INSTANCE.load_task()
 SENTENCES = action_sentences(TASK)
 

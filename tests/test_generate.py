@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import random
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import DOMAINS, FIXTURES, ROOT
@@ -20,6 +23,7 @@ from plannerl.generate import (
     generate_instance,
     list_tasks,
     make_ranges,
+    map_seeds,
     paper_step_limit,
     problem_text,
     random_layout,
@@ -36,6 +40,8 @@ from plannerl.task import compile_task
 DATA = FIXTURES / "data"
 SHIPPED = ["burger", "cheese_burger", "cheese_sandwich", "cooked_burger", "double_cheese_burger", "lettuce_tomato_sandwich"]
 SMALL = ["burger", "cheese_sandwich", "cheese_burger", "cooked_burger"]
+# Layouts small enough for breadth-first cross-checks (the defaults go up to 28 stations).
+FEW = {"extra_stations": (0, 3), "distractors": (0, 2)}
 
 
 def plannerl(*args, env=None, cwd=ROOT) -> subprocess.CompletedProcess:
@@ -147,8 +153,8 @@ def test_base_layout_matches_the_hand_written_problem(name):
 def test_same_seed_same_text_and_every_instance_solvable(name):
     texts = {}
     for seed in range(6):
-        instance = generate_instance(name, seed)
-        assert generate_instance(name, seed).problem_text == instance.problem_text
+        instance = generate_instance(name, seed, **FEW)
+        assert generate_instance(name, seed, **FEW).problem_text == instance.problem_text
         task, oracle, plan = solve_instance(instance)
         assert task.is_goal(_replay(task, plan))
         # an independent search agrees on the optimal length
@@ -182,7 +188,7 @@ def test_layouts_respect_the_randomiser_rules(name):
 
 def test_a_held_item_has_no_place_facts():
     for seed in range(50):
-        instance = generate_instance("burger", seed, hold_probability=1.0)
+        instance = generate_instance("burger", seed, hold_probability=1.0, **FEW)
         held = instance.holding
         assert held is not None
         task = instance.load_task()
@@ -193,8 +199,23 @@ def test_a_held_item_has_no_place_facts():
         assert ("hand-empty", "robot1") not in facts
 
 
+def test_default_ranges_are_robotouilles():
+    """0-24 extra stations and 0-8 distractor items of the recipe's distractor types, both ends reached."""
+    assert DEFAULT_RANGES.extra_stations == (0, 24) and DEFAULT_RANGES.distractors == (0, 8)
+    for name in SHIPPED:
+        recipe = load_recipe(name)
+        stations, distractors = set(), set()
+        for seed in range(300):
+            layout = random_layout(recipe, random.Random(seed), DEFAULT_RANGES)
+            stations.add(len(layout.stations))
+            distractors.add(len(layout.distractors))
+            assert {dict(layout.items)[d] for d in layout.distractors} <= set(recipe.distractors) - set(recipe.layers)
+        assert distractors == set(range(9)), name
+        # at most 14 items, so the extra stations alone decide the largest layouts
+        assert max(stations) == len(recipe.base_stations) + 24, name
+
+
 def test_ranges_are_keyword_parameters_with_checked_values():
-    assert DEFAULT_RANGES.extra_stations == (0, 3) and DEFAULT_RANGES.distractors == (0, 2)
     wide = generate_instance("burger", 5, extra_stations=6, distractors=3)
     assert wide.distractors == 3 and wide.stations >= 3 + 6
     for bad in ({"extra_stations": (3, 1)}, {"distractors": -1}, {"hold_probability": 2.0}, {"extra_stations": "many"}):
@@ -260,8 +281,8 @@ def test_goal_binding_matches_brute_force_over_bindings(task, count, ranges):
 
 
 def test_write_instances_is_self_contained_and_byte_identical(tmp_path):
-    paths = write_instances("cheese_burger", [3, 1, 2], tmp_path / "a")
-    write_instances("cheese_burger", [3, 1, 2], tmp_path / "b")
+    paths = write_instances("cheese_burger", [3, 1, 2], tmp_path / "a", **FEW)
+    write_instances("cheese_burger", [3, 1, 2], tmp_path / "b", jobs=2, **FEW)  # two worker processes, same bytes
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert names == ["cheese_burger_1.pddl", "cheese_burger_2.pddl", "cheese_burger_3.pddl", "cooking.pddl",
                      "cooking.templates.toml", "instances.json"]
@@ -295,9 +316,54 @@ def test_generate_command_bad_input_is_one_line_and_writes_nothing(tmp_path):
     bad = tmp_path / "recipes"
     bad.mkdir()
     (bad / "blt.toml").write_text('layers = ["bread", "bacon"]\n[base]\nstations = ["table"]\nstacks = [["bread", "bacon"]]\n')
-    env = {**__import__("os").environ, "PLANNERL_RECIPES": str(bad)}
+    env = {**os.environ, "PLANNERL_RECIPES": str(bad)}
     assert_one_line_error(plannerl("generate", "blt", "--seeds", "1", "--out", out, env=env), "layers: unknown ingredient type 'bacon'")
     assert not out.exists()
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     assert_one_line_error(plannerl("generate", "burger", "--seeds", "1", "--out", blocker / "sub"), "not writable")
+
+
+def test_generate_command_with_jobs_writes_the_same_bytes(tmp_path):
+    one = plannerl("generate", "burger", "--seeds", "0:5", "--out", tmp_path / "one", "--extra-stations", "0-6")
+    two = plannerl("generate", "burger", "--seeds", "0:5", "--out", tmp_path / "two", "--extra-stations", "0-6", "--jobs", "2")
+    assert one.returncode == 0 and two.returncode == 0, two.stderr
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "two").iterdir()) and len(names) == 6 + 3
+    for name in names:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+    assert_one_line_error(plannerl("generate", "burger", "--seeds", "1", "--out", tmp_path / "bad", "--jobs", "0"), "jobs")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_ctrl_c_stops_every_worker_and_writes_nothing(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group: the workers ignore it, the command
+    stops them, says how far it got, exits 130 and leaves no instances behind."""
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "plannerl.cli", "generate", "burger", "--seeds", "0:199", "--jobs", "2",
+                                "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, env={**os.environ, "COLUMNS": "200"})
+    group = process.pid
+    time.sleep(5.0)
+    assert process.poll() is None, "finished before the interrupt"
+    os.killpg(group, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == "plannerl: interrupted" and "Traceback" not in stderr
+    assert "interrupted after" in stdout and "/200 instances" in stdout
+    assert not (out / "instances.json").exists() and not list(out.glob("*.pddl"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # no worker outlives the command
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("a worker process is still running")
+
+
+def test_a_worker_that_dies_is_one_clear_error():
+    with pytest.raises(PlannerlError, match="a worker process died"):
+        map_seeds(os._exit, [3, 4, 5], jobs=2)
+    assert map_seeds(abs, [-3, 4, -5], jobs=2) == [3, 4, 5]  # results in seed order

@@ -296,8 +296,8 @@ def test_plan_output_on_a_full_disk_is_one_line_and_keeps_the_old_plan(tmp_path)
 
 
 LONG_COMMANDS = {  # each takes about a minute here, so an interrupt a few seconds in lands mid-work
-    "generate": ["generate", "cheese_burger", "--seeds", "0:199", "--out", "{out}"],
-    "data": ["data", "--task", "cheese_burger", "--seeds", "0:199", "--out", "{out}"],
+    "generate": ["generate", "cheese_burger", "--seeds", "0:199", "--out", "{out}", "--extra-stations", "0-3", "--distractors", "0-2"],
+    "data": ["data", "--task", "cheese_burger", "--seeds", "0:199", "--out", "{out}", "--extra-stations", "0-3", "--distractors", "0-2"],
     "eval": ["eval", "--task", "burger", "--seeds", "0:4", "--policy", "random", "--runs", "2000", "-q", "--report", "{out}/report.json"],
 }
 

@@ -97,3 +97,18 @@ def test_pickled_weights_are_refused(tmp_path, micro_dir):
 def test_unknown_size_is_refused(tmp_path):
     with pytest.raises(PlannerlError, match="unknown model size"):
         build_default_model(tmp_path / "m", size="huge")
+
+
+def test_replace_folder_swaps_a_whole_folder_in_and_leaves_nothing_behind(tmp_path):
+    from plannerl.model import replace_folder
+
+    target, staging = tmp_path / "model", tmp_path / ".model.saving"
+    staging.mkdir()
+    (staging / "weights").write_text("first")
+    replace_folder(staging, target)
+    assert (target / "weights").read_text() == "first" and not staging.exists()
+    staging.mkdir()
+    (staging / "weights").write_text("second")
+    replace_folder(staging, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert [p.name for p in target.iterdir()] == ["weights"] and (target / "weights").read_text() == "second"

@@ -89,7 +89,7 @@ def test_rendering_is_deterministic_and_every_sentence_is_distinct_per_state(pro
 
 
 def test_generated_instances_render_with_the_templates():
-    task = generate_instance("cheese_burger", 5).load_task()
+    task = generate_instance("cheese_burger", 5, extra_stations=(0, 3), distractors=(0, 2)).load_task()
     text = render_prompt(task, task.init)
     assert "is a table" in text and "robot1 is at " in text and "(at " not in text
 
@@ -132,3 +132,28 @@ def test_bad_templates_name_the_file_and_key(tmp_path, templates, message):
     with pytest.raises(PlannerlError) as info:
         render_prompt(task, task.init)
     assert str(info.value).startswith(str(tmp_path / "cooking.templates.toml")) and message in str(info.value)
+
+
+def test_compact_prompt_keeps_goal_state_and_history_and_drops_what_does_not_change():
+    from plannerl.render import compact_prompt, styled_prompt
+
+    task = generate_instance("burger", 7, extra_stations=(12, 12), distractors=(3, 3)).load_task()
+    move = task.applicable(task.init)[0]
+    state = task.apply(task.init, move)
+    text = compact_prompt(task, state, history=[move])
+    full = render_prompt(task, state, history=[move])
+    lines = text.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["Goal", "State", "Last"]
+    assert lines[2] == f"Last: {action_sentence(task, move)}."
+    robot_at = next(f for f in task.true_facts(state) if f[0] == "at")
+    assert f"{robot_at[1]} at {robot_at[2]}." in lines[1]
+    for atom in task.true_facts(state):  # every item's position is stated; empty stations are not
+        if atom[0] in ("on", "on-station"):
+            assert f"{atom[1]} on {atom[2]}" in lines[1]
+    assert "has nothing on it" not in text and "Valid actions" not in text and "You control" not in text
+    assert len(text) * 4 < len(full)
+    assert styled_prompt(task, state, "compact", history=[move]) == text
+    assert styled_prompt(task, state, "full", history=[move]) == full
+    assert compact_prompt(task, task.init, history=[], history_len=0).count("\n") == 2
+    with pytest.raises(PlannerlError, match="unknown prompt style 'short'"):
+        styled_prompt(task, state, "short")

@@ -121,6 +121,19 @@ def test_smoke_pipeline_changes_weights_in_sft_and_grpo_and_writes_a_loadable_mo
             assert len(report["episodes"]) == 1 and report["episodes"][0]["task"] == "burger"
     assert not list(run.glob("*/checkpoint-*")), "finished stages keep no trainer checkpoints"
 
+    # the built-in model trains on compact prompts, and its folder says so, so evaluation renders the same
+    first = json.loads((run / "data" / "train.jsonl").read_text().splitlines()[0])
+    assert first["prompt"].startswith("Goal: ") and "Valid actions" not in first["prompt"] and "messages" not in first
+    assert json.loads((run / "model" / "config.json").read_text())["plannerl_prompt"] == "compact"
+    from plannerl.evaluate import Observation, problems_from_tasks
+    from plannerl.policies import ModelPolicy
+    from plannerl.render import compact_prompt
+
+    problem = problems_from_tasks(["burger"], [1000])[0]
+    observation = Observation(problem, problem.task.init, 0, [], [], 0, 0)
+    assert ModelPolicy(str(run / "model")).prompt_texts([observation]) == [compact_prompt(problem.task, problem.task.init)]
+    assert first["prompt"] == compact_prompt(problem.task, problem.task.init)
+
 
 @pytest.mark.slow
 def test_ctrl_c_leaves_a_checkpoint_and_resume_continues_from_the_saved_step(tmp_path):
@@ -183,3 +196,44 @@ def test_cli_bad_inputs_give_one_line_and_exit_2(tmp_path):
     assert code == 2 and "already holds a training run" in err
     code, err = cli("--out", str(tmp_path / "r2"), "--resume", "--seed", "1")
     assert code == 2 and "different config (seed: 9 -> 1)" in err
+
+
+@pytest.mark.slow
+def test_choice_objective_scores_like_constrained_decoding_and_learns_the_optimal_choice(tmp_path):
+    """The choice loss is computed from the same scores constrained decoding ranks (checked
+    against ModelPolicy's own scoring), and a few steps on four states make the policy pick an
+    optimal action in each."""
+    import math
+
+    import torch
+
+    from plannerl.model import build_default_model, load_model
+    from plannerl.policies import ModelPolicy
+    from plannerl.train import choice_loss, choice_rows, expert_rows_for
+
+    rows = expert_rows_for("burger", [1000], history_len=1, off_expert=1, seed=0, style="compact")[:4]
+    folder = build_default_model(tmp_path / "base", texts=[row["prompt"] for row in rows], size="micro")
+    model, tokenizer = load_model(folder)
+    batch = choice_rows(tokenizer, rows, negatives=6, seed=0)
+    assert all(sum(optimal) == len(row["optimal_actions"]) for optimal, row in zip(batch["optimal"], rows))
+    assert all(len(options) <= len(row["optimal_actions"]) + 6 for options, row in zip(batch["candidates"], rows))
+
+    policy = ModelPolicy(str(folder))
+    expected = []
+    for scores, optimal, expert, options in zip(policy._score(batch["prompt_ids"], batch["candidates"]), batch["optimal"],
+                                                batch["expert"], batch["candidates"]):
+        right = [s for s, o in zip(scores, optimal) if o]
+        expected.append(math.log(sum(map(math.exp, scores))) - math.log(sum(map(math.exp, right)))
+                        - scores[expert] / len(options[expert]))
+    with torch.no_grad():
+        assert float(choice_loss(model, batch, tokenizer.pad_token_id)) == pytest.approx(sum(expected) / 4, rel=1e-4)
+
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(100):
+        optimizer.zero_grad()
+        choice_loss(model, batch, tokenizer.pad_token_id).backward()
+        optimizer.step()
+    policy.model = model.eval()  # the trained weights, scored by constrained decoding
+    for scores, optimal in zip(policy._score(batch["prompt_ids"], batch["candidates"]), batch["optimal"]):
+        assert optimal[max(range(len(scores)), key=scores.__getitem__)] == 1
