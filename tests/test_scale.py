@@ -113,9 +113,6 @@ print(optimal_search(instance.load_task(), max_states=2_000_000).length)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known core bug: a pattern database that outgrows its state limit (the goal fact "
-                   "'clear topbun1' of cheese_burger with distractors) is used unbuilt and the search segfaults; remove "
-                   "this mark once it is fixed")
 def test_a_pattern_database_over_its_state_limit_does_not_crash_the_search(tmp_path):
     """7 stations, 3 distractors, the robot holding an onion: Fast Downward's LM-cut says 14 steps."""
     done = subprocess.run([sys.executable, "-c", CRASH], capture_output=True, text=True, timeout=300, cwd=ROOT)
