@@ -120,6 +120,25 @@ def test_a_pattern_database_over_its_state_limit_does_not_crash_the_search(tmp_p
     assert int(done.stdout) == 14
 
 
+def test_databases_over_the_state_limit_are_left_out_and_the_search_stays_optimal():
+    """A state limit too small for some databases: those patterns are dropped (never used
+    unbuilt), the rest are built, and A* on what is left still finds the optimal length."""
+    from plannerl.heuristics import build_pattern_sum
+    from plannerl.search import Engine
+
+    task = small_task("double_cheese_burger", 3, {"extra_stations": (0, 2), "distractors": (0, 1)})
+    engine = Engine(task)
+    full = build_pattern_sum(task, engine.symmetry, engine.core, share=False)
+    sizes = sorted({p.states for p in full.patterns})
+    assert len(sizes) > 1, "the databases must differ in size for a limit between them"
+    limit = sizes[0]  # only the smallest databases fit
+    capped = build_pattern_sum(task, engine.symmetry, engine.core, max_states=limit, share=False)
+    assert 0 < len(capped.patterns) < len(full.patterns)
+    assert all(0 <= p.states <= limit for p in capped.patterns)
+    engine.patterns = capped.core_patterns()
+    assert engine.search().length == optimal_search(task, symmetry=False).length
+
+
 # --- symmetry on, off and the plain Python search agree on every state ----------------------------
 
 @pytest.mark.parametrize(("name", "seed", "ranges"), SMALL, ids=[f"{n}-{s}" for n, s, _ in SMALL])
