@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import DOMAINS, FIXTURES, ROOT
@@ -344,7 +345,12 @@ def test_ctrl_c_stops_every_worker_and_writes_nothing(tmp_path):
                                 "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True, env={**os.environ, "COLUMNS": "200"})
     group = process.pid
-    time.sleep(5.0)
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    deadline = time.monotonic() + 120
+    while len(children.read_text().split()) < 2:  # the workers are up: start-up imports are over
+        assert process.poll() is None and time.monotonic() < deadline, "no workers started"
+        time.sleep(0.05)
+    time.sleep(1.0)
     assert process.poll() is None, "finished before the interrupt"
     os.killpg(group, signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
