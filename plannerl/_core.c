@@ -1289,8 +1289,10 @@ static PyObject *core_build_pdb(Core *c, PyObject *args) {
 }
 
 /* h of an abstract state (raw, not canonical): cached; INF_H for dead ends; 0 when the
-   state is not in the database (not reachable from the abstract initial state). */
+   state is not in the database (not reachable from the abstract initial state) or the
+   database could not be built (0 is always admissible). */
 static int32_t pdb_value(Core *c, const word *raw) {
+    if (!c->pdb_ready) return 0; /* the database is not built (over its state limit): it knows nothing */
     int32_t id = stateset_find(&c->cache, raw);
     if (id >= 0) return c->cache_h[id];
     word *canon = c->scratch + 3 * c->W;

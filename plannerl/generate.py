@@ -27,6 +27,7 @@ import signal
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from itertools import permutations, product
@@ -470,9 +471,9 @@ def map_seeds(work: Callable[[int], T], seeds: Iterable[int], *, jobs: int = 1,
     the output is the same whatever `jobs` is. `progress(result)` runs in this process as each
     result arrives (completion order). `work` must be picklable (a module-level function or a
     `functools.partial` of one). Workers are started with "spawn" (no forked copy of a parent's
-    threads or locks) and ignore SIGINT: Ctrl-C reaches this process, which stops the workers
+    threads or locks) and ignore SIGINT: Ctrl-C reaches this process, which kills the workers
     and re-raises KeyboardInterrupt. A worker's error (a PlannerlError for an unsolvable seed)
-    stops the others and is raised here.
+    kills the others and is raised here; a worker that dies is a PlannerlError saying so.
     """
     check_jobs(jobs)
     seeds = list(seeds)
@@ -484,14 +485,28 @@ def map_seeds(work: Callable[[int], T], seeds: Iterable[int], *, jobs: int = 1,
                 progress(results[-1])
         return results
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     ordered: list = [None] * len(seeds)
-    pool = _start_pool(multiprocessing.get_context("spawn"), min(jobs, len(seeds)))
-    with pool:  # leaving the block terminates the workers: after the last result, an error or Ctrl-C
-        for index, result in pool.imap_unordered(partial(_indexed, work), enumerate(seeds)):
-            ordered[index] = result
-            if progress is not None:
-                progress(result)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(jobs, len(seeds)), mp_context=context, initializer=_ignore_sigint) as pool:
+        try:
+            with _sigint_ignored():  # the workers start on the first submissions
+                futures = {pool.submit(work, seed): index for index, seed in enumerate(seeds)}
+            for future in as_completed(futures):
+                ordered[futures[future]] = future.result()
+                if progress is not None:
+                    progress(ordered[futures[future]])
+        except BaseException as exc:
+            workers = list(pool._processes.values())  # the executor has no public way to stop running work
+            pool.shutdown(wait=False, cancel_futures=True)
+            for worker in workers:
+                worker.kill()
+                worker.join()
+            if isinstance(exc, BrokenProcessPool):
+                raise PlannerlError(f"a worker process died while solving ({exc}); --jobs 1 shows which seed") from None
+            raise
     return ordered
 
 
@@ -502,27 +517,25 @@ def check_jobs(jobs: int) -> int:
     return jobs
 
 
-def _indexed(work: Callable[[int], T], item: tuple[int, int]) -> tuple[int, T]:
-    index, seed = item
-    return index, work(seed)
-
-
 def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _start_pool(context, processes: int):
-    """A pool whose workers ignore SIGINT (a terminal's Ctrl-C reaches the whole process group;
-    only this process should act on it). Ignoring it here while the workers start makes them
-    ignore it from their first instruction (an ignored signal stays ignored across exec); the
-    initializer covers callers outside the main thread, where signal handlers cannot be set."""
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+@contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while worker processes start, so that they ignore it from their first
+    instruction (an ignored signal stays ignored across exec; the pool's initializer only runs
+    once a worker is up): a terminal's Ctrl-C reaches the whole process group, and only this
+    process should act on it. Outside the main thread signals cannot be touched: the
+    initializer alone does it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        return context.Pool(processes, initializer=_ignore_sigint)
+        yield
     finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous)
 
 
 def write_instances(task_name: str, seeds: Iterable[int], out_dir: str | Path, *,

@@ -56,6 +56,10 @@ DATABASE_CACHE_STATES = 3_000_000
 _DATABASES: OrderedDict[tuple, tuple] = OrderedDict()
 NEVER = -3  # owner of an action that never applies (see _Analysis.never_applicable)
 PDB_STATE_LIMIT = 2_000_000
+# A goal fact whose abstraction names more facts than this (e.g. `(clear topbun1)` when any of
+# a dozen items may be stacked on the bun) gets no database: building it runs into the state
+# limit after a minute. Leaving a pattern out keeps the sum admissible, only weaker.
+PATTERN_ATOM_LIMIT = 256
 
 
 # ---------------------------------------------------------------- invariants
@@ -654,6 +658,8 @@ def build_pattern_sum(task: Task, symmetry, core=None, *, max_states: int = PDB_
     for p, g in enumerate(analysis.goal_facts):
         mask, targets = analysis.masks[p], analysis.targets[p]
         atoms, members, of_fact = analysis.merge_map(mask, targets, symmetry)
+        if len(atoms) > PATTERN_ATOM_LIMIT:
+            continue
         pred_id: dict[str, int] = {}
         fact_pred, args_off, args = array("i"), array("i", [0]), array("i")
         for atom in atoms:
@@ -680,8 +686,8 @@ def build_pattern_sum(task: Task, symmetry, core=None, *, max_states: int = PDB_
             key, order = _shared_key(task, symmetry, g, targets, atoms, sub)
         else:
             key, order = (p,), list(range(len(atoms)))
+        shared.setdefault(key, []).append(len(abstract))
         abstract.append((g, mask, of_fact, init, sub, order))
-        shared.setdefault(key, []).append(p)
     patterns: list[Pattern | None] = [None] * len(abstract)
     for key, members in shared.items():
         # a database of an earlier task with the same key serves when it holds our initial states
@@ -707,13 +713,15 @@ def build_pattern_sum(task: Task, symmetry, core=None, *, max_states: int = PDB_
             if all(sub.pdb_has(x) for x in inits):
                 _DATABASES.move_to_end(key)
                 break
+        if states < 0:
+            continue  # over the state limit: the database is unusable, the pattern is left out
         for renaming, q in zip(to_db, members):
             g, mask, of_fact = abstract[q][:3]
             projection = array("i", [-1] * len(task.facts))
             for k, i in of_fact.items():
                 projection[k] = renaming[i]
             patterns[q] = Pattern(g, _bits(mask), sub, projection.tobytes(), states)
-    return PatternSum(patterns, time.perf_counter() - start)
+    return PatternSum([p for p in patterns if p is not None], time.perf_counter() - start)
 
 
 def _shared_key(task: Task, symmetry, goal_fact: int, targets: int, atoms: list[tuple], sub) -> tuple[tuple, list[int]]:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import DOMAINS, FIXTURES, ROOT
@@ -23,6 +24,7 @@ from plannerl.generate import (
     generate_instance,
     list_tasks,
     make_ranges,
+    map_seeds,
     paper_step_limit,
     problem_text,
     random_layout,
@@ -343,7 +345,12 @@ def test_ctrl_c_stops_every_worker_and_writes_nothing(tmp_path):
                                 "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True, env={**os.environ, "COLUMNS": "200"})
     group = process.pid
-    time.sleep(5.0)
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    deadline = time.monotonic() + 120
+    while len(children.read_text().split()) < 2:  # the workers are up: start-up imports are over
+        assert process.poll() is None and time.monotonic() < deadline, "no workers started"
+        time.sleep(0.05)
+    time.sleep(1.0)
     assert process.poll() is None, "finished before the interrupt"
     os.killpg(group, signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
@@ -360,3 +367,9 @@ def test_ctrl_c_stops_every_worker_and_writes_nothing(tmp_path):
         time.sleep(0.1)
     else:
         raise AssertionError("a worker process is still running")
+
+
+def test_a_worker_that_dies_is_one_clear_error():
+    with pytest.raises(PlannerlError, match="a worker process died"):
+        map_seeds(os._exit, [3, 4, 5], jobs=2)
+    assert map_seeds(abs, [-3, 4, -5], jobs=2) == [3, 4, 5]  # results in seed order

@@ -113,14 +113,30 @@ print(optimal_search(instance.load_task(), max_states=2_000_000).length)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known core bug: a pattern database that outgrows its state limit (the goal fact "
-                   "'clear topbun1' of cheese_burger with distractors) is used unbuilt and the search segfaults; remove "
-                   "this mark once it is fixed")
 def test_a_pattern_database_over_its_state_limit_does_not_crash_the_search(tmp_path):
     """7 stations, 3 distractors, the robot holding an onion: Fast Downward's LM-cut says 14 steps."""
     done = subprocess.run([sys.executable, "-c", CRASH], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-300:]
     assert int(done.stdout) == 14
+
+
+def test_databases_over_the_state_limit_are_left_out_and_the_search_stays_optimal():
+    """A state limit too small for some databases: those patterns are dropped (never used
+    unbuilt), the rest are built, and A* on what is left still finds the optimal length."""
+    from plannerl.heuristics import build_pattern_sum
+    from plannerl.search import Engine
+
+    task = small_task("double_cheese_burger", 3, {"extra_stations": (0, 2), "distractors": (0, 1)})
+    engine = Engine(task)
+    full = build_pattern_sum(task, engine.symmetry, engine.core, share=False)
+    sizes = sorted({p.states for p in full.patterns})
+    assert len(sizes) > 1, "the databases must differ in size for a limit between them"
+    limit = sizes[0]  # only the smallest databases fit
+    capped = build_pattern_sum(task, engine.symmetry, engine.core, max_states=limit, share=False)
+    assert 0 < len(capped.patterns) < len(full.patterns)
+    assert all(0 <= p.states <= limit for p in capped.patterns)
+    engine.patterns = capped.core_patterns()
+    assert engine.search().length == optimal_search(task, symmetry=False).length
 
 
 # --- symmetry on, off and the plain Python search agree on every state ----------------------------
