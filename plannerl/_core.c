@@ -1438,6 +1438,7 @@ static PyObject *core_search(Core *c, PyObject *args) {
     int32_t best = INF_H;
     IVec goals = {0};
     double t0 = now_seconds();
+    int interrupted = 0;
 
     int32_t h0 = heuristic(pats, npat, start, W);
     if (h0 < INF_H) {
@@ -1453,9 +1454,15 @@ static PyObject *core_search(Core *c, PyObject *args) {
                 continue;
             }
             Entry e = buckets[f].data[--buckets[f].len];
-            if (++pops % 1024 == 0 && time_limit > 0 && now_seconds() - t0 > time_limit) {
-                status = 3;
-                break;
+            if (++pops % 1024 == 0) {
+                if (PyErr_CheckSignals() < 0) { /* Ctrl-C: KeyboardInterrupt is set */
+                    interrupted = 1;
+                    break;
+                }
+                if (time_limit > 0 && now_seconds() - t0 > time_limit) {
+                    status = 3;
+                    break;
+                }
             }
             const word *src;
             if (e.parent < 0) {
@@ -1545,7 +1552,7 @@ static PyObject *core_search(Core *c, PyObject *args) {
     PyObject *result = NULL;
     if (failed) {
         PyErr_NoMemory();
-    } else {
+    } else if (!interrupted) {
         /* states on shortest plans: backwards from the goals at depth best over optimal edges */
         size_t n = nodes.n;
         int32_t *index = malloc((n + 1) * sizeof(int32_t));
