@@ -30,6 +30,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tables import print_table  # noqa: E402
+
 from plannerl.evaluate import play, problems_from_tasks  # noqa: E402
 from plannerl.policies import ModelPolicy, OraclePolicy, RandomPolicy  # noqa: E402
 
@@ -120,20 +122,6 @@ def model_ms_per_answer(model_dir: str, problems, *, batch_size: int, constraine
     return 1000 * (time.perf_counter() - start) / answers, answers
 
 
-def table(title: str, headers: list[str], rows: list[list[str]], markdown: bool) -> None:
-    if markdown:
-        print(f"\n**{title}**\n")
-        print("| " + " | ".join(headers) + " |")
-        print("|" + "|".join("---" for _ in headers) + "|")
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
-        return
-    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
-    print(f"\n{title}")
-    for row in [headers, *rows]:
-        print("  ".join(str(x).rjust(w) for x, w in zip(row, widths)))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="", help="generated double_cheese_burger seeds besides the base layout (slow to label)")
@@ -167,8 +155,9 @@ def main() -> None:
          f"{up_validate:,.1f}", f"{oracle_rate / up_validate:,.0f}x"],
         ["random", f"{random_steps:.1f}", f"{random_rate:,.0f}", f"{up_random:,.1f}", f"{random_rate / up_random:,.0f}x", "-", "-"],
     ]
-    table(f"{TASK} episodes/s (instances: {names}; set-up {setup:.2f} s per instance, not counted)",
-          ["policy", "steps/episode", "plannerl eval", "UP SequentialSimulator", "ratio", "UP validator", "ratio"], rows, args.markdown)
+    title = f"{TASK} episodes/s (instances: {names}; set-up {setup:.2f} s per instance, not counted)"
+    print_table(["policy", "steps/episode", "plannerl eval", "UP SequentialSimulator", "ratio", "UP validator", "ratio"], rows,
+                args.markdown, title=title, align="right")
 
     with tempfile.TemporaryDirectory() as folder:
         model_dir = args.model
@@ -183,8 +172,8 @@ def main() -> None:
             batched, _ = model_ms_per_answer(model_dir, model_problems, batch_size=args.model_episodes, constrained=constrained)
             rows.append(["constrained" if constrained else "greedy (24 new tokens)", str(answers), f"{single:.1f}",
                          f"{batched:.1f}", f"{single / batched:.2f}x"])
-    table(f"Built-in tiny model, ms per answer ({args.model_episodes} burger episodes, 1 torch thread)",
-          ["decoding", "answers", "one episode at a time", f"batched x{args.model_episodes}", "speed-up"], rows, args.markdown)
+    print_table(["decoding", "answers", "one episode at a time", f"batched x{args.model_episodes}", "speed-up"], rows, args.markdown,
+                title=f"Built-in tiny model, ms per answer ({args.model_episodes} burger episodes, 1 torch thread)", align="right")
 
 
 if __name__ == "__main__":

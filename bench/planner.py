@@ -46,6 +46,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import tables  # noqa: E402
+
 from plannerl.errors import PlannerlError  # noqa: E402
 
 CLASSIC = ROOT / "tests" / "fixtures" / "classic"
@@ -357,12 +359,9 @@ def targets(measured: list[dict], generated: list[dict], start_up: list[tuple[st
 
 
 def print_table(title: str, headers: list[str], body: list[list[str]], markdown: bool) -> None:
+    """Markdown through the shared printer; a rich table on the console (wide, many columns)."""
     if markdown:
-        print(f"\n**{title}**\n")
-        print("| " + " | ".join(headers) + " |")
-        print("|" + "|".join("---" for _ in headers) + "|")
-        for row in body:
-            print("| " + " | ".join(row) + " |")
+        tables.print_table(headers, body, markdown, title=title)
         return
     from rich.console import Console
     from rich.table import Table

@@ -41,6 +41,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tables import print_table  # noqa: E402
+
 from plannerl.errors import LimitError  # noqa: E402
 from plannerl.generate import DEFAULT_RANGES, generate_instance, map_seeds, solve_instance  # noqa: E402
 from plannerl.recipes import COOKING_DOMAIN, load_recipe  # noqa: E402
@@ -162,19 +164,6 @@ def bucket_line(bucket: dict, fd_limit: float) -> tuple[list[str], list[str]]:
         ("> " if censored else "") + f"{statistics.median(ratios):.1f}x",
     ]
     return cells, problems
-
-
-def print_table(header: list[str], lines: list[list[str]], markdown: bool) -> None:
-    if markdown:
-        print("| " + " | ".join(header) + " |")
-        print("|" + "---|" * len(header))
-        for line in lines:
-            print("| " + " | ".join(line) + " |")
-        return
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    for line in lines:
-        print("  ".join(c.ljust(w) for c, w in zip(line, widths)))
 
 
 def main() -> None:

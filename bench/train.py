@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tables import print_table  # noqa: E402
+
 from plannerl.atomic import write_json  # noqa: E402
 from plannerl.errors import PlannerlError  # noqa: E402
 
@@ -61,18 +63,6 @@ def rows_for(summary: dict) -> list[list[str]]:
                 cells += [f"{values['sr']['mean']:.2f}", f"{values['asat']['mean']:.1f}", "-" if asst is None else f"{asst:.1f}"]
             rows.append(cells)
     return rows
-
-
-def print_table(headers: list[str], rows: list[list[str]], markdown: bool) -> None:
-    if markdown:
-        print("| " + " | ".join(headers) + " |")
-        print("|" + "---|" * len(headers))
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
-        return
-    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
-    for row in [headers, *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
 
 
 def main() -> int:
