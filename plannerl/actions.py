@@ -2,7 +2,8 @@
 
 The answer is the text after the last `Action:` (the model may reason before it); without
 that marker, the last non-empty line. It may be the natural sentence the prompt listed
-("Pick up patty1 from table3 using robot1") or the PDDL form, with or without brackets
+("Pick up patty1 from table3 using robot1"), the built-in model's compact sentence of an action
+that applies ("Move robot1 to patty1 at table3", `plannerl.render.compact_action_sentences`) or the PDDL form, with or without brackets
 (`(pick-up robot1 patty1 table3)`, `pick-up robot1 patty1 table3`). Matching ignores case,
 spacing, brackets, commas, quotes, markdown emphasis, a leading list bullet and a trailing
 full stop.
@@ -96,6 +97,9 @@ def parse_action(task, state: int, text: str) -> ParsedAction:
     if by_pddl is not None and by_pddl not in candidates:
         candidates = sorted([*candidates, by_pddl])
     if not candidates:
+        compact = _compact_match(task, state, key)
+        if compact is not None:
+            return ParsedAction(VALID, compact, "", [], answer)
         return ParsedAction(UNPARSEABLE, None, _why_unknown(task, key), [], answer)
     for action in candidates:
         if task.is_applicable(state, action):
@@ -104,6 +108,21 @@ def parse_action(task, state: int, text: str) -> ParsedAction:
     unmet = task.unmet_preconditions(state, best)
     reason = f"{task.actions[best].pddl} does not apply here: unmet {' '.join(unmet)}"
     return ParsedAction(NOT_APPLICABLE, best, reason, unmet, answer)
+
+
+def _compact_match(task, state: int, key: str) -> int | None:
+    """The applicable action whose compact sentence (`plannerl.render.compact_action_sentences`,
+    the built-in model's answers) is `key`, or None. Such a sentence depends on the state, so
+    only the state's own actions are tried, and only when the domain has compact action templates."""
+    from plannerl.render import compact_action_sentences, task_templates
+
+    if not task_templates(task).compact_actions:
+        return None
+    valid = task.applicable(state)
+    for action, sentence in zip(valid, compact_action_sentences(task, state, valid)):
+        if normalize(sentence) == key:
+            return action
+    return None
 
 
 def _why_unknown(task, key: str) -> str:

@@ -33,6 +33,14 @@ def answer_text(task, action: int) -> str:
     return f"Action: {action_sentence(task, action)}"
 
 
+def answer_texts(task, state: int, actions: list[int], style: str = "full") -> list[str]:
+    """`answer_text` of each action as a model trained on prompt `style` writes it (a compact
+    model names some actions by what the state holds: `plannerl.render.compact_action_sentences`)."""
+    from plannerl.render import styled_action_sentences
+
+    return [f"Action: {sentence}" for sentence in styled_action_sentences(task, state, actions, style)]
+
+
 class OraclePolicy:
     """Follows the oracle's canonical action (the smallest-index action on a shortest plan)."""
 
@@ -177,7 +185,7 @@ class ModelPolicy:
         eos = self.tokenizer.eos_token_id
         texts, prompts, candidates = [], [], []
         for obs, prompt in zip(observations, self.prompt_texts(observations)):
-            texts.append([answer_text(obs.task, a) for a in obs.valid_actions()])
+            texts.append(answer_texts(obs.task, obs.state, obs.valid_actions(), self.prompt_style))
             prompts.append(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
             candidates.append([self.tokenizer(text, add_special_tokens=False)["input_ids"] + ([eos] if eos is not None else [])
                                for text in texts[-1]])

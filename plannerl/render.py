@@ -46,6 +46,7 @@ class Templates:
     predicates: dict[str, str] = field(default_factory=dict)
     actions: dict[str, str] = field(default_factory=dict)
     compact: dict[str, str] = field(default_factory=dict)
+    compact_actions: dict[str, str] = field(default_factory=dict)
 
 
 def templates_path(domain) -> Path | None:
@@ -114,10 +115,34 @@ def _load_templates(path: Path, stamp: int, signature) -> Templates:
     predicates = _section(path, data, "predicates", arity, "predicate")
     actions = _section(path, data, "actions", action_arity, "action")
     compact = data.get("compact", {})
-    if not isinstance(compact, dict) or set(compact) - {"predicates"}:
-        raise PlannerlError(f"{path}: [compact] may only hold a [compact.predicates] table")
+    if not isinstance(compact, dict) or set(compact) - {"predicates", "actions"}:
+        raise PlannerlError(f"{path}: [compact] may only hold [compact.predicates] and [compact.actions] tables")
+    compact_actions = _compact_action_section(path, compact, action_arity, arity)
     compact = _section(path, compact, "predicates", arity, "predicate")
-    return Templates(path, instructions, tuple(block_order), types, predicates, actions, compact)
+    return Templates(path, instructions, tuple(block_order), types, predicates, actions, compact, compact_actions)
+
+
+def _compact_action_section(path: Path, compact: dict, action_arity: dict[str, int], arity: dict[str, int]) -> dict[str, str]:
+    """[compact.actions]: like [actions], plus `{N:predicate}` for what the state relates to argument N."""
+    section = compact.get("actions", {})
+    if not isinstance(section, dict):
+        raise PlannerlError(f"{path}: [compact.actions] must be a table of action = \"template\"")
+    for key, template in section.items():
+        where = f"{path}: compact.actions.{key}"
+        if key not in action_arity:
+            raise PlannerlError(f"{where}: the domain has no action {key}")
+        if not isinstance(template, str):
+            raise PlannerlError(f"{where}: must be a string")
+        try:
+            fields = [(f, spec, conversion) for _, f, spec, conversion in string.Formatter().parse(template) if f is not None]
+        except ValueError as exc:
+            raise PlannerlError(f"{where}: bad template: {exc}") from None
+        for f, spec, conversion in fields:
+            if conversion or not f.isdigit() or int(f) >= action_arity[key]:
+                raise PlannerlError(f"{where}: placeholder {{{f}}} but {key} takes {action_arity[key]} argument(s)")
+            if spec and arity.get(spec) != 2:
+                raise PlannerlError(f"{where}: {{{f}:{spec}}} needs a two-argument predicate, and {spec!r} is not one")
+    return dict(section)
 
 
 def _section(path: Path, data: dict, name: str, arity: dict[str, int], kind: str, type_field: bool = False) -> dict[str, str]:
@@ -188,6 +213,53 @@ def _action_text(task, action) -> str:
     if template is None:
         return f"{action.schema}({', '.join(action.args)})" if action.args else action.schema
     return template.format(*action.args)
+
+
+def compact_action_sentences(task, state: int, actions: list[int]) -> list[str]:
+    """The built-in model's answers for `actions` in `state`: [compact.actions] templates, where
+    `{N:pred}` names the objects x with (pred x argN) in the state ("nothing" when none); an
+    action without such a template keeps its ordinary sentence.
+
+    Why: with 16-27 stations a move's sentence names only a station, so choosing the right one
+    means finding in the state which station holds the item needed next. A 4M-parameter model
+    trained from scratch did not learn that lookup on a CPU budget (its move scores stayed flat
+    over the stations). "Move robot1 to patty1 at table25" names the item first, so the choice
+    is made on the item, which the goal names, and the station is then a copy."""
+    templates = task_templates(task).compact_actions
+    if not any(task.actions[a].schema in templates for a in actions):
+        return [action_sentence(task, a) for a in actions]
+    related: dict[tuple[str, str], list[str]] = {}
+    for atom in task.true_facts(state):
+        if len(atom) == 3:
+            related.setdefault((atom[0], atom[2]), []).append(atom[1])
+    formatter = string.Formatter()
+    sentences = []
+    for a in actions:
+        action = task.actions[a]
+        template = templates.get(action.schema)
+        if template is None:
+            sentences.append(action_sentence(task, a))
+            continue
+        parts = []
+        for text, f, spec, _ in formatter.parse(template):
+            parts.append(text)
+            if f is None:
+                continue
+            arg = action.args[int(f)]
+            if spec:
+                objects = sorted(related.get((spec, arg), []), key=natural_key)
+                parts.append(" and ".join(objects) if objects else "nothing")
+            else:
+                parts.append(arg)
+        sentences.append("".join(parts))
+    return sentences
+
+
+def styled_action_sentences(task, state: int, actions: list[int], style: str) -> list[str]:
+    """The answers a model trained on prompt `style` gives for `actions` in `state`."""
+    if style == "compact":
+        return compact_action_sentences(task, state, actions)
+    return [action_sentence(task, a) for a in actions]
 
 
 def _type_sentence(task, obj: str, type_name: str) -> str:

@@ -525,13 +525,19 @@ def _label_or_none(task, state: int, oracle, history: list[int], task_name: str,
 
 
 def _styled(row: dict, task, state: int, history: list[int], style: str, history_len: int) -> dict:
-    """The row with its prompt in `style`; a compact row has no chat messages (it is plain text)."""
+    """The row with its prompt and answers in `style`; a compact row has no chat messages (it
+    is plain text) and its answers are the state's compact sentences (the PDDL forms stay)."""
     if style == "full":
         return row
-    from plannerl.render import styled_prompt
+    from plannerl.render import styled_action_sentences, styled_prompt
 
     row = {key: value for key, value in row.items() if key != "messages"}
     row["prompt"] = styled_prompt(task, state, style, history=history, history_len=history_len)
+    for column in ("optimal_actions", "valid_actions"):
+        actions = [task.find_action(pddl) for pddl in row[column + "_pddl"]]
+        row[column] = styled_action_sentences(task, state, actions, style)
+    row["expert_action"] = styled_action_sentences(task, state, [task.find_action(row["expert_action_pddl"])], style)[0]
+    row["completion"] = f"Action: {row['expert_action']}"
     return row
 
 

@@ -11,7 +11,7 @@ from conftest import COOKING_PROBLEMS, DOMAINS, FIXTURES
 from plannerl.errors import PlannerlError
 from plannerl.generate import generate_instance
 from plannerl.planner import load_task
-from plannerl.render import action_sentence, load_templates, render_messages, render_prompt, state_lines
+from plannerl.render import action_sentence, load_templates, natural_key, render_messages, render_prompt, state_lines
 
 BLOCKS = FIXTURES / "data" / "blocks"
 
@@ -123,6 +123,10 @@ def test_a_copied_cooking_domain_still_renders_in_sentences(tmp_path):
     ('[actions]\nmove = "Move {0"\n', "actions.move: bad template"),
     ('colour = "red"\n', "colour: unknown field"),
     ('[actions\n', "not valid TOML"),
+    ('[compact.actions]\nmove = "Move to {2:inside} {2}"\n', "compact.actions.move: {2:inside} needs a two-argument predicate"),
+    ('[compact.actions]\nmove = "Move to {2:clear}"\n', "compact.actions.move: {2:clear} needs a two-argument predicate"),
+    ('[compact.actions]\nfly = "Fly"\n', "compact.actions.fly: the domain has no action fly"),
+    ('[compact]\nverbs = {}\n', "[compact] may only hold"),
 ])
 def test_bad_templates_name_the_file_and_key(tmp_path, templates, message):
     shutil.copy(DOMAINS / "cooking.pddl", tmp_path / "cooking.pddl")
@@ -157,3 +161,42 @@ def test_compact_prompt_keeps_goal_state_and_history_and_drops_what_does_not_cha
     assert compact_prompt(task, task.init, history=[], history_len=0).count("\n") == 2
     with pytest.raises(PlannerlError, match="unknown prompt style 'short'"):
         styled_prompt(task, state, "short")
+
+
+def test_compact_answers_name_a_move_by_what_its_destination_holds():
+    """The built-in model's move answers put the destination's items first; other actions and
+    the full style keep their ordinary sentences; every compact answer parses back to its action."""
+    from plannerl.actions import parse_action
+    from plannerl.render import compact_action_sentences, styled_action_sentences
+
+    task = generate_instance("burger", 7, extra_stations=(12, 12), distractors=(3, 3)).load_task()
+    state = task.init
+    for _ in range(6):
+        valid = task.applicable(state)
+        holds = {}
+        for atom in task.true_facts(state):
+            if atom[0] == "in":
+                holds.setdefault(atom[2], []).append(atom[1])
+        for action, sentence in zip(valid, compact_action_sentences(task, state, valid)):
+            schema, args = task.actions[action].schema, task.actions[action].args
+            if schema == "move":
+                items = " and ".join(sorted(holds.get(args[2], []), key=natural_key)) or "nothing"
+                assert sentence == f"Move {args[0]} to {items} at {args[2]}"
+            else:
+                assert sentence == action_sentence(task, action)
+            assert parse_action(task, state, f"Action: {sentence}").action == action
+        assert styled_action_sentences(task, state, valid, "full") == [action_sentence(task, a) for a in valid]
+        state = task.apply(state, valid[-1])
+    # a compact answer only means something in its own state: elsewhere it is unparseable, not a guess
+    move = next(a for a in task.applicable(task.init) if task.actions[a].schema == "move")
+    sentence = compact_action_sentences(task, task.init, [move])[0]
+    after = task.apply(task.init, move)
+    assert parse_action(task, after, sentence).kind == "unparseable"
+
+
+def test_a_domain_without_compact_action_templates_answers_with_its_sentences():
+    from plannerl.render import compact_action_sentences
+
+    task = load_task(BLOCKS / "domain.pddl", BLOCKS / "tower3.pddl")
+    valid = task.applicable(task.init)
+    assert compact_action_sentences(task, task.init, valid) == [action_sentence(task, a) for a in valid]

@@ -237,3 +237,23 @@ def test_choice_objective_scores_like_constrained_decoding_and_learns_the_optima
     policy.model = model.eval()  # the trained weights, scored by constrained decoding
     for scores, optimal in zip(policy._score(batch["prompt_ids"], batch["candidates"]), batch["optimal"]):
         assert optimal[max(range(len(scores)), key=scores.__getitem__)] == 1
+
+
+def test_compact_rows_answer_in_the_compact_sentences_of_their_state():
+    """A compact row's answers (expert, optimal, valid) are the state's compact sentences, in
+    the same order as their PDDL forms, so rewards, the choice loss and evaluation agree."""
+    from plannerl.actions import parse_action
+    from plannerl.generate import generate_instance
+    from plannerl.train import _replay, expert_rows_for
+
+    rows = expert_rows_for("burger", [1000], history_len=1, off_expert=1, seed=0, style="compact")
+    task = generate_instance("burger", 1000).load_task()
+    moves = 0
+    for row in rows:
+        state, _ = _replay(task, row["history_pddl"])
+        for column in ("optimal_actions", "valid_actions"):
+            for sentence, pddl in zip(row[column], row[column + "_pddl"], strict=True):
+                assert task.actions[parse_action(task, state, sentence).action].pddl == pddl
+        assert task.actions[parse_action(task, state, row["completion"]).action].pddl == row["expert_action_pddl"]
+        moves += row["expert_action"].startswith("Move robot1 to ")
+    assert moves >= 3
