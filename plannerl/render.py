@@ -376,8 +376,8 @@ def compact_prompt(task, state: int, *, history: list[int] | None = None, histor
     between states, and training and evaluation cost scale with tokens. Hub models keep the
     full prompt (`render_prompt`), which explains the task in words."""
     facts = sorted([*task.true_facts(state), *task.static_facts], key=_fact_key(task))
-    goal = [compact_fact(task, atom) for atom in task.problem.goal_pos]
-    goal += ["not " + compact_fact(task, atom) for atom in task.problem.goal_neg]
+    goal = [text for text in (compact_fact(task, atom) for atom in task.problem.goal_pos) if text]
+    goal += ["not " + text for text in (compact_fact(task, atom) for atom in task.problem.goal_neg) if text]
     lines = ["Goal: " + ". ".join(goal) + ".",
              "State: " + ". ".join(text for text in (compact_fact(task, atom) for atom in facts) if text) + "."]
     recent = list(history or [])[-history_len:] if history_len > 0 else []

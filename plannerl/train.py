@@ -725,6 +725,10 @@ def _finish_stage(run: Run, stage: str, model, tokenizer) -> Path:
 
 
 def _train_with_resume(run: Run, stage: str, trainer) -> None:
+    if not run.progress:  # without tqdm a Trainer prints every log dict instead; metrics.jsonl has them
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     checkpoint = _last_checkpoint(run.path(stage))
     if checkpoint is not None:
         step = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]

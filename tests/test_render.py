@@ -159,6 +159,9 @@ def test_compact_prompt_keeps_goal_state_and_history_and_drops_what_does_not_cha
     assert styled_prompt(task, state, "compact", history=[move]) == text
     assert styled_prompt(task, state, "full", history=[move]) == full
     assert compact_prompt(task, task.init, history=[], history_len=0).count("\n") == 2
+    # a goal fact the compact templates hide (cheese_burger's clear top bun) leaves no empty phrase
+    cheese = generate_instance("cheese_burger", 1001, best_binding=False).load_task()
+    assert compact_prompt(cheese, cheese.init).splitlines()[0].endswith("topbun1 on cheese1.")
     with pytest.raises(PlannerlError, match="unknown prompt style 'short'"):
         styled_prompt(task, state, "short")
 
