@@ -42,6 +42,7 @@ import time
 from array import array
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from plannerl.compiled import fact_weights
 from plannerl.pddl import Domain
@@ -420,7 +421,11 @@ class _Analysis:
     the patterns' facts, targets and owned facts, and how every action's cost is charged."""
 
     def __init__(self, task: Task, core=None) -> None:
+        from plannerl.compiled import core_for_task
+        from plannerl.symmetry import Symmetry
+
         self.task = task
+        self.core = core = core or core_for_task(task, Symmetry(task, enabled=False))
         self.sparse = sparse = ActionFacts.of(task, core)
         self.groups = mutex_groups(task)
         self.group_mask = [sum(1 << k for k in g) for g in self.groups]
@@ -449,10 +454,8 @@ class _Analysis:
         """Whether two preconditions of action number `action` lie in one mutex group (e.g.
         stacking an item on itself: holding it while it is in a station). Such actions are
         grounded (grounding is relaxed) but never apply, and would make patterns that differ
-        only by names charge differently; the abstract tasks leave them out."""
-        groups_of = self.groups_of
-        found = [gi for k in self.sparse.pre[action] if k in groups_of for gi in groups_of[k]]
-        return len(found) != len(set(found))
+        only by names charge differently; the abstract tasks leave them out (`_charges` finds them)."""
+        return self.owner_of[action] == NEVER
 
     def closure(self, fact: int) -> int:
         mask = 1 << fact
@@ -506,64 +509,32 @@ class _Analysis:
         carries along (the moving robot's hand), of its destination (what lies on the target
         station), of its origin. Each guard decides by its true owned fact; a carried object's
         fact only decides when the action's destination matters to its owner (moving while
-        holding the patty is the patty's move only when it goes where the patty must end up)."""
-        task, groups, sparse, owner = self.task, self.groups, self.sparse, self.owner
-        with_owned = [gi for gi, m in enumerate(self.group_mask) if m & self.owned_mask]
-        by_object: dict[str, list[int]] = {}
-        for gi in with_owned:
-            for o in self.group_params[gi]:
-                by_object.setdefault(o, []).append(gi)
-        all_targets = set().union(*self.target_objects) if self.target_objects else set()
-        deciding_cache: dict[tuple, list[tuple[int, int]]] = {}
-        self.owner_of = array("i")
-        self.guard_off = array("i", [0])
-        self.guard_fact_off = array("i", [0])
-        self.guard_facts = array("i")
-        self.guard_owner = array("i")
-        facts = task.facts
-        for a, action in enumerate(task.actions):
-            add, delete = sparse.add[a], sparse.delete[a]
-            if self.never_applicable(a):
-                self.owner_of.append(NEVER)
-                self.guard_off.append(len(self.guard_fact_off) - 1)
-                continue
-            changed = [k for k in add if k in owner] + [k for k in delete if k in owner]
-            if changed:
-                args = action.args
-                if len(changed) > 1 and len({owner[k] for k in changed}) > 1:
-                    # by role: the sorted positions of the fact's objects among the arguments
-                    outside = len(args)
-                    changed.sort(key=lambda k: (sorted(args.index(t) if t in args else outside for t in facts[k][1:]), k))
-                self.owner_of.append(owner[changed[0]])
-                self.guard_off.append(len(self.guard_fact_off) - 1)
-                continue
-            # the facts of the groups the action touches are its facts that lie in a group
-            added = {t for k in add if k in self.groups_of for t in task.facts[k][1:]}
-            deleted = {t for k in delete if k in self.groups_of for t in task.facts[k][1:]}
-            destination = frozenset((added - deleted) & all_targets)
-            args = set(action.args)
-            ranked = []
-            for gi in {gi for o in args for gi in by_object.get(o, ())}:
-                common = self.group_params[gi] & args
-                carried = bool(common & added & deleted)
-                rank = 0 if carried else 1 if common & added else 2 if common & deleted else 3
-                key = (gi, destination if carried else None)
-                if key not in deciding_cache:
-                    deciding = [k for k in groups[gi] if k in owner and (not carried or destination & self.target_objects[owner[k]])]
-                    deciding_cache[key] = (array("i", deciding), array("i", [owner[k] for k in deciding]))
-                ranked.append((rank, gi, deciding_cache[key]))
-            ranked.sort(key=lambda item: item[:2])
-            self.owner_of.append(-1 if ranked else -2)
-            for _, _, (deciding, owners) in ranked:
-                self.guard_facts.extend(deciding)
-                self.guard_owner.extend(owners)
-                self.guard_fact_off.append(len(self.guard_facts))
-            self.guard_off.append(len(self.guard_fact_off) - 1)
-        offsets, ids = array("i", [0]), array("i")
-        for k in range(len(task.facts)):
-            ids.extend(self.groups_of.get(k, ()))
-            offsets.append(len(ids))
-        self.fact_group_off, self.fact_groups = offsets, ids
+        holding the patty is the patty's move only when it goes where the patty must end up).
+
+        The loop over the actions runs in the compiled core (`Core.charges`): in Python it was
+        the largest single cost of preparing a generated instance."""
+        task = self.task
+        object_id = {t: i for i, t in enumerate(task.objects)}
+        arguments = [action.args for action in task.actions]
+        for t in {t for names in arguments for t in names}.union(*(atom[1:] for atom in task.facts)) - object_id.keys():
+            object_id[t] = len(object_id)  # a domain constant
+
+        def flat(lists) -> tuple[array, array]:
+            lists = list(lists)
+            return array("i", accumulate(map(len, lists), initial=0)), array("i", [x for values in lists for x in values])
+
+        self.fact_group_off, self.fact_groups = flat(self.groups_of.get(k, ()) for k in range(len(task.facts)))
+        owner = array("i", [-1] * len(task.facts))
+        for k, p in self.owner.items():
+            owner[k] = p
+        out = self.core.charges(self.fact_group_off, self.fact_groups, *flat(self.groups),
+                                *flat([object_id[t] for t in sorted(params)] for params in self.group_params), owner,
+                                *flat([object_id[t] for t in atom[1:]] for atom in task.facts),
+                                *flat([object_id[t] for t in names] for names in arguments),
+                                *flat([object_id[t] for t in sorted(objects)] for objects in self.target_objects),
+                                len(object_id))
+        self.owner_of, self.guard_off, self.guard_fact_off, self.guard_facts, self.guard_owner = (array("i", part) for part in out)
+
 
     def merge_map(self, mask: int, targets: int, symmetry) -> tuple[list[tuple], list[int], dict[int, int]]:
         """Abstract facts of a pattern: its facts with the fixed objects it need not tell apart
