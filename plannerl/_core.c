@@ -1875,6 +1875,45 @@ static PyObject *core_fact_lists(Core *c, PyObject *unused) {
     return out;
 }
 
+/* fact_users() -> (adders_off, adders, deleters_off, deleters) as int32 bytes: per fact, the
+   actions that add it and those that delete it, ascending (the action lists transposed). */
+static PyObject *core_fact_users(Core *c, PyObject *unused) {
+    const int32_t *offs[2] = {c->add_off, c->del_off};
+    const int32_t *lists[2] = {c->add, c->del};
+    PyObject *out = PyTuple_New(4);
+    for (int l = 0; out && l < 2; l++) {
+        int32_t total = offs[l][c->nactions];
+        int32_t *off = calloc(c->nfacts + 1, sizeof(int32_t)), *users = malloc((total + 1) * sizeof(int32_t));
+        int32_t *fill = calloc(c->nfacts + 1, sizeof(int32_t));
+        PyObject *o = NULL, *x = NULL;
+        if (off && users && fill) {
+            for (int32_t i = 0; i < total; i++) off[lists[l][i] + 1]++;
+            for (int k = 0; k < c->nfacts; k++) off[k + 1] += off[k];
+            for (int a = 0; a < c->nactions; a++)
+                for (int32_t i = offs[l][a]; i < offs[l][a + 1]; i++) {
+                    int32_t k = lists[l][i];
+                    users[off[k] + fill[k]++] = a;
+                }
+            o = PyBytes_FromStringAndSize((const char *)off, (c->nfacts + 1) * sizeof(int32_t));
+            x = PyBytes_FromStringAndSize((const char *)users, total * sizeof(int32_t));
+        } else {
+            PyErr_NoMemory();
+        }
+        free(off);
+        free(users);
+        free(fill);
+        if (!o || !x) {
+            Py_XDECREF(o);
+            Py_XDECREF(x);
+            Py_CLEAR(out);
+            break;
+        }
+        PyTuple_SET_ITEM(out, 2 * l, o);
+        PyTuple_SET_ITEM(out, 2 * l + 1, x);
+    }
+    return out;
+}
+
 /* pdb_entry(i) -> (state bytes, h): the i-th state of the database, for tests and inspection */
 static PyObject *core_pdb_entry(Core *c, PyObject *arg) {
     Py_ssize_t i = PyLong_AsSsize_t(arg);
@@ -1897,6 +1936,7 @@ static PyMethodDef core_methods[] = {
     {"successors", (PyCFunction)core_successors, METH_O, "successors(state) -> [(action, state)]"},
     {"cache_size", (PyCFunction)core_cache_size, METH_NOARGS, "states in the heuristic cache"},
     {"fact_lists", (PyCFunction)core_fact_lists, METH_NOARGS, "fact_lists() -> the actions' sparse pre, neg, add, del lists"},
+    {"fact_users", (PyCFunction)core_fact_users, METH_NOARGS, "fact_users() -> the actions adding and deleting each fact"},
     {"pdb_entry", (PyCFunction)core_pdb_entry, METH_O, "pdb_entry(i) -> (state, h)"},
     {"project", (PyCFunction)core_project, METH_VARARGS, "project(p, ...) -> Core: the abstract task of a pattern"},
     {"charges", (PyCFunction)core_charges, METH_VARARGS, "charges(...) -> how each action's cost is charged to the patterns"},

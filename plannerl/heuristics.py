@@ -381,39 +381,63 @@ def _bits(mask: int) -> list[int]:
 OTHER, FREE = "*other", "*free"
 
 
+class _Lists:
+    """Lists of ints kept flat (offsets and items, as the compiled core hands them over) and
+    sliced when read: most are never read, and cutting thousands of them up front cost more
+    than the reads."""
+
+    __slots__ = ("off", "items")
+
+    def __init__(self, off: list[int], items: list[int]) -> None:
+        self.off, self.items = off, items
+
+    @classmethod
+    def of(cls, lists) -> _Lists:
+        lists = list(lists)
+        return cls(list(accumulate(map(len, lists), initial=0)), [x for values in lists for x in values])
+
+    def __getitem__(self, i: int) -> list[int]:
+        return self.items[self.off[i]:self.off[i + 1]]
+
+    def __len__(self) -> int:
+        return len(self.off) - 1
+
+    def __contains__(self, i: int) -> bool:
+        """Whether list i is non-empty (the lists by fact read like a dict without empty entries)."""
+        return self.off[i + 1] > self.off[i]
+
+    def get(self, i: int, default=()):
+        return self[i] if i in self else default
+
+
 @dataclass
 class ActionFacts:
     """Each action's facts as index lists, and the actions adding or deleting each fact: the
     analysis walks these thousands of times, and pulling them out of int masks bit by bit
     cost more than everything else it does."""
 
-    pre: list
-    neg: list
-    add: list
-    delete: list
-    adders: dict[int, list[int]]
-    deleters: dict[int, list[int]]
+    pre: _Lists
+    neg: _Lists
+    add: _Lists
+    delete: _Lists
+    adders: _Lists
+    deleters: _Lists
 
     @classmethod
     def of(cls, task: Task, core=None) -> ActionFacts:
         """From the compiled core's lists when given (fast), else from the task's masks."""
         if core is not None:
-            raw = [array("i", part).tolist() for part in core.fact_lists()]
-            lists = [[flat[i:j] for i, j in zip(off, off[1:])] for off, flat in zip(raw[::2], raw[1::2])]
-        else:
-            lists = [[_bits(getattr(a, name)) for a in task.actions] for name in ("pre", "neg", "add", "delete")]
-        return cls(*lists, _actions_by_fact(lists[2]), _actions_by_fact(lists[3]))
-
-
-def _actions_by_fact(lists: list) -> dict[int, list[int]]:
-    out: dict[int, list[int]] = {}
-    for a, facts in enumerate(lists):
-        for k in facts:
-            if k in out:
-                out[k].append(a)
-            else:
-                out[k] = [a]
-    return out
+            raw = [array("i", part).tolist() for part in core.fact_lists() + core.fact_users()]
+            return cls(*(_Lists(off, items) for off, items in zip(raw[::2], raw[1::2])))
+        lists = [_Lists.of(_bits(getattr(a, name)) for a in task.actions) for name in ("pre", "neg", "add", "delete")]
+        users = []
+        for by_action in lists[2:]:
+            by_fact: list[list[int]] = [[] for _ in task.facts]
+            for a in range(len(by_action)):
+                for k in by_action[a]:
+                    by_fact[k].append(a)
+            users.append(_Lists.of(by_fact))
+        return cls(*lists, *users)
 
 
 class _Analysis:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from itertools import product
-from operator import itemgetter
+from itertools import product, repeat
+from operator import and_, invert, itemgetter, or_
 
 from plannerl.errors import LimitError, NoPlanError, PddlError
 from plannerl.pddl import ActionSchema, Atom, Domain, Problem
@@ -220,7 +220,13 @@ def _grounding(domain: Domain, problem: Problem, static_facts, fluent_predicates
     for i, fact in enumerate(facts):
         bit_of.setdefault(fact[0], {})[fact[1] if len(fact) == 2 else fact[1:]] = 1 << i
     masks_of = {schema.name: _MaskBuilder(schema, bit_of, fluent_predicates) for schema in domain.actions}
-    actions = [Action(name, args, *masks_of[name].masks(args)) for name, args in sorted(ground)]
+    by_schema: dict[str, list[tuple[str, ...]]] = {}
+    for name, args in ground:
+        by_schema.setdefault(name, []).append(args)
+    actions: list[Action] = []
+    for name in sorted(by_schema):  # the order of sorted (name, args) pairs
+        args_list = sorted(by_schema[name])
+        actions += map(Action, repeat(name), args_list, *masks_of[name].masks(args_list))
     _GROUNDINGS[key] = (domain, reached, facts, bit_of, actions)
     while len(_GROUNDINGS) > GROUNDING_CACHE:
         _GROUNDINGS.popitem(last=False)
@@ -259,13 +265,15 @@ class _MaskBuilder:
         self.delete = compile_atoms(schema.delete)
         self.position = position
 
-    def _mask(self, atoms, args) -> int:
+    def _column(self, atoms, args_list: list[tuple[str, ...]]) -> list[int]:
+        """One mask per argument tuple, a whole schema at a time (map runs the lookups without a
+        Python call per action)."""
         by_getter, by_fill = atoms
-        bits = 0
+        bits = [0] * len(args_list)
         for table, getter in by_getter:
-            bits |= table.get(getter(args), 0)
+            bits = list(map(or_, bits, map(table.get, map(getter, args_list), repeat(0))))
         for table, fixed in by_fill:
-            bits |= table.get(self._fill(fixed, args), 0)
+            bits = [b | table.get(self._fill(fixed, args), 0) for b, args in zip(bits, args_list)]
         return bits
 
     def _fill(self, terms, args):
@@ -273,9 +281,12 @@ class _MaskBuilder:
             return args[self.position[terms]] if terms in self.position else terms
         return tuple(args[self.position[t]] if t in self.position else t for t in terms)
 
-    def masks(self, args: tuple[str, ...]) -> tuple[int, int, int, int]:
-        add = self._mask(self.add, args)
-        return self._mask(self.pre, args), self._mask(self.neg, args), add, self._mask(self.delete, args) & ~add
+    def masks(self, args_list: list[tuple[str, ...]]) -> tuple[list[int], list[int], list[int], list[int]]:
+        """The pre, neg, add and delete masks of the actions with these arguments (a delete that
+        the action also adds is no delete)."""
+        add = self._column(self.add, args_list)
+        delete = list(map(and_, self._column(self.delete, args_list), map(invert, add)))
+        return self._column(self.pre, args_list), self._column(self.neg, args_list), add, delete
 
 
 def _objects_by_type(domain: Domain, problem: Problem) -> dict[str, list[str]]:
@@ -332,17 +343,20 @@ def _relaxed_grounding(domain: Domain, problem: Problem, objects_of_type, static
     while True:
         new_facts: set[Atom] = set()
         for plan in plans:
-            for args in plan.bindings(matching, delta, first):
-                key = (plan.schema.name, args)
-                if key in ground:
-                    continue
-                ground[key] = plan.schema
-                if len(ground) > MAX_GROUND_ACTIONS:
-                    raise LimitError(f"problem {problem.name}: more than {MAX_GROUND_ACTIONS} ground actions, too large to plan")
-                for pred, terms in plan.add:
-                    fact = (pred, *(args[t] if type(t) is int else t for t in terms))
-                    if fact not in reached:
-                        new_facts.add(fact)
+            name = plan.schema.name
+            found = plan.bindings(matching, delta, first, MAX_GROUND_ACTIONS - len(ground))
+            if found is None:
+                raise LimitError(f"problem {problem.name}: more than {MAX_GROUND_ACTIONS} ground actions, too large to plan")
+            fresh = [args for args in dict.fromkeys(found) if (name, args) not in ground]
+            ground.update(dict.fromkeys(zip(repeat(name), fresh), plan.schema))
+            if len(ground) > MAX_GROUND_ACTIONS:
+                raise LimitError(f"problem {problem.name}: more than {MAX_GROUND_ACTIONS} ground actions, too large to plan")
+            for pred, terms in plan.add:  # each added fact of every new action, a whole column at a time
+                if not terms:
+                    new_facts.add((pred,))
+                elif fresh:
+                    new_facts.update(zip(repeat(pred), *(map(itemgetter(t), fresh) if type(t) is int else repeat(t) for t in terms)))
+        new_facts -= reached
         if not new_facts:
             return ground, reached
         delta = {}
@@ -350,6 +364,10 @@ def _relaxed_grounding(domain: Domain, problem: Problem, objects_of_type, static
             delta.setdefault(atom[0], set()).add(atom[1:])
         add_facts(new_facts)
         first = False
+
+
+class _TooMany(Exception):
+    """Raised inside a join that has produced more bindings than the grounding may still take."""
 
 
 class _JoinPlan:
@@ -402,26 +420,29 @@ class _JoinPlan:
             remaining.remove(best)
             order.append(best)
 
-    def bindings(self, matching, delta, first_round: bool) -> list[tuple[str, ...]]:
-        """Argument tuples of the ground actions with at least one precondition in `delta`.
+    def bindings(self, matching, delta, first_round: bool, room: int) -> list[tuple[str, ...]] | None:
+        """Argument tuples of the ground actions with at least one precondition in `delta`, or
+        None as soon as there are more than `room` (the problem is too large to ground).
 
         Starting from precondition k bound to a new fact, the preconditions before k may only
         use old facts, so a binding with several new facts is produced once. The joins append
         to one list (no chain of generators: that cost more than the joins themselves).
         """
         out: list[tuple[str, ...]] = []
-        if first_round or not self.pre:
+        try:
             if first_round:
-                self._join(self.orders[0] if self.orders else [], 0, [None] * self.arity, matching, out)
-            return out
-        for k, (pred, _) in enumerate(self.pre):
-            if pred in delta:
-                self._join(self.orders[k], 0, [None] * self.arity, matching, out, delta[pred], delta, k)
+                self._join(self.orders[0] if self.orders else [], 0, [None] * self.arity, matching, out, room)
+            elif self.pre:
+                for k, (pred, _) in enumerate(self.pre):
+                    if pred in delta:
+                        self._join(self.orders[k], 0, [None] * self.arity, matching, out, room, delta[pred], delta, k)
+        except _TooMany:
+            return None
         return out
 
-    def _join(self, steps, depth, binding, matching, out, candidates=None, delta=None, first=0) -> None:
+    def _join(self, steps, depth, binding, matching, out, room, candidates=None, delta=None, first=0) -> None:
         if depth == len(steps):
-            self._complete(binding, out)
+            self._complete(binding, out, room)
             return
         pred, atom_terms, keys, rest, original = steps[depth]
         values = tuple(binding[atom_terms[p]] if type(atom_terms[p]) is int else atom_terms[p] for p in keys)
@@ -450,21 +471,25 @@ class _JoinPlan:
                     break
             else:
                 if last:
-                    self._complete(new, out)
+                    self._complete(new, out, room)
                 else:
-                    self._join(steps, depth + 1, new, matching, out, None, delta, first)
+                    self._join(steps, depth + 1, new, matching, out, room, None, delta, first)
 
-    def _complete(self, binding, out: list) -> None:
+    def _complete(self, binding, out: list, room: int) -> None:
         free = [i for i, value in enumerate(binding) if value is None]
         if not free and self.simple:
             out.append(tuple(binding))
-            return
-        for values in product(*(self.choices[i] for i in free)):
-            full = binding[:]
-            for i, value in zip(free, values):
-                full[i] = value
-            if self._allowed(full):
-                out.append(tuple(full))
+        else:
+            for values in product(*(self.choices[i] for i in free)):
+                full = binding[:]
+                for i, value in zip(free, values):
+                    full[i] = value
+                if self._allowed(full):
+                    out.append(tuple(full))
+                    if len(out) > room:
+                        raise _TooMany
+        if len(out) > room:
+            raise _TooMany
 
     def _allowed(self, full: list[str]) -> bool:
         """(In)equalities and static negative preconditions, checked on a complete binding."""
