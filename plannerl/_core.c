@@ -190,6 +190,8 @@ typedef struct {
     int nsym;
     /* interchangeable objects among each action's arguments (for twin pruning) */
     int32_t *act_sym_off, *act_sym;
+    /* every object id each action names, in argument order (-1: not an object of the task) */
+    int32_t *act_obj_off, *act_objs;
     word *scratch;
     /* pattern database over canonical states */
     StateSet pdb;
@@ -525,7 +527,7 @@ static void core_dealloc(Core *c) {
     free(c->obj_class); free(c->class_off); free(c->class_members); free(c->class_fill); free(c->fact_table); free(c->fact_sym);
     free(c->col); free(c->newcol); free(c->col0); free(c->order); free(c->inc_off); free(c->inc);
     free(c->inc_fill); free(c->perm); free(c->true_facts); free(c->sym_objs); free(c->scratch);
-    free(c->lonely); free(c->twin_rank); free(c->act_sym_off); free(c->act_sym);
+    free(c->lonely); free(c->twin_rank); free(c->act_sym_off); free(c->act_sym); free(c->act_obj_off); free(c->act_objs);
     stateset_free(&c->pdb);
     free(c->pdb_h);
     stateset_free(&c->cache);
@@ -598,8 +600,8 @@ static int core_finish(Core *c, int32_t *weight, int32_t *obj_off, int32_t *objs
             if (objs[j] >= 0 && objs[j] < c->nobj && c->obj_class[objs[j]] >= 0) c->act_sym[m++] = objs[j];
     }
     c->act_sym_off[c->nactions] = m;
-    free(obj_off);
-    free(objs);
+    c->act_obj_off = obj_off;
+    c->act_objs = objs;
     /* successor buckets */
     int32_t *bucket_key = malloc((c->nactions + 1) * sizeof(int32_t));
     c->bucket_off = calloc(nfacts + 2, sizeof(int32_t));
@@ -1103,40 +1105,38 @@ static int role_less(const int32_t *fobj_off, const int32_t *fobjs, const int32_
 }
 
 /* charges(fact_group_off, fact_groups, group_off, group_facts, group_param_off, group_params, owner,
-           fact_obj_off, fact_objs, act_obj_off, act_objs, target_off, targets, nobj)
+           target_off, targets)
    -> (owner_of, guard_off, guard_fact_off, guard_facts, guard_owner) as int32 bytes
 
    How each action's cost is charged to the patterns: the loop over thousands of actions of
    plannerl.heuristics._Analysis._charges, whose docstring states the rule. The caller numbers
-   groups (their facts ascending), objects and patterns: owner[k] is the pattern that owns fact
-   k (-1: none), group_params the objects that every fact of a group names, act_objs each
-   action's arguments in order, targets the objects of each pattern's targets. owner_of[a] is
-   -3 when two preconditions lie in one group (the action never applies), the owning pattern
-   when the action changes owned facts, -1 when guards decide and -2 when none can; the guards
-   of action a are guard_off[a] .. guard_off[a + 1] - 1, each a list of deciding facts with
-   their owners. */
+   groups (their facts ascending) and patterns; objects are the core's own ids (those of its
+   facts and actions): owner[k] is the pattern that owns fact k (-1: none), group_params the
+   objects that every fact of a group names, targets the objects of each pattern's targets.
+   owner_of[a] is -3 when two preconditions lie in one group (the action never applies), the
+   owning pattern when the action changes owned facts, -1 when guards decide and -2 when none
+   can; the guards of action a are guard_off[a] .. guard_off[a + 1] - 1, each a list of
+   deciding facts with their owners. */
 static PyObject *core_charges(Core *c, PyObject *args) {
-    Py_buffer b[13];
-    int nobj;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*y*y*i", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &b[6], &b[7], &b[8],
-                          &b[9], &b[10], &b[11], &b[12], &nobj))
+    Py_buffer b[9];
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &b[6], &b[7], &b[8]))
         return NULL;
     const int32_t *fg_off = b[0].buf, *fgroups = b[1].buf, *g_off = b[2].buf, *gfacts = b[3].buf, *gp_off = b[4].buf;
-    const int32_t *gparams = b[5].buf, *owner = b[6].buf, *fobj_off = b[7].buf, *fobjs = b[8].buf, *aobj_off = b[9].buf;
-    const int32_t *aobjs = b[10].buf, *t_off = b[11].buf, *tobjs = b[12].buf;
+    const int32_t *gparams = b[5].buf, *owner = b[6].buf, *t_off = b[7].buf, *tobjs = b[8].buf;
+    const int32_t *fobj_off = c->fact_args_off, *fobjs = c->fact_args, *aobj_off = c->act_obj_off, *aobjs = c->act_objs;
+    int nobj = c->nobj;
     int ngroups = (int)(b[2].len / (Py_ssize_t)sizeof(int32_t)) - 1;
-    int npatterns = (int)(b[11].len / (Py_ssize_t)sizeof(int32_t)) - 1;
+    int npatterns = (int)(b[7].len / (Py_ssize_t)sizeof(int32_t)) - 1;
     int OW = nobj / 64 + 1;
-    int ok = ngroups >= 0 && npatterns >= 0 && nobj >= 0 && b[0].len == (Py_ssize_t)((c->nfacts + 1) * sizeof(int32_t)) &&
-             b[6].len == (Py_ssize_t)(c->nfacts * sizeof(int32_t)) && b[7].len == b[0].len &&
-             b[9].len == (Py_ssize_t)((c->nactions + 1) * sizeof(int32_t)) && b[4].len == b[2].len;
+    int ok = ngroups >= 0 && npatterns >= 0 && b[0].len == (Py_ssize_t)((c->nfacts + 1) * sizeof(int32_t)) &&
+             b[6].len == (Py_ssize_t)(c->nfacts * sizeof(int32_t)) && b[4].len == b[2].len;
     for (int i = 0; ok && i < b[1].len / (Py_ssize_t)sizeof(int32_t); i++) ok = fgroups[i] >= 0 && fgroups[i] < ngroups;
     for (int i = 0; ok && i < b[3].len / (Py_ssize_t)sizeof(int32_t); i++) ok = gfacts[i] >= 0 && gfacts[i] < c->nfacts;
     for (int i = 0; ok && i < c->nfacts; i++) ok = owner[i] < npatterns;
-    for (int l = 5; ok && l <= 12; l += (l == 5 ? 3 : 2)) /* object lists: group params, fact, action and target objects */
-        for (int i = 0; ok && i < b[l].len / (Py_ssize_t)sizeof(int32_t); i++) ok = ((const int32_t *)b[l].buf)[i] >= 0 && ((const int32_t *)b[l].buf)[i] < nobj;
+    for (int i = 0; ok && i < b[5].len / (Py_ssize_t)sizeof(int32_t); i++) ok = gparams[i] >= 0 && gparams[i] < nobj;
+    for (int i = 0; ok && i < b[8].len / (Py_ssize_t)sizeof(int32_t); i++) ok = tobjs[i] >= 0 && tobjs[i] < nobj;
     if (!ok) {
-        for (int i = 0; i < 13; i++) PyBuffer_Release(&b[i]);
+        for (int i = 0; i < 9; i++) PyBuffer_Release(&b[i]);
         PyErr_SetString(PyExc_ValueError, "charges: inconsistent buffers");
         return NULL;
     }
@@ -1203,7 +1203,8 @@ static PyObject *core_charges(Core *c, PyObject *args) {
             }
         }
         for (int w = 0; w < OW; w++) dest[w] = added[w] & ~deleted[w] & all_targets[w];
-        for (int x = 0; x < nargs; x++) set_bit(argset, act[x]);
+        for (int x = 0; x < nargs; x++)
+            if (act[x] >= 0) set_bit(argset, act[x]);
         int nranked = 0;
         for (int rank = 0; rank < 4; rank++)
             for (int g = 0; g < ngroups; g++) {
@@ -1230,7 +1231,7 @@ static PyObject *core_charges(Core *c, PyObject *args) {
         }
         failed = failed || ivec_push(&guard_off, (int32_t)guard_fact_off.len - 1) < 0;
     }
-    for (int i = 0; i < 13; i++) PyBuffer_Release(&b[i]);
+    for (int i = 0; i < 9; i++) PyBuffer_Release(&b[i]);
     PyObject *out = NULL;
     if (!failed) {
         IVec *parts[5] = {&owner_of, &guard_off, &guard_fact_off, &guard_facts, &guard_owner};

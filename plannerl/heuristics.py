@@ -381,75 +381,57 @@ def _bits(mask: int) -> list[int]:
 OTHER, FREE = "*other", "*free"
 
 
-class _Lists:
-    """Lists of ints kept flat (offsets and items, as the compiled core hands them over) and
-    sliced when read: most are never read, and cutting thousands of them up front cost more
-    than the reads."""
-
-    __slots__ = ("off", "items")
-
-    def __init__(self, off: list[int], items: list[int]) -> None:
-        self.off, self.items = off, items
-
-    @classmethod
-    def of(cls, lists) -> _Lists:
-        lists = list(lists)
-        return cls(list(accumulate(map(len, lists), initial=0)), [x for values in lists for x in values])
-
-    def __getitem__(self, i: int) -> list[int]:
-        return self.items[self.off[i]:self.off[i + 1]]
-
-    def __len__(self) -> int:
-        return len(self.off) - 1
-
-    def __contains__(self, i: int) -> bool:
-        """Whether list i is non-empty (the lists by fact read like a dict without empty entries)."""
-        return self.off[i + 1] > self.off[i]
-
-    def get(self, i: int, default=()):
-        return self[i] if i in self else default
-
-
 @dataclass
 class ActionFacts:
     """Each action's facts as index lists, and the actions adding or deleting each fact: the
     analysis walks these thousands of times, and pulling them out of int masks bit by bit
     cost more than everything else it does."""
 
-    pre: _Lists
-    neg: _Lists
-    add: _Lists
-    delete: _Lists
-    adders: _Lists
-    deleters: _Lists
+    pre: list
+    neg: list
+    add: list
+    delete: list
+    adders: dict[int, list[int]]
+    deleters: dict[int, list[int]]
 
     @classmethod
     def of(cls, task: Task, core=None) -> ActionFacts:
         """From the compiled core's lists when given (fast), else from the task's masks."""
-        if core is not None:
-            raw = [array("i", part).tolist() for part in core.fact_lists() + core.fact_users()]
-            return cls(*(_Lists(off, items) for off, items in zip(raw[::2], raw[1::2])))
-        lists = [_Lists.of(_bits(getattr(a, name)) for a in task.actions) for name in ("pre", "neg", "add", "delete")]
-        users = []
-        for by_action in lists[2:]:
-            by_fact: list[list[int]] = [[] for _ in task.facts]
-            for a in range(len(by_action)):
-                for k in by_action[a]:
-                    by_fact[k].append(a)
-            users.append(_Lists.of(by_fact))
-        return cls(*lists, *users)
+        if core is None:
+            lists = [[_bits(getattr(a, name)) for a in task.actions] for name in ("pre", "neg", "add", "delete")]
+            return cls(*lists, _actions_by_fact(lists[2]), _actions_by_fact(lists[3]))
+        raw = [array("i", part).tolist() for part in core.fact_lists() + core.fact_users()]
+        lists = [[flat[i:j] for i, j in zip(off, off[1:])] for off, flat in zip(raw[::2], raw[1::2])]
+        return cls(*lists[:4], *({k: users for k, users in enumerate(by_fact) if users} for by_fact in lists[4:]))
+
+
+def _actions_by_fact(lists: list) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for a, facts in enumerate(lists):
+        for k in facts:
+            if k in out:
+                out[k].append(a)
+            else:
+                out[k] = [a]
+    return out
 
 
 class _Analysis:
     """What the patterns of one task share: mutex groups and their indexes, implied goal facts,
     the patterns' facts, targets and owned facts, and how every action's cost is charged."""
 
-    def __init__(self, task: Task, core=None) -> None:
+    def __init__(self, task: Task, core=None, symmetry=None) -> None:
+        """`core` is the task's `_core.Core` made with `symmetry` (`core_for_task`); both are
+        made here when not given (the core's object ids are the symmetry's)."""
         from plannerl.compiled import core_for_task
         from plannerl.symmetry import Symmetry
 
         self.task = task
-        self.core = core = core or core_for_task(task, Symmetry(task, enabled=False))
+        if core is None or symmetry is None:
+            symmetry = Symmetry(task, enabled=False)
+            core = core_for_task(task, symmetry)
+        self.core, self.object_id = core, symmetry.object_id
+        self._unrequired: dict[int, list[list[int]]] = {}
         self.sparse = sparse = ActionFacts.of(task, core)
         self.groups = mutex_groups(task)
         self.group_mask = [sum(1 << k for k in g) for g in self.groups]
@@ -480,6 +462,14 @@ class _Analysis:
         grounded (grounding is relaxed) but never apply, and would make patterns that differ
         only by names charge differently; the abstract tasks leave them out (`_charges` finds them)."""
         return self.owner_of[action] == NEVER
+
+    def unrequired_deletes(self, fact: int) -> list[list[int]]:
+        """The preconditions of each action that deletes `fact` without requiring it (kept: every
+        pattern over the fact reads them)."""
+        if fact not in self._unrequired:
+            pre = self.sparse.pre
+            self._unrequired[fact] = [pre[b] for b in self.sparse.deleters.get(fact, ()) if fact not in pre[b]]
+        return self._unrequired[fact]
 
     def closure(self, fact: int) -> int:
         mask = 1 << fact
@@ -537,11 +527,7 @@ class _Analysis:
 
         The loop over the actions runs in the compiled core (`Core.charges`): in Python it was
         the largest single cost of preparing a generated instance."""
-        task = self.task
-        object_id = {t: i for i, t in enumerate(task.objects)}
-        arguments = [action.args for action in task.actions]
-        for t in {t for names in arguments for t in names}.union(*(atom[1:] for atom in task.facts)) - object_id.keys():
-            object_id[t] = len(object_id)  # a domain constant
+        task, object_id = self.task, self.object_id
 
         def flat(lists) -> tuple[array, array]:
             lists = list(lists)
@@ -552,11 +538,8 @@ class _Analysis:
         for k, p in self.owner.items():
             owner[k] = p
         out = self.core.charges(self.fact_group_off, self.fact_groups, *flat(self.groups),
-                                *flat([object_id[t] for t in sorted(params)] for params in self.group_params), owner,
-                                *flat([object_id[t] for t in atom[1:]] for atom in task.facts),
-                                *flat([object_id[t] for t in names] for names in arguments),
-                                *flat([object_id[t] for t in sorted(objects)] for objects in self.target_objects),
-                                len(object_id))
+                                *flat([object_id[t] for t in params] for params in self.group_params), owner,
+                                *flat([object_id[t] for t in objects] for objects in self.target_objects))
         self.owner_of, self.guard_off, self.guard_fact_off, self.guard_facts, self.guard_owner = (array("i", part) for part in out)
 
 
@@ -590,10 +573,10 @@ class _Analysis:
         # the deleters' preconditions inside the pattern, split once: most deleters require the
         # fact they delete, which settles them whatever is renamed
         inexact: dict[int, list[list[int]]] = {}
+        inside = set(facts)
         for k in facts:
             if renamed.intersection(task.facts[k][1:]):
-                inexact[k] = [[j for j in self.sparse.pre[b] if mask >> j & 1] for b in self.sparse.deleters.get(k, ())
-                              if k not in self.sparse.pre[b]]
+                inexact[k] = [[j for j in pre if j in inside] for pre in self.unrequired_deletes(k)]
         names: dict[int, tuple] = {}  # rename(j), valid until `renamed` shrinks
 
         def name_of(j: int) -> tuple:
@@ -643,7 +626,7 @@ def build_pattern_sum(task: Task, symmetry, core=None, *, max_states: int = PDB_
 
     start = time.perf_counter()
     core = core or core_for_task(task, symmetry)
-    analysis = _Analysis(task, core)
+    analysis = _Analysis(task, core, symmetry)
     weights = fact_weights(task.facts, task.init)
     objects = list(symmetry.objects) + [OTHER, FREE]
     object_id = {name: i for i, name in enumerate(objects)}
