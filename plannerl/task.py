@@ -14,6 +14,7 @@ canonical plan (see `plannerl.search`).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import product, repeat
 from operator import and_, invert, itemgetter, or_
@@ -366,6 +367,18 @@ def _relaxed_grounding(domain: Domain, problem: Problem, objects_of_type, static
         first = False
 
 
+def _key_getter(terms: list) -> Callable[[list], tuple]:
+    """The values of `terms` (parameter positions or constants) under a binding, as a tuple."""
+    if all(type(t) is int for t in terms):
+        if len(terms) > 1:
+            return itemgetter(*terms)
+        if terms:
+            index = terms[0]
+            return lambda binding: (binding[index],)
+        return lambda binding: ()
+    return lambda binding: tuple(binding[t] if type(t) is int else t for t in terms)
+
+
 class _TooMany(Exception):
     """Raised inside a join that has produced more bindings than the grounding may still take."""
 
@@ -392,6 +405,9 @@ class _JoinPlan:
         self.static_facts = static_facts
         self.orders = [self._order(k) for k in range(len(self.pre))]
         self.simple = not (self.equal or self.not_equal or self.static_neg)
+        # every parameter bound by a precondition and nothing more to check: a joined binding is an action
+        named = {t for _, atom_terms in self.pre for t in atom_terms if type(t) is int}
+        self.direct = self.simple and len(named) == self.arity
 
     def _order(self, first: int) -> list[tuple[str, tuple, tuple[int, ...], list[tuple[int, object]]]]:
         """Join steps starting from precondition `first`: each step looks up the facts of one
@@ -411,7 +427,7 @@ class _JoinPlan:
                 else:
                     seen.add(term)
                     rest.append((pos, ("bind", term)))
-            steps.append((pred, atom_terms, tuple(keys), rest, order[-1]))
+            steps.append((pred, atom_terms, tuple(keys), rest, order[-1], _key_getter([atom_terms[p] for p in keys])))
             bound |= seen
             if not remaining:
                 return steps
@@ -444,8 +460,8 @@ class _JoinPlan:
         if depth == len(steps):
             self._complete(binding, out, room)
             return
-        pred, atom_terms, keys, rest, original = steps[depth]
-        values = tuple(binding[atom_terms[p]] if type(atom_terms[p]) is int else atom_terms[p] for p in keys)
+        pred, atom_terms, keys, rest, original, key_of = steps[depth]
+        values = key_of(binding)
         if candidates is None:
             candidates = matching(pred, keys, values)
             check_keys = False
@@ -455,6 +471,7 @@ class _JoinPlan:
         new_facts = delta[pred] if old_only else None
         types = self.types
         last = depth + 1 == len(steps)
+        direct = last and self.direct
         for args in candidates:
             if check_keys and tuple(args[p] for p in keys) != values:
                 continue
@@ -470,7 +487,11 @@ class _JoinPlan:
                 elif new[var] != value:
                     break
             else:
-                if last:
+                if direct:
+                    out.append(tuple(new))
+                    if len(out) > room:
+                        raise _TooMany
+                elif last:
                     self._complete(new, out, room)
                 else:
                     self._join(steps, depth + 1, new, matching, out, room, None, delta, first)
