@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import product, repeat
 from operator import and_, invert, itemgetter, or_
 
@@ -65,8 +66,13 @@ class Task:
 
     def __post_init__(self) -> None:
         self.fact_index = {fact: i for i, fact in enumerate(self.facts)}
-        self.action_index = {action.pddl: i for i, action in enumerate(self.actions)}
         self._bucket_cache: dict[int, list[tuple[int, int, int]]] | None = None
+
+    @cached_property
+    def action_index(self) -> dict[str, int]:
+        """Action index by IPC text, e.g. `(move robot1 table1 table2)`; made on first use (a
+        generated kitchen has thousands of actions and most tasks never look one up by text)."""
+        return {action.pddl: i for i, action in enumerate(self.actions)}
 
     @property
     def _buckets(self) -> dict[int, list[tuple[int, int, int]]]:
