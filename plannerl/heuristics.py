@@ -383,14 +383,12 @@ OTHER, FREE = "*other", "*free"
 
 @dataclass
 class ActionFacts:
-    """Each action's facts as index lists, and the actions adding or deleting each fact: the
-    analysis walks these thousands of times, and pulling them out of int masks bit by bit
-    cost more than everything else it does."""
+    """Each action's preconditions as index lists, and the actions adding or deleting each
+    fact: the analysis walks these thousands of times, and pulling them out of int masks bit
+    by bit cost more than everything else it does."""
 
     pre: list
     neg: list
-    add: list
-    delete: list
     adders: dict[int, list[int]]
     deleters: dict[int, list[int]]
 
@@ -398,11 +396,11 @@ class ActionFacts:
     def of(cls, task: Task, core=None) -> ActionFacts:
         """From the compiled core's lists when given (fast), else from the task's masks."""
         if core is None:
-            lists = [[_bits(getattr(a, name)) for a in task.actions] for name in ("pre", "neg", "add", "delete")]
-            return cls(*lists, _actions_by_fact(lists[2]), _actions_by_fact(lists[3]))
-        raw = [array("i", part).tolist() for part in core.fact_lists() + core.fact_users()]
-        lists = [[flat[i:j] for i, j in zip(off, off[1:])] for off, flat in zip(raw[::2], raw[1::2])]
-        return cls(*lists[:4], *({k: users for k, users in enumerate(by_fact) if users} for by_fact in lists[4:]))
+            pre, neg, add, delete = ([_bits(getattr(a, name)) for a in task.actions] for name in ("pre", "neg", "add", "delete"))
+            return cls(pre, neg, _actions_by_fact(add), _actions_by_fact(delete))
+        raw = [array("i", part).tolist() for part in core.fact_lists()[:4] + core.fact_users()]
+        pre, neg, adders, deleters = ([flat[i:j] for i, j in zip(off, off[1:])] for off, flat in zip(raw[::2], raw[1::2]))
+        return cls(pre, neg, *({k: users for k, users in enumerate(by_fact) if users} for by_fact in (adders, deleters)))
 
 
 def _actions_by_fact(lists: list) -> dict[int, list[int]]:
@@ -591,7 +589,7 @@ class _Analysis:
                 atom = task.facts[k]
                 if not renamed.intersection(atom[1:]):
                     continue
-                name = rename(k)
+                name = name_of(k)
                 if all(any(name_of(j) == name for j in pre) for pre in inexact[k]):
                     continue
                 renamed.difference_update(atom[1:])
@@ -602,7 +600,7 @@ class _Analysis:
         members: list[int] = []
         of_fact: dict[int, int] = {}
         for k in facts:
-            atom = rename(k)
+            atom = name_of(k)
             if atom not in index:
                 index[atom] = len(atoms)
                 atoms.append(atom)

@@ -175,7 +175,8 @@ def charges_written_out(analysis) -> tuple[list[int], ...]:
     owner_of, guard_off, guard_fact_off, guard_facts, guard_owner = [], [0], [0], [], []
     for a, action in enumerate(task.actions):
         found = [gi for k in sparse.pre[a] for gi in analysis.groups_of.get(k, ())]
-        changed = [k for k in sparse.add[a] + sparse.delete[a] if k in owner]
+        add, delete = heuristics._bits(action.add), heuristics._bits(action.delete)
+        changed = [k for k in add + delete if k in owner]
         if len(found) != len(set(found)):
             owner_of.append(heuristics.NEVER)
         elif changed:
@@ -184,8 +185,8 @@ def charges_written_out(analysis) -> tuple[list[int], ...]:
                 changed.sort(key=lambda k: (sorted(args.index(t) if t in args else len(args) for t in task.facts[k][1:]), k))
             owner_of.append(owner[changed[0]])
         else:
-            added = {t for k in sparse.add[a] if k in analysis.groups_of for t in task.facts[k][1:]}
-            deleted = {t for k in sparse.delete[a] if k in analysis.groups_of for t in task.facts[k][1:]}
+            added = {t for k in add if k in analysis.groups_of for t in task.facts[k][1:]}
+            deleted = {t for k in delete if k in analysis.groups_of for t in task.facts[k][1:]}
             destination = (added - deleted) & all_targets
             args = set(action.args)
             ranked = []
