@@ -356,8 +356,6 @@ def _relaxed_grounding(domain: Domain, problem: Problem, objects_of_type, static
                 raise LimitError(f"problem {problem.name}: more than {MAX_GROUND_ACTIONS} ground actions, too large to plan")
             fresh = [args for args in dict.fromkeys(found) if (name, args) not in ground]
             ground.update(dict.fromkeys(zip(repeat(name), fresh), plan.schema))
-            if len(ground) > MAX_GROUND_ACTIONS:
-                raise LimitError(f"problem {problem.name}: more than {MAX_GROUND_ACTIONS} ground actions, too large to plan")
             for pred, terms in plan.add:  # each added fact of every new action, a whole column at a time
                 if not terms:
                     new_facts.add((pred,))
@@ -506,17 +504,17 @@ class _JoinPlan:
         free = [i for i, value in enumerate(binding) if value is None]
         if not free and self.simple:
             out.append(tuple(binding))
-        else:
-            for values in product(*(self.choices[i] for i in free)):
-                full = binding[:]
-                for i, value in zip(free, values):
-                    full[i] = value
-                if self._allowed(full):
-                    out.append(tuple(full))
-                    if len(out) > room:
-                        raise _TooMany
-        if len(out) > room:
-            raise _TooMany
+            if len(out) > room:
+                raise _TooMany
+            return
+        for values in product(*(self.choices[i] for i in free)):
+            full = binding[:]
+            for i, value in zip(free, values):
+                full[i] = value
+            if self._allowed(full):
+                out.append(tuple(full))
+                if len(out) > room:
+                    raise _TooMany
 
     def _allowed(self, full: list[str]) -> bool:
         """(In)equalities and static negative preconditions, checked on a complete binding."""
