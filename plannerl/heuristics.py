@@ -450,7 +450,6 @@ class _Analysis:
         for p, goal_mask in enumerate(goal_masks):
             for k in _bits(goal_mask):
                 self.owner.setdefault(k, p)
-        self.owned_mask = sum(1 << k for k in self.owner)
         self.target_objects = [{t for k in _bits(targets) for t in task.facts[k][1:]} for targets in self.targets]
         self._charges()
 
@@ -539,7 +538,6 @@ class _Analysis:
                                 *flat([object_id[t] for t in params] for params in self.group_params), owner,
                                 *flat([object_id[t] for t in objects] for objects in self.target_objects))
         self.owner_of, self.guard_off, self.guard_fact_off, self.guard_facts, self.guard_owner = (array("i", part) for part in out)
-
 
     def merge_map(self, mask: int, targets: int, symmetry) -> tuple[list[tuple], list[int], dict[int, int]]:
         """Abstract facts of a pattern: its facts with the fixed objects it need not tell apart
