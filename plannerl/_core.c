@@ -190,6 +190,8 @@ typedef struct {
     int nsym;
     /* interchangeable objects among each action's arguments (for twin pruning) */
     int32_t *act_sym_off, *act_sym;
+    /* every object id each action names, in argument order (-1: not an object of the task) */
+    int32_t *act_obj_off, *act_objs;
     word *scratch;
     /* pattern database over canonical states */
     StateSet pdb;
@@ -525,7 +527,7 @@ static void core_dealloc(Core *c) {
     free(c->obj_class); free(c->class_off); free(c->class_members); free(c->class_fill); free(c->fact_table); free(c->fact_sym);
     free(c->col); free(c->newcol); free(c->col0); free(c->order); free(c->inc_off); free(c->inc);
     free(c->inc_fill); free(c->perm); free(c->true_facts); free(c->sym_objs); free(c->scratch);
-    free(c->lonely); free(c->twin_rank); free(c->act_sym_off); free(c->act_sym);
+    free(c->lonely); free(c->twin_rank); free(c->act_sym_off); free(c->act_sym); free(c->act_obj_off); free(c->act_objs);
     stateset_free(&c->pdb);
     free(c->pdb_h);
     stateset_free(&c->cache);
@@ -598,8 +600,8 @@ static int core_finish(Core *c, int32_t *weight, int32_t *obj_off, int32_t *objs
             if (objs[j] >= 0 && objs[j] < c->nobj && c->obj_class[objs[j]] >= 0) c->act_sym[m++] = objs[j];
     }
     c->act_sym_off[c->nactions] = m;
-    free(obj_off);
-    free(objs);
+    c->act_obj_off = obj_off;
+    c->act_objs = objs;
     /* successor buckets */
     int32_t *bucket_key = malloc((c->nactions + 1) * sizeof(int32_t));
     c->bucket_off = calloc(nfacts + 2, sizeof(int32_t));
@@ -1059,6 +1061,205 @@ static PyObject *core_project(Core *c, PyObject *args) {
     free(keys.data);
     free(keys.table);
     return result;
+}
+
+/* ------------------------------------------------------------------ how actions are charged */
+
+static int objs_meet(const word *x, const word *y, int OW) {
+    for (int w = 0; w < OW; w++)
+        if (x[w] & y[w]) return 1;
+    return 0;
+}
+
+/* The argument positions of a fact's objects, sorted (an object that is no argument counts
+   as position nargs); returns how many. */
+static int role_positions(const int32_t *fobj_off, const int32_t *fobjs, const int32_t *args, int nargs, int32_t k,
+                          int32_t *pos) {
+    int n = 0;
+    for (int32_t i = fobj_off[k]; i < fobj_off[k + 1] && n < 64; i++) {
+        int at = nargs;
+        for (int x = 0; x < nargs; x++)
+            if (args[x] == fobjs[i]) {
+                at = x;
+                break;
+            }
+        int j = n++;
+        while (j > 0 && pos[j - 1] > at) {
+            pos[j] = pos[j - 1];
+            j--;
+        }
+        pos[j] = at;
+    }
+    return n;
+}
+
+/* Whether fact k comes before fact j by role: their sorted argument positions compared
+   lexicographically (a prefix first), then the fact numbers. */
+static int role_less(const int32_t *fobj_off, const int32_t *fobjs, const int32_t *args, int nargs, int32_t k, int32_t j) {
+    int32_t pk[64], pj[64];
+    int nk = role_positions(fobj_off, fobjs, args, nargs, k, pk), nj = role_positions(fobj_off, fobjs, args, nargs, j, pj);
+    for (int i = 0; i < nk && i < nj; i++)
+        if (pk[i] != pj[i]) return pk[i] < pj[i];
+    if (nk != nj) return nk < nj;
+    return k < j;
+}
+
+/* charges(fact_group_off, fact_groups, group_off, group_facts, group_param_off, group_params, owner,
+           target_off, targets)
+   -> (owner_of, guard_off, guard_fact_off, guard_facts, guard_owner) as int32 bytes
+
+   How each action's cost is charged to the patterns: the loop over thousands of actions of
+   plannerl.heuristics._Analysis._charges, whose docstring states the rule. The caller numbers
+   groups (their facts ascending) and patterns; objects are the core's own ids (those of its
+   facts and actions): owner[k] is the pattern that owns fact k (-1: none), group_params the
+   objects that every fact of a group names, targets the objects of each pattern's targets.
+   owner_of[a] is -3 when two preconditions lie in one group (the action never applies), the
+   owning pattern when the action changes owned facts, -1 when guards decide and -2 when none
+   can; the guards of action a are guard_off[a] .. guard_off[a + 1] - 1, each a list of
+   deciding facts with their owners. */
+static PyObject *core_charges(Core *c, PyObject *args) {
+    Py_buffer b[9];
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &b[6], &b[7], &b[8]))
+        return NULL;
+    const int32_t *fg_off = b[0].buf, *fgroups = b[1].buf, *g_off = b[2].buf, *gfacts = b[3].buf, *gp_off = b[4].buf;
+    const int32_t *gparams = b[5].buf, *owner = b[6].buf, *t_off = b[7].buf, *tobjs = b[8].buf;
+    const int32_t *fobj_off = c->fact_args_off, *fobjs = c->fact_args, *aobj_off = c->act_obj_off, *aobjs = c->act_objs;
+    int nobj = c->nobj;
+    int ngroups = (int)(b[2].len / (Py_ssize_t)sizeof(int32_t)) - 1;
+    int npatterns = (int)(b[7].len / (Py_ssize_t)sizeof(int32_t)) - 1;
+    int OW = nobj / 64 + 1;
+    int ok = ngroups >= 0 && npatterns >= 0 && b[0].len == (Py_ssize_t)((c->nfacts + 1) * sizeof(int32_t)) &&
+             b[6].len == (Py_ssize_t)(c->nfacts * sizeof(int32_t)) && b[4].len == b[2].len;
+    for (int i = 0; ok && i < b[1].len / (Py_ssize_t)sizeof(int32_t); i++) ok = fgroups[i] >= 0 && fgroups[i] < ngroups;
+    for (int i = 0; ok && i < b[3].len / (Py_ssize_t)sizeof(int32_t); i++) ok = gfacts[i] >= 0 && gfacts[i] < c->nfacts;
+    for (int i = 0; ok && i < c->nfacts; i++) ok = owner[i] < npatterns;
+    for (int i = 0; ok && i < b[5].len / (Py_ssize_t)sizeof(int32_t); i++) ok = gparams[i] >= 0 && gparams[i] < nobj;
+    for (int i = 0; ok && i < b[8].len / (Py_ssize_t)sizeof(int32_t); i++) ok = tobjs[i] >= 0 && tobjs[i] < nobj;
+    if (!ok) {
+        for (int i = 0; i < 9; i++) PyBuffer_Release(&b[i]);
+        PyErr_SetString(PyExc_ValueError, "charges: inconsistent buffers");
+        return NULL;
+    }
+    /* object sets as bit sets: each group's params, each pattern's targets, all targets */
+    word *params = calloc((size_t)(ngroups + 1) * OW, sizeof(word)), *target = calloc((size_t)(npatterns + 1) * OW, sizeof(word));
+    word *sets = calloc((size_t)5 * OW, sizeof(word));
+    int32_t *stamp = malloc((ngroups + 1) * sizeof(int32_t)), *ranked = malloc((ngroups + 1) * sizeof(int32_t));
+    char *with_owned = calloc(ngroups + 1, 1), *carried = calloc(ngroups + 1, 1);
+    IVec owner_of = {0}, guard_off = {0}, guard_fact_off = {0}, guard_facts = {0}, guard_owner = {0};
+    int failed = !params || !target || !sets || !stamp || !ranked || !with_owned || !carried;
+    for (int g = 0; !failed && g < ngroups; g++) {
+        stamp[g] = -1;
+        for (int32_t i = gp_off[g]; i < gp_off[g + 1]; i++) set_bit(params + (size_t)g * OW, gparams[i]);
+        for (int32_t i = g_off[g]; i < g_off[g + 1]; i++) with_owned[g] |= owner[gfacts[i]] >= 0;
+    }
+    word *all_targets = target + (size_t)npatterns * OW;
+    for (int p = 0; !failed && p < npatterns; p++)
+        for (int32_t i = t_off[p]; i < t_off[p + 1]; i++) {
+            set_bit(target + (size_t)p * OW, tobjs[i]);
+            set_bit(all_targets, tobjs[i]);
+        }
+    word *added = sets, *deleted = sets + OW, *dest = sets + 2 * OW, *argset = sets + 3 * OW, *common = sets + 4 * OW;
+    failed = failed || ivec_push(&guard_off, 0) < 0 || ivec_push(&guard_fact_off, 0) < 0;
+    for (int a = 0; a < c->nactions && !failed; a++) {
+        int32_t own = -1;
+        int never = 0;
+        for (int32_t i = c->pre_off[a]; i < c->pre_off[a + 1] && !never; i++)
+            for (int32_t j = fg_off[c->pre[i]]; j < fg_off[c->pre[i] + 1] && !never; j++) {
+                never = stamp[fgroups[j]] == a;
+                stamp[fgroups[j]] = a;
+            }
+        if (never) own = -3;
+        /* the changed owned fact that names the earliest arguments decides */
+        int32_t best = -1, first_owner = -1, mixed = 0;
+        const int32_t *act = aobjs + aobj_off[a];
+        int nargs = aobj_off[a + 1] - aobj_off[a];
+        for (int l = 0; l < 2 && !never; l++) {
+            const int32_t *off = l ? c->del_off : c->add_off, *list = l ? c->del : c->add;
+            for (int32_t i = off[a]; i < off[a + 1]; i++) {
+                int32_t k = list[i];
+                if (owner[k] < 0) continue;
+                if (best < 0) {
+                    best = k;
+                    first_owner = owner[k];
+                    continue;
+                }
+                mixed |= owner[k] != first_owner;
+                if (role_less(fobj_off, fobjs, act, nargs, k, best)) best = k;
+            }
+        }
+        if (best >= 0) own = mixed ? owner[best] : first_owner;
+        if (own != -1) {
+            failed = ivec_push(&owner_of, own) < 0 || ivec_push(&guard_off, (int32_t)guard_fact_off.len - 1) < 0;
+            continue;
+        }
+        /* guards: owned groups about the arguments, carried ones first, then destination, origin */
+        memset(sets, 0, (size_t)5 * OW * sizeof(word));
+        for (int l = 0; l < 2; l++) {
+            const int32_t *off = l ? c->del_off : c->add_off, *list = l ? c->del : c->add;
+            for (int32_t i = off[a]; i < off[a + 1]; i++) {
+                int32_t k = list[i];
+                if (fg_off[k] == fg_off[k + 1]) continue;
+                for (int32_t j = fobj_off[k]; j < fobj_off[k + 1]; j++) set_bit(l ? deleted : added, fobjs[j]);
+            }
+        }
+        for (int w = 0; w < OW; w++) dest[w] = added[w] & ~deleted[w] & all_targets[w];
+        for (int x = 0; x < nargs; x++)
+            if (act[x] >= 0) set_bit(argset, act[x]);
+        int nranked = 0;
+        for (int rank = 0; rank < 4; rank++)
+            for (int g = 0; g < ngroups; g++) {
+                if (!with_owned[g] || !objs_meet(params + (size_t)g * OW, argset, OW)) continue;
+                int r, moves = 0;
+                for (int w = 0; w < OW; w++) {
+                    common[w] = params[(size_t)g * OW + w] & argset[w];
+                    moves |= (common[w] & added[w] & deleted[w]) != 0;
+                }
+                r = moves ? 0 : objs_meet(common, added, OW) ? 1 : objs_meet(common, deleted, OW) ? 2 : 3;
+                if (r != rank) continue;
+                carried[g] = (char)moves;
+                ranked[nranked++] = g;
+            }
+        failed = ivec_push(&owner_of, nranked ? -1 : -2) < 0;
+        for (int n = 0; n < nranked && !failed; n++) {
+            int g = ranked[n];
+            for (int32_t i = g_off[g]; i < g_off[g + 1] && !failed; i++) {
+                int32_t k = gfacts[i];
+                if (owner[k] < 0 || (carried[g] && !objs_meet(dest, target + (size_t)owner[k] * OW, OW))) continue;
+                failed = ivec_push(&guard_facts, k) < 0 || ivec_push(&guard_owner, owner[k]) < 0;
+            }
+            failed = failed || ivec_push(&guard_fact_off, (int32_t)guard_facts.len) < 0;
+        }
+        failed = failed || ivec_push(&guard_off, (int32_t)guard_fact_off.len - 1) < 0;
+    }
+    for (int i = 0; i < 9; i++) PyBuffer_Release(&b[i]);
+    PyObject *out = NULL;
+    if (!failed) {
+        IVec *parts[5] = {&owner_of, &guard_off, &guard_fact_off, &guard_facts, &guard_owner};
+        out = PyTuple_New(5);
+        for (int i = 0; out && i < 5; i++) {
+            PyObject *x = PyBytes_FromStringAndSize((const char *)parts[i]->data, parts[i]->len * sizeof(int32_t));
+            if (!x) {
+                Py_CLEAR(out);
+                break;
+            }
+            PyTuple_SET_ITEM(out, i, x);
+        }
+    } else {
+        PyErr_NoMemory();
+    }
+    free(params);
+    free(target);
+    free(sets);
+    free(stamp);
+    free(ranked);
+    free(with_owned);
+    free(carried);
+    ivec_free(&owner_of);
+    ivec_free(&guard_off);
+    ivec_free(&guard_fact_off);
+    ivec_free(&guard_facts);
+    ivec_free(&guard_owner);
+    return out;
 }
 
 static PyObject *core_action_count(Core *c, PyObject *unused) { return PyLong_FromLong(c->nactions); }
@@ -1675,6 +1876,45 @@ static PyObject *core_fact_lists(Core *c, PyObject *unused) {
     return out;
 }
 
+/* fact_users() -> (adders_off, adders, deleters_off, deleters) as int32 bytes: per fact, the
+   actions that add it and those that delete it, ascending (the action lists transposed). */
+static PyObject *core_fact_users(Core *c, PyObject *unused) {
+    const int32_t *offs[2] = {c->add_off, c->del_off};
+    const int32_t *lists[2] = {c->add, c->del};
+    PyObject *out = PyTuple_New(4);
+    for (int l = 0; out && l < 2; l++) {
+        int32_t total = offs[l][c->nactions];
+        int32_t *off = calloc(c->nfacts + 1, sizeof(int32_t)), *users = malloc((total + 1) * sizeof(int32_t));
+        int32_t *fill = calloc(c->nfacts + 1, sizeof(int32_t));
+        PyObject *o = NULL, *x = NULL;
+        if (off && users && fill) {
+            for (int32_t i = 0; i < total; i++) off[lists[l][i] + 1]++;
+            for (int k = 0; k < c->nfacts; k++) off[k + 1] += off[k];
+            for (int a = 0; a < c->nactions; a++)
+                for (int32_t i = offs[l][a]; i < offs[l][a + 1]; i++) {
+                    int32_t k = lists[l][i];
+                    users[off[k] + fill[k]++] = a;
+                }
+            o = PyBytes_FromStringAndSize((const char *)off, (c->nfacts + 1) * sizeof(int32_t));
+            x = PyBytes_FromStringAndSize((const char *)users, total * sizeof(int32_t));
+        } else {
+            PyErr_NoMemory();
+        }
+        free(off);
+        free(users);
+        free(fill);
+        if (!o || !x) {
+            Py_XDECREF(o);
+            Py_XDECREF(x);
+            Py_CLEAR(out);
+            break;
+        }
+        PyTuple_SET_ITEM(out, 2 * l, o);
+        PyTuple_SET_ITEM(out, 2 * l + 1, x);
+    }
+    return out;
+}
+
 /* pdb_entry(i) -> (state bytes, h): the i-th state of the database, for tests and inspection */
 static PyObject *core_pdb_entry(Core *c, PyObject *arg) {
     Py_ssize_t i = PyLong_AsSsize_t(arg);
@@ -1697,8 +1937,10 @@ static PyMethodDef core_methods[] = {
     {"successors", (PyCFunction)core_successors, METH_O, "successors(state) -> [(action, state)]"},
     {"cache_size", (PyCFunction)core_cache_size, METH_NOARGS, "states in the heuristic cache"},
     {"fact_lists", (PyCFunction)core_fact_lists, METH_NOARGS, "fact_lists() -> the actions' sparse pre, neg, add, del lists"},
+    {"fact_users", (PyCFunction)core_fact_users, METH_NOARGS, "fact_users() -> the actions adding and deleting each fact"},
     {"pdb_entry", (PyCFunction)core_pdb_entry, METH_O, "pdb_entry(i) -> (state, h)"},
     {"project", (PyCFunction)core_project, METH_VARARGS, "project(p, ...) -> Core: the abstract task of a pattern"},
+    {"charges", (PyCFunction)core_charges, METH_VARARGS, "charges(...) -> how each action's cost is charged to the patterns"},
     {"action_count", (PyCFunction)core_action_count, METH_NOARGS, "number of actions"},
     {"signature", (PyCFunction)core_signature, METH_O, "signature(relabel) -> bytes: the task up to a renaming of its facts"},
     {NULL, NULL, 0, NULL},

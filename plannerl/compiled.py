@@ -13,6 +13,7 @@ search, which is exact but slower.
 from __future__ import annotations
 
 from array import array
+from itertools import accumulate
 
 try:
     from plannerl import _core
@@ -37,22 +38,19 @@ def from_bytes(data: bytes) -> int:
 
 
 def make_core(nfacts: int, init: int, pre, neg, add, delete, cost, goal_pos: int, goal_neg: int, fact_weight,
-              fact_pred, fact_args_off, fact_args, obj_class, action_objects):
+              fact_pred, fact_args_off, fact_args, obj_class, action_object_off, action_objects):
     """A `_core.Core` for a STRIPS task given as per-action masks (ints) and int sequences;
-    `action_objects` lists, per action, the object ids it names (for pruning twin actions)."""
+    action a names the object ids `action_objects[action_object_off[a]:action_object_off[a + 1]]`
+    (for pruning twin actions; -1 stands for an object the symmetry does not know)."""
     size = words(nfacts) * 8
-    offsets, objects = array("i", [0]), array("i")
-    for names in action_objects:
-        objects.extend(names)
-        offsets.append(len(objects))
 
     def blob(masks) -> bytes:
-        return b"".join(m.to_bytes(size, "little") for m in masks)
+        return b"".join([m.to_bytes(size, "little") for m in masks])
 
     return _core.Core(nfacts, init.to_bytes(size, "little"), blob(pre), blob(neg), blob(add), blob(delete),
                       array("i", cost), goal_pos.to_bytes(size, "little"), goal_neg.to_bytes(size, "little"),
                       array("i", fact_weight), array("i", fact_pred), array("i", fact_args_off), array("i", fact_args),
-                      array("i", obj_class), offsets, objects)
+                      array("i", obj_class), array("i", action_object_off), array("i", action_objects))
 
 
 def fact_weights(facts, init: int) -> list[int]:
@@ -74,4 +72,5 @@ def core_for_task(task, symmetry):
     return make_core(len(task.facts), task.init, [a.pre for a in acts], [a.neg for a in acts], [a.add for a in acts],
                      [a.delete for a in acts], [1] * len(acts), task.goal_pos, task.goal_neg,
                      fact_weights(task.facts, task.init), symmetry.fact_pred, symmetry.fact_args_off, symmetry.fact_args,
-                     symmetry.obj_class, [[ids[t] for t in a.args if t in ids] for a in acts])
+                     symmetry.obj_class, accumulate((len(a.args) for a in acts), initial=0),
+                     [ids.get(t, -1) for a in acts for t in a.args])

@@ -42,6 +42,7 @@ import time
 from array import array
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from plannerl.compiled import fact_weights
 from plannerl.pddl import Domain
@@ -382,26 +383,24 @@ OTHER, FREE = "*other", "*free"
 
 @dataclass
 class ActionFacts:
-    """Each action's facts as index lists, and the actions adding or deleting each fact: the
-    analysis walks these thousands of times, and pulling them out of int masks bit by bit
-    cost more than everything else it does."""
+    """Each action's preconditions as index lists, and the actions adding or deleting each
+    fact: the analysis walks these thousands of times, and pulling them out of int masks bit
+    by bit cost more than everything else it does."""
 
     pre: list
     neg: list
-    add: list
-    delete: list
     adders: dict[int, list[int]]
     deleters: dict[int, list[int]]
 
     @classmethod
     def of(cls, task: Task, core=None) -> ActionFacts:
         """From the compiled core's lists when given (fast), else from the task's masks."""
-        if core is not None:
-            raw = [array("i", part).tolist() for part in core.fact_lists()]
-            lists = [[flat[i:j] for i, j in zip(off, off[1:])] for off, flat in zip(raw[::2], raw[1::2])]
-        else:
-            lists = [[_bits(getattr(a, name)) for a in task.actions] for name in ("pre", "neg", "add", "delete")]
-        return cls(*lists, _actions_by_fact(lists[2]), _actions_by_fact(lists[3]))
+        if core is None:
+            pre, neg, add, delete = ([_bits(getattr(a, name)) for a in task.actions] for name in ("pre", "neg", "add", "delete"))
+            return cls(pre, neg, _actions_by_fact(add), _actions_by_fact(delete))
+        raw = [array("i", part).tolist() for part in core.fact_lists()[:4] + core.fact_users()]
+        pre, neg, adders, deleters = ([flat[i:j] for i, j in zip(off, off[1:])] for off, flat in zip(raw[::2], raw[1::2]))
+        return cls(pre, neg, *({k: users for k, users in enumerate(by_fact) if users} for by_fact in (adders, deleters)))
 
 
 def _actions_by_fact(lists: list) -> dict[int, list[int]]:
@@ -419,8 +418,18 @@ class _Analysis:
     """What the patterns of one task share: mutex groups and their indexes, implied goal facts,
     the patterns' facts, targets and owned facts, and how every action's cost is charged."""
 
-    def __init__(self, task: Task, core=None) -> None:
+    def __init__(self, task: Task, core=None, symmetry=None) -> None:
+        """`core` is the task's `_core.Core` made with `symmetry` (`core_for_task`); both are
+        made here when not given (the core's object ids are the symmetry's)."""
+        from plannerl.compiled import core_for_task
+        from plannerl.symmetry import Symmetry
+
         self.task = task
+        if core is None or symmetry is None:
+            symmetry = Symmetry(task, enabled=False)
+            core = core_for_task(task, symmetry)
+        self.core, self.object_id = core, symmetry.object_id
+        self._unrequired: dict[int, list[list[int]]] = {}
         self.sparse = sparse = ActionFacts.of(task, core)
         self.groups = mutex_groups(task)
         self.group_mask = [sum(1 << k for k in g) for g in self.groups]
@@ -441,7 +450,6 @@ class _Analysis:
         for p, goal_mask in enumerate(goal_masks):
             for k in _bits(goal_mask):
                 self.owner.setdefault(k, p)
-        self.owned_mask = sum(1 << k for k in self.owner)
         self.target_objects = [{t for k in _bits(targets) for t in task.facts[k][1:]} for targets in self.targets]
         self._charges()
 
@@ -449,10 +457,16 @@ class _Analysis:
         """Whether two preconditions of action number `action` lie in one mutex group (e.g.
         stacking an item on itself: holding it while it is in a station). Such actions are
         grounded (grounding is relaxed) but never apply, and would make patterns that differ
-        only by names charge differently; the abstract tasks leave them out."""
-        groups_of = self.groups_of
-        found = [gi for k in self.sparse.pre[action] if k in groups_of for gi in groups_of[k]]
-        return len(found) != len(set(found))
+        only by names charge differently; the abstract tasks leave them out (`_charges` finds them)."""
+        return self.owner_of[action] == NEVER
+
+    def unrequired_deletes(self, fact: int) -> list[list[int]]:
+        """The preconditions of each action that deletes `fact` without requiring it (kept: every
+        pattern over the fact reads them)."""
+        if fact not in self._unrequired:
+            pre = self.sparse.pre
+            self._unrequired[fact] = [pre[b] for b in self.sparse.deleters.get(fact, ()) if fact not in pre[b]]
+        return self._unrequired[fact]
 
     def closure(self, fact: int) -> int:
         mask = 1 << fact
@@ -506,64 +520,24 @@ class _Analysis:
         carries along (the moving robot's hand), of its destination (what lies on the target
         station), of its origin. Each guard decides by its true owned fact; a carried object's
         fact only decides when the action's destination matters to its owner (moving while
-        holding the patty is the patty's move only when it goes where the patty must end up)."""
-        task, groups, sparse, owner = self.task, self.groups, self.sparse, self.owner
-        with_owned = [gi for gi, m in enumerate(self.group_mask) if m & self.owned_mask]
-        by_object: dict[str, list[int]] = {}
-        for gi in with_owned:
-            for o in self.group_params[gi]:
-                by_object.setdefault(o, []).append(gi)
-        all_targets = set().union(*self.target_objects) if self.target_objects else set()
-        deciding_cache: dict[tuple, list[tuple[int, int]]] = {}
-        self.owner_of = array("i")
-        self.guard_off = array("i", [0])
-        self.guard_fact_off = array("i", [0])
-        self.guard_facts = array("i")
-        self.guard_owner = array("i")
-        facts = task.facts
-        for a, action in enumerate(task.actions):
-            add, delete = sparse.add[a], sparse.delete[a]
-            if self.never_applicable(a):
-                self.owner_of.append(NEVER)
-                self.guard_off.append(len(self.guard_fact_off) - 1)
-                continue
-            changed = [k for k in add if k in owner] + [k for k in delete if k in owner]
-            if changed:
-                args = action.args
-                if len(changed) > 1 and len({owner[k] for k in changed}) > 1:
-                    # by role: the sorted positions of the fact's objects among the arguments
-                    outside = len(args)
-                    changed.sort(key=lambda k: (sorted(args.index(t) if t in args else outside for t in facts[k][1:]), k))
-                self.owner_of.append(owner[changed[0]])
-                self.guard_off.append(len(self.guard_fact_off) - 1)
-                continue
-            # the facts of the groups the action touches are its facts that lie in a group
-            added = {t for k in add if k in self.groups_of for t in task.facts[k][1:]}
-            deleted = {t for k in delete if k in self.groups_of for t in task.facts[k][1:]}
-            destination = frozenset((added - deleted) & all_targets)
-            args = set(action.args)
-            ranked = []
-            for gi in {gi for o in args for gi in by_object.get(o, ())}:
-                common = self.group_params[gi] & args
-                carried = bool(common & added & deleted)
-                rank = 0 if carried else 1 if common & added else 2 if common & deleted else 3
-                key = (gi, destination if carried else None)
-                if key not in deciding_cache:
-                    deciding = [k for k in groups[gi] if k in owner and (not carried or destination & self.target_objects[owner[k]])]
-                    deciding_cache[key] = (array("i", deciding), array("i", [owner[k] for k in deciding]))
-                ranked.append((rank, gi, deciding_cache[key]))
-            ranked.sort(key=lambda item: item[:2])
-            self.owner_of.append(-1 if ranked else -2)
-            for _, _, (deciding, owners) in ranked:
-                self.guard_facts.extend(deciding)
-                self.guard_owner.extend(owners)
-                self.guard_fact_off.append(len(self.guard_facts))
-            self.guard_off.append(len(self.guard_fact_off) - 1)
-        offsets, ids = array("i", [0]), array("i")
-        for k in range(len(task.facts)):
-            ids.extend(self.groups_of.get(k, ()))
-            offsets.append(len(ids))
-        self.fact_group_off, self.fact_groups = offsets, ids
+        holding the patty is the patty's move only when it goes where the patty must end up).
+
+        The loop over the actions runs in the compiled core (`Core.charges`): in Python it was
+        the largest single cost of preparing a generated instance."""
+        task, object_id = self.task, self.object_id
+
+        def flat(lists) -> tuple[array, array]:
+            lists = list(lists)
+            return array("i", accumulate(map(len, lists), initial=0)), array("i", [x for values in lists for x in values])
+
+        self.fact_group_off, self.fact_groups = flat(self.groups_of.get(k, ()) for k in range(len(task.facts)))
+        owner = array("i", [-1] * len(task.facts))
+        for k, p in self.owner.items():
+            owner[k] = p
+        out = self.core.charges(self.fact_group_off, self.fact_groups, *flat(self.groups),
+                                *flat([object_id[t] for t in params] for params in self.group_params), owner,
+                                *flat([object_id[t] for t in objects] for objects in self.target_objects))
+        self.owner_of, self.guard_off, self.guard_fact_off, self.guard_facts, self.guard_owner = (array("i", part) for part in out)
 
     def merge_map(self, mask: int, targets: int, symmetry) -> tuple[list[tuple], list[int], dict[int, int]]:
         """Abstract facts of a pattern: its facts with the fixed objects it need not tell apart
@@ -595,10 +569,10 @@ class _Analysis:
         # the deleters' preconditions inside the pattern, split once: most deleters require the
         # fact they delete, which settles them whatever is renamed
         inexact: dict[int, list[list[int]]] = {}
+        inside = set(facts)
         for k in facts:
             if renamed.intersection(task.facts[k][1:]):
-                inexact[k] = [[j for j in self.sparse.pre[b] if mask >> j & 1] for b in self.sparse.deleters.get(k, ())
-                              if k not in self.sparse.pre[b]]
+                inexact[k] = [[j for j in pre if j in inside] for pre in self.unrequired_deletes(k)]
         names: dict[int, tuple] = {}  # rename(j), valid until `renamed` shrinks
 
         def name_of(j: int) -> tuple:
@@ -613,7 +587,7 @@ class _Analysis:
                 atom = task.facts[k]
                 if not renamed.intersection(atom[1:]):
                     continue
-                name = rename(k)
+                name = name_of(k)
                 if all(any(name_of(j) == name for j in pre) for pre in inexact[k]):
                     continue
                 renamed.difference_update(atom[1:])
@@ -624,7 +598,7 @@ class _Analysis:
         members: list[int] = []
         of_fact: dict[int, int] = {}
         for k in facts:
-            atom = rename(k)
+            atom = name_of(k)
             if atom not in index:
                 index[atom] = len(atoms)
                 atoms.append(atom)
@@ -648,7 +622,7 @@ def build_pattern_sum(task: Task, symmetry, core=None, *, max_states: int = PDB_
 
     start = time.perf_counter()
     core = core or core_for_task(task, symmetry)
-    analysis = _Analysis(task, core)
+    analysis = _Analysis(task, core, symmetry)
     weights = fact_weights(task.facts, task.init)
     objects = list(symmetry.objects) + [OTHER, FREE]
     object_id = {name: i for i, name in enumerate(objects)}

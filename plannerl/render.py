@@ -16,7 +16,7 @@ import re
 import string
 import tomllib
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 from plannerl.errors import PlannerlError
@@ -169,8 +169,9 @@ def _section(path: Path, data: dict, name: str, arity: dict[str, int], kind: str
     return dict(section)
 
 
+@lru_cache(maxsize=65536)
 def natural_key(name: str) -> tuple:
-    """`table2` before `table10`."""
+    """`table2` before `table10` (cached: every prompt sorts every object and fact by it)."""
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part)
 
 
@@ -270,6 +271,14 @@ def _type_sentence(task, obj: str, type_name: str) -> str:
 
 
 def _object_order(task) -> list[str]:
+    """The objects in prompt order (computed once per task: every state lists them all)."""
+    cache = _cache(task)
+    if "object_order" not in cache:
+        cache["object_order"] = _sorted_objects(task)
+    return cache["object_order"]
+
+
+def _sorted_objects(task) -> list[str]:
     domain = task.domain
     declared = {t: i for i, t in enumerate(domain.supertype)}
     order = task_templates(task).block_order
@@ -283,8 +292,19 @@ def _object_order(task) -> list[str]:
 
 
 def _fact_key(task):
-    predicate_order = {p: i for i, p in enumerate(task.domain.predicates)}
-    return lambda atom: (predicate_order.get(atom[0], len(predicate_order)), tuple(natural_key(a) for a in atom[1:]))
+    """The sort key of facts in prompts, remembered per fact for the task (the static facts and
+    most fluent ones recur in every state)."""
+    cache = _cache(task)
+    if "fact_key" not in cache:
+        cache["fact_key"] = partial(_remembered_fact_key, {p: i for i, p in enumerate(task.domain.predicates)}, {})
+    return cache["fact_key"]
+
+
+def _remembered_fact_key(predicate_order: dict[str, int], known: dict[tuple, tuple], atom: tuple) -> tuple:
+    found = known.get(atom)
+    if found is None:
+        found = known[atom] = (predicate_order.get(atom[0], len(predicate_order)), tuple(natural_key(a) for a in atom[1:]))
+    return found
 
 
 def state_lines(task, state: int) -> list[str]:

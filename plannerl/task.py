@@ -14,9 +14,11 @@ canonical plan (see `plannerl.search`).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import product
-from operator import itemgetter
+from functools import cached_property
+from itertools import product, repeat
+from operator import and_, invert, itemgetter, or_
 
 from plannerl.errors import LimitError, NoPlanError, PddlError
 from plannerl.pddl import ActionSchema, Atom, Domain, Problem
@@ -64,8 +66,13 @@ class Task:
 
     def __post_init__(self) -> None:
         self.fact_index = {fact: i for i, fact in enumerate(self.facts)}
-        self.action_index = {action.pddl: i for i, action in enumerate(self.actions)}
         self._bucket_cache: dict[int, list[tuple[int, int, int]]] | None = None
+
+    @cached_property
+    def action_index(self) -> dict[str, int]:
+        """Action index by IPC text, e.g. `(move robot1 table1 table2)`; made on first use (a
+        generated kitchen has thousands of actions and most tasks never look one up by text)."""
+        return {action.pddl: i for i, action in enumerate(self.actions)}
 
     @property
     def _buckets(self) -> dict[int, list[tuple[int, int, int]]]:
@@ -156,11 +163,21 @@ def _successor_buckets(task: Task) -> dict[int, list[tuple[int, int, int]]]:
         if task.init >> k & 1:
             per_predicate_true[fact[0]] = per_predicate_true.get(fact[0], 0) + 1
     share = {pred: (per_predicate_true.get(pred, 0) + 1) / (total + 1) for pred, total in per_predicate_total.items()}
+    # the rarest precondition is the lowest fact of the lowest share level the precondition
+    # meets: a few int ANDs per action instead of a walk over its bits
+    levels: dict[float, int] = {}
+    for k, fact in enumerate(task.facts):
+        levels[share[fact[0]]] = levels.get(share[fact[0]], 0) | 1 << k
+    masks = [levels[level] for level in sorted(levels)]
     buckets: dict[int, list[tuple[int, int, int]]] = {-1: []}
-    rank = [(share[fact[0]], k) for k, fact in enumerate(task.facts)]
     for index, action in enumerate(task.actions):
-        key = min((rank[k] for k in _set_bits(action.pre)), default=(0, -1))[1]
-        buckets.setdefault(key, []).append((index, action.pre, action.neg))
+        pre, key = action.pre, -1
+        for mask in masks:
+            rare = pre & mask
+            if rare:
+                key = (rare & -rare).bit_length() - 1
+                break
+        buckets.setdefault(key, []).append((index, pre, action.neg))
     return buckets
 
 
@@ -210,7 +227,13 @@ def _grounding(domain: Domain, problem: Problem, static_facts, fluent_predicates
     for i, fact in enumerate(facts):
         bit_of.setdefault(fact[0], {})[fact[1] if len(fact) == 2 else fact[1:]] = 1 << i
     masks_of = {schema.name: _MaskBuilder(schema, bit_of, fluent_predicates) for schema in domain.actions}
-    actions = [Action(name, args, *masks_of[name].masks(args)) for name, args in sorted(ground)]
+    by_schema: dict[str, list[tuple[str, ...]]] = {}
+    for name, args in ground:
+        by_schema.setdefault(name, []).append(args)
+    actions: list[Action] = []
+    for name in sorted(by_schema):  # the order of sorted (name, args) pairs
+        args_list = sorted(by_schema[name])
+        actions += map(Action, repeat(name), args_list, *masks_of[name].masks(args_list))
     _GROUNDINGS[key] = (domain, reached, facts, bit_of, actions)
     while len(_GROUNDINGS) > GROUNDING_CACHE:
         _GROUNDINGS.popitem(last=False)
@@ -249,13 +272,15 @@ class _MaskBuilder:
         self.delete = compile_atoms(schema.delete)
         self.position = position
 
-    def _mask(self, atoms, args) -> int:
+    def _column(self, atoms, args_list: list[tuple[str, ...]]) -> list[int]:
+        """One mask per argument tuple, a whole schema at a time (map runs the lookups without a
+        Python call per action)."""
         by_getter, by_fill = atoms
-        bits = 0
+        bits = [0] * len(args_list)
         for table, getter in by_getter:
-            bits |= table.get(getter(args), 0)
+            bits = list(map(or_, bits, map(table.get, map(getter, args_list), repeat(0))))
         for table, fixed in by_fill:
-            bits |= table.get(self._fill(fixed, args), 0)
+            bits = [b | table.get(self._fill(fixed, args), 0) for b, args in zip(bits, args_list)]
         return bits
 
     def _fill(self, terms, args):
@@ -263,9 +288,12 @@ class _MaskBuilder:
             return args[self.position[terms]] if terms in self.position else terms
         return tuple(args[self.position[t]] if t in self.position else t for t in terms)
 
-    def masks(self, args: tuple[str, ...]) -> tuple[int, int, int, int]:
-        add = self._mask(self.add, args)
-        return self._mask(self.pre, args), self._mask(self.neg, args), add, self._mask(self.delete, args) & ~add
+    def masks(self, args_list: list[tuple[str, ...]]) -> tuple[list[int], list[int], list[int], list[int]]:
+        """The pre, neg, add and delete masks of the actions with these arguments (a delete that
+        the action also adds is no delete)."""
+        add = self._column(self.add, args_list)
+        delete = list(map(and_, self._column(self.delete, args_list), map(invert, add)))
+        return self._column(self.pre, args_list), self._column(self.neg, args_list), add, delete
 
 
 def _objects_by_type(domain: Domain, problem: Problem) -> dict[str, list[str]]:
@@ -322,17 +350,18 @@ def _relaxed_grounding(domain: Domain, problem: Problem, objects_of_type, static
     while True:
         new_facts: set[Atom] = set()
         for plan in plans:
-            for args in plan.bindings(matching, delta, first):
-                key = (plan.schema.name, args)
-                if key in ground:
-                    continue
-                ground[key] = plan.schema
-                if len(ground) > MAX_GROUND_ACTIONS:
-                    raise LimitError(f"problem {problem.name}: more than {MAX_GROUND_ACTIONS} ground actions, too large to plan")
-                for pred, terms in plan.add:
-                    fact = (pred, *(args[t] if type(t) is int else t for t in terms))
-                    if fact not in reached:
-                        new_facts.add(fact)
+            name = plan.schema.name
+            found = plan.bindings(matching, delta, first, MAX_GROUND_ACTIONS - len(ground))
+            if found is None:
+                raise LimitError(f"problem {problem.name}: more than {MAX_GROUND_ACTIONS} ground actions, too large to plan")
+            fresh = [args for args in dict.fromkeys(found) if (name, args) not in ground]
+            ground.update(dict.fromkeys(zip(repeat(name), fresh), plan.schema))
+            for pred, terms in plan.add:  # each added fact of every new action, a whole column at a time
+                if not terms:
+                    new_facts.add((pred,))
+                elif fresh:
+                    new_facts.update(zip(repeat(pred), *(map(itemgetter(t), fresh) if type(t) is int else repeat(t) for t in terms)))
+        new_facts -= reached
         if not new_facts:
             return ground, reached
         delta = {}
@@ -340,6 +369,22 @@ def _relaxed_grounding(domain: Domain, problem: Problem, objects_of_type, static
             delta.setdefault(atom[0], set()).add(atom[1:])
         add_facts(new_facts)
         first = False
+
+
+def _key_getter(terms: list) -> Callable[[list], tuple]:
+    """The values of `terms` (parameter positions or constants) under a binding, as a tuple."""
+    if all(type(t) is int for t in terms):
+        if len(terms) > 1:
+            return itemgetter(*terms)
+        if terms:
+            index = terms[0]
+            return lambda binding: (binding[index],)
+        return lambda binding: ()
+    return lambda binding: tuple(binding[t] if type(t) is int else t for t in terms)
+
+
+class _TooMany(Exception):
+    """Raised inside a join that has produced more bindings than the grounding may still take."""
 
 
 class _JoinPlan:
@@ -364,6 +409,9 @@ class _JoinPlan:
         self.static_facts = static_facts
         self.orders = [self._order(k) for k in range(len(self.pre))]
         self.simple = not (self.equal or self.not_equal or self.static_neg)
+        # every parameter bound by a precondition and nothing more to check: a joined binding is an action
+        named = {t for _, atom_terms in self.pre for t in atom_terms if type(t) is int}
+        self.direct = self.simple and len(named) == self.arity
 
     def _order(self, first: int) -> list[tuple[str, tuple, tuple[int, ...], list[tuple[int, object]]]]:
         """Join steps starting from precondition `first`: each step looks up the facts of one
@@ -383,7 +431,7 @@ class _JoinPlan:
                 else:
                     seen.add(term)
                     rest.append((pos, ("bind", term)))
-            steps.append((pred, atom_terms, tuple(keys), rest, order[-1]))
+            steps.append((pred, atom_terms, tuple(keys), rest, order[-1], _key_getter([atom_terms[p] for p in keys])))
             bound |= seen
             if not remaining:
                 return steps
@@ -392,29 +440,32 @@ class _JoinPlan:
             remaining.remove(best)
             order.append(best)
 
-    def bindings(self, matching, delta, first_round: bool):
-        """Argument tuples of the ground actions with at least one precondition in `delta`.
+    def bindings(self, matching, delta, first_round: bool, room: int) -> list[tuple[str, ...]] | None:
+        """Argument tuples of the ground actions with at least one precondition in `delta`, or
+        None as soon as there are more than `room` (the problem is too large to ground).
 
         Starting from precondition k bound to a new fact, the preconditions before k may only
-        use old facts, so a binding with several new facts is produced once.
+        use old facts, so a binding with several new facts is produced once. The joins append
+        to one list (no chain of generators: that cost more than the joins themselves).
         """
-        if not self.pre:
+        out: list[tuple[str, ...]] = []
+        try:
             if first_round:
-                yield from self._join(self.orders[0] if self.orders else [], 0, [None] * self.arity, matching)
-            return
-        if first_round:
-            yield from self._join(self.orders[0], 0, [None] * self.arity, matching)
-            return
-        for k, (pred, _) in enumerate(self.pre):
-            if pred in delta:
-                yield from self._join(self.orders[k], 0, [None] * self.arity, matching, delta[pred], delta, k)
+                self._join(self.orders[0] if self.orders else [], 0, [None] * self.arity, matching, out, room)
+            elif self.pre:
+                for k, (pred, _) in enumerate(self.pre):
+                    if pred in delta:
+                        self._join(self.orders[k], 0, [None] * self.arity, matching, out, room, delta[pred], delta, k)
+        except _TooMany:
+            return None
+        return out
 
-    def _join(self, steps, depth, binding, matching, candidates=None, delta=None, first=0):
+    def _join(self, steps, depth, binding, matching, out, room, candidates=None, delta=None, first=0) -> None:
         if depth == len(steps):
-            yield from self._complete(binding)
+            self._complete(binding, out, room)
             return
-        pred, atom_terms, keys, rest, original = steps[depth]
-        values = tuple(binding[atom_terms[p]] if type(atom_terms[p]) is int else atom_terms[p] for p in keys)
+        pred, atom_terms, keys, rest, original, key_of = steps[depth]
+        values = key_of(binding)
         if candidates is None:
             candidates = matching(pred, keys, values)
             check_keys = False
@@ -423,6 +474,8 @@ class _JoinPlan:
         old_only = delta is not None and original < first and pred in delta
         new_facts = delta[pred] if old_only else None
         types = self.types
+        last = depth + 1 == len(steps)
+        direct = last and self.direct
         for args in candidates:
             if check_keys and tuple(args[p] for p in keys) != values:
                 continue
@@ -438,19 +491,30 @@ class _JoinPlan:
                 elif new[var] != value:
                     break
             else:
-                yield from self._join(steps, depth + 1, new, matching, None, delta, first)
+                if direct:
+                    out.append(tuple(new))
+                    if len(out) > room:
+                        raise _TooMany
+                elif last:
+                    self._complete(new, out, room)
+                else:
+                    self._join(steps, depth + 1, new, matching, out, room, None, delta, first)
 
-    def _complete(self, binding):
+    def _complete(self, binding, out: list, room: int) -> None:
         free = [i for i, value in enumerate(binding) if value is None]
         if not free and self.simple:
-            yield tuple(binding)
+            out.append(tuple(binding))
+            if len(out) > room:
+                raise _TooMany
             return
         for values in product(*(self.choices[i] for i in free)):
             full = binding[:]
             for i, value in zip(free, values):
                 full[i] = value
             if self._allowed(full):
-                yield tuple(full)
+                out.append(tuple(full))
+                if len(out) > room:
+                    raise _TooMany
 
     def _allowed(self, full: list[str]) -> bool:
         """(In)equalities and static negative preconditions, checked on a complete binding."""

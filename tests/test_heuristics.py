@@ -160,3 +160,66 @@ def test_signature_wants_a_permutation_of_the_facts():
     assert core.signature(array("i", range(n))) != core.signature(array("i", [*range(1, n), 0]))
     with pytest.raises(ValueError, match="permutation"):
         core.signature(array("i", [0] * n))
+
+
+def charges_written_out(analysis) -> tuple[list[int], ...]:
+    """The charge rule of `_Analysis._charges`, action by action in plain Python (its loop runs
+    in the compiled core): (owner_of, guard_off, guard_fact_off, guard_facts, guard_owner)."""
+    task, groups, owner, sparse = analysis.task, analysis.groups, analysis.owner, analysis.sparse
+    by_object: dict[str, list[int]] = {}
+    for gi, members in enumerate(groups):
+        if any(k in owner for k in members):
+            for o in analysis.group_params[gi]:
+                by_object.setdefault(o, []).append(gi)
+    all_targets = set().union(*analysis.target_objects)
+    owner_of, guard_off, guard_fact_off, guard_facts, guard_owner = [], [0], [0], [], []
+    for a, action in enumerate(task.actions):
+        found = [gi for k in sparse.pre[a] for gi in analysis.groups_of.get(k, ())]
+        add, delete = heuristics._bits(action.add), heuristics._bits(action.delete)
+        changed = [k for k in add + delete if k in owner]
+        if len(found) != len(set(found)):
+            owner_of.append(heuristics.NEVER)
+        elif changed:
+            args = action.args
+            if len({owner[k] for k in changed}) > 1:
+                changed.sort(key=lambda k: (sorted(args.index(t) if t in args else len(args) for t in task.facts[k][1:]), k))
+            owner_of.append(owner[changed[0]])
+        else:
+            added = {t for k in add if k in analysis.groups_of for t in task.facts[k][1:]}
+            deleted = {t for k in delete if k in analysis.groups_of for t in task.facts[k][1:]}
+            destination = (added - deleted) & all_targets
+            args = set(action.args)
+            ranked = []
+            for gi in {gi for o in args for gi in by_object.get(o, ())}:
+                common = analysis.group_params[gi] & args
+                carried = bool(common & added & deleted)
+                rank = 0 if carried else 1 if common & added else 2 if common & deleted else 3
+                ranked.append((rank, gi, [k for k in groups[gi] if k in owner
+                                          and (not carried or destination & analysis.target_objects[owner[k]])]))
+            owner_of.append(-1 if ranked else -2)
+            for _, _, deciding in sorted(ranked):
+                guard_facts.extend(deciding)
+                guard_owner.extend(owner[k] for k in deciding)
+                guard_fact_off.append(len(guard_facts))
+        guard_off.append(len(guard_fact_off) - 1)
+    return owner_of, guard_off, guard_fact_off, guard_facts, guard_owner
+
+
+CHARGED = [("double_cheese_burger", seed) for seed in range(6)] + [("lettuce_tomato_sandwich", 1), ("cheese_burger", 3)]
+
+
+@pytest.mark.parametrize("problem", SMALL + CHARGED, ids=lambda p: problem_id(p) if not isinstance(p, tuple) else f"{p[0]}-{p[1]}")
+def test_compiled_charges_follow_the_rule_written_out(problem):
+    """Every action's charge (owner, or guards in order with their deciding facts) as the
+    compiled loop computes it equals the rule written out in Python, on shipped problems and
+    randomised instances with distractors."""
+    if isinstance(problem, tuple):
+        task = generate_instance(problem[0], problem[1], best_binding=False).load_task()
+    else:
+        task = load_task(None, problem)
+    analysis = _Analysis(task)
+    compiled_charges = tuple(list(getattr(analysis, name)) for name in ("owner_of", "guard_off", "guard_fact_off",
+                                                                         "guard_facts", "guard_owner"))
+    assert compiled_charges == charges_written_out(analysis)
+    if isinstance(problem, tuple):  # kitchens have actions of every kind: never applicable, owned, guarded
+        assert {heuristics.NEVER, -1} <= set(compiled_charges[0]) and max(compiled_charges[0]) >= 0
