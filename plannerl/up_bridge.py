@@ -206,7 +206,11 @@ def _scratch_directory():
 
 @contextmanager
 def _deadline(seconds: float | None, what: str):
-    """Raise LimitError in the main thread once `seconds` have passed (no-op elsewhere)."""
+    """Raise LimitError in the main thread once `seconds` have passed (no-op elsewhere).
+
+    The timer repeats every 0.25 s until the block ends: a planner that catches broad
+    exceptions may swallow one LimitError (a fresh-clone CI run hung 8+ minutes in pyperplan's
+    LM-cut that way), but not every one."""
     if seconds is None or threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -215,7 +219,7 @@ def _deadline(seconds: float | None, what: str):
         raise LimitError(f"{what} found no plan within the time limit of {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3), 0.25)
     try:
         yield
     finally:
