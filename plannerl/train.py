@@ -49,6 +49,7 @@ DEFAULTS: dict = {
     "data": {
         "train_seeds": "1000:1079",   # instance seeds for training rows; must not meet the evaluation seeds
         "off_expert": 1,              # per expert state, this many states one random non-optimal action away
+        "hold_probability": 0.25,     # training instances only: chance the robot starts holding an item (Robotouille: 0.25)
         "history_len": 5,
         "prompt": "auto",             # auto | full | compact (auto: compact for the built-in model, full for hub models)
     },
@@ -162,6 +163,8 @@ def _check_value(dotted: str, value, default, where: str) -> None:
         raise PlannerlError(f"{where}: {dotted} must be one of {', '.join(_CHOICES[dotted])}, got {value!r}")
     if kind in (int, float) and value < 0:
         raise PlannerlError(f"{where}: {dotted} must not be negative, got {value!r}")
+    if dotted == "data.hold_probability" and value > 1:
+        raise PlannerlError(f"{where}: data.hold_probability must be from 0 to 1, got {value!r}")
     if dotted == "grpo.num_generations" and value < 2:
         raise PlannerlError(f"{where}: grpo.num_generations must be at least 2 (GRPO compares completions within a group)")
     if dotted in ("sft.batch_size", "sft.grad_accum", "grpo.prompts_per_step", "runtime.threads", "eval.batch_size") and value < 1:
@@ -482,15 +485,21 @@ def prompt_style(config: dict) -> str:
 
 
 def expert_rows_for(task_name: str, seeds: list[int], *, history_len: int, off_expert: int, seed: int,
-                    style: str = "full", progress=None) -> list[dict]:
+                    style: str = "full", hold_probability: float | None = None, progress=None) -> list[dict]:
     """Rows for every expert state of each instance, plus `off_expert` states per expert state
-    one random suboptimal action away (labelled by the oracle), so SFT sees slightly wrong states."""
+    one random suboptimal action away (labelled by the oracle), so SFT sees slightly wrong states.
+
+    `hold_probability` (None: the generator's 0.25) is the chance that an instance starts with
+    the robot holding an item. Those starts are where a model trained on Robotouille's rate
+    failed most (it walked off with the item instead of putting it down), so training
+    instances may oversample them; evaluation instances always use the generator's rate."""
     from plannerl.datasets import expert_rows
     from plannerl.generate import generate_instance, solve_instance
 
     rows: list[dict] = []
     for seed_value in seeds:
-        instance = generate_instance(task_name, seed_value)
+        ranges = {} if hold_probability is None else {"hold_probability": hold_probability}
+        instance = generate_instance(task_name, seed_value, **ranges)
         task, oracle, _ = solve_instance(instance)
         expert = expert_rows(task, task_name=task_name, instance=instance.name, oracle=oracle, history_len=history_len)
         rng = random.Random(f"{seed}:{task_name}:{seed_value}")
@@ -964,7 +973,7 @@ def _training_rows(run: Run, progress_factory) -> list[dict]:
     with progress_factory("instances -> rows", len(seeds)) as advance:
         rows = expert_rows_for(config["task"], seeds, history_len=config["data"]["history_len"],
                                off_expert=config["data"]["off_expert"], seed=config["seed"], style=prompt_style(config),
-                               progress=advance)
+                               hold_probability=config["data"]["hold_probability"], progress=advance)
     run.check_interrupt("data generation")
     write_jsonl(path, rows)
     return rows

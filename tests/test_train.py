@@ -258,3 +258,21 @@ def test_compact_rows_answer_in_the_compact_sentences_of_their_state():
         assert task.actions[parse_action(task, state, row["completion"]).action].pddl == row["expert_action_pddl"]
         moves += row["expert_action"].startswith("Move robot1 to ")
     assert moves >= 3
+
+
+def test_hold_probability_oversamples_held_starts_in_training_rows_only():
+    """`data.hold_probability` changes the training instances (every start holds an item at
+    1.0, none at 0.0); the default keeps the generator's instances, and out-of-range values
+    are refused."""
+    from plannerl.train import expert_rows_for
+
+    def first_prompts(probability):
+        rows = expert_rows_for("cheese_sandwich", list(range(1000, 1006)), history_len=1, off_expert=0, seed=0,
+                               style="compact", hold_probability=probability)
+        return [row["prompt"] for row in rows if row["step"] == 0]
+
+    assert all("robot1 holds nothing" not in prompt for prompt in first_prompts(1.0))
+    assert all("robot1 holds nothing" in prompt for prompt in first_prompts(0.0))
+    assert first_prompts(0.25) == first_prompts(None)
+    with pytest.raises(PlannerlError, match="data.hold_probability must be from 0 to 1"):
+        parse_assignment("data.hold_probability=1.5")
