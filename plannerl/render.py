@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import string
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
@@ -117,40 +118,21 @@ def _load_templates(path: Path, stamp: int, signature) -> Templates:
     compact = data.get("compact", {})
     if not isinstance(compact, dict) or set(compact) - {"predicates", "actions"}:
         raise PlannerlError(f"{path}: [compact] may only hold [compact.predicates] and [compact.actions] tables")
-    compact_actions = _compact_action_section(path, compact, action_arity, arity)
-    compact = _section(path, compact, "predicates", arity, "predicate")
+    compact_actions = _section(path, compact, "actions", action_arity, "action", relations=arity, where_prefix="compact.")
+    compact = _section(path, compact, "predicates", arity, "predicate", relations=arity, where_prefix="compact.")
     return Templates(path, instructions, tuple(block_order), types, predicates, actions, compact, compact_actions)
 
 
-def _compact_action_section(path: Path, compact: dict, action_arity: dict[str, int], arity: dict[str, int]) -> dict[str, str]:
-    """[compact.actions]: like [actions], plus `{N:predicate}` for what the state relates to argument N."""
-    section = compact.get("actions", {})
-    if not isinstance(section, dict):
-        raise PlannerlError(f"{path}: [compact.actions] must be a table of action = \"template\"")
-    for key, template in section.items():
-        where = f"{path}: compact.actions.{key}"
-        if key not in action_arity:
-            raise PlannerlError(f"{where}: the domain has no action {key}")
-        if not isinstance(template, str):
-            raise PlannerlError(f"{where}: must be a string")
-        try:
-            fields = [(f, spec, conversion) for _, f, spec, conversion in string.Formatter().parse(template) if f is not None]
-        except ValueError as exc:
-            raise PlannerlError(f"{where}: bad template: {exc}") from None
-        for f, spec, conversion in fields:
-            if conversion or not f.isdigit() or int(f) >= action_arity[key]:
-                raise PlannerlError(f"{where}: placeholder {{{f}}} but {key} takes {action_arity[key]} argument(s)")
-            if spec and arity.get(spec) != 2:
-                raise PlannerlError(f"{where}: {{{f}:{spec}}} needs a two-argument predicate, and {spec!r} is not one")
-    return dict(section)
-
-
-def _section(path: Path, data: dict, name: str, arity: dict[str, int], kind: str, type_field: bool = False) -> dict[str, str]:
+def _section(path: Path, data: dict, name: str, arity: dict[str, int], kind: str, type_field: bool = False,
+             relations: dict[str, int] | None = None, where_prefix: str = "") -> dict[str, str]:
+    """A table of `kind = "template"` checked against the domain: placeholders are plain `{N}`;
+    with `relations` (the [compact] tables) also `{N:predicate}` for a two-argument predicate,
+    which names what the state relates to argument N."""
     section = data.get(name, {})
     if not isinstance(section, dict):
-        raise PlannerlError(f"{path}: [{name}] must be a table of {kind} = \"template\"")
+        raise PlannerlError(f"{path}: [{where_prefix}{name}] must be a table of {kind} = \"template\"")
     for key, template in section.items():
-        where = f"{path}: {name}.{key}"
+        where = f"{path}: {where_prefix}{name}.{key}"
         if key not in arity:
             raise PlannerlError(f"{where}: the domain has no {kind} {key}")
         if not isinstance(template, str):
@@ -160,12 +142,14 @@ def _section(path: Path, data: dict, name: str, arity: dict[str, int], kind: str
         except ValueError as exc:
             raise PlannerlError(f"{where}: bad template: {exc}") from None
         for f, spec, conversion in fields:
-            if spec or conversion:  # plain {0} only: a spec such as {0:>300000000} would build gigabyte strings
+            if conversion or (spec and relations is None):  # a spec such as {0:>300000000} would build gigabyte strings
                 raise PlannerlError(f"{where}: placeholder {{{f}}} may not have a format spec or conversion")
             if type_field and f == "type":
                 continue
             if not f.isdigit() or int(f) >= arity[key]:
                 raise PlannerlError(f"{where}: placeholder {{{f}}} but {key} takes {arity[key]} argument(s)")
+            if spec and relations.get(spec) != 2:
+                raise PlannerlError(f"{where}: {{{f}:{spec}}} needs a two-argument predicate, and {spec!r} is not one")
     return dict(section)
 
 
@@ -229,31 +213,35 @@ def compact_action_sentences(task, state: int, actions: list[int]) -> list[str]:
     templates = task_templates(task).compact_actions
     if not any(task.actions[a].schema in templates for a in actions):
         return [action_sentence(task, a) for a in actions]
+    related = _related(task, state)
+    return [action_sentence(task, a) if task.actions[a].schema not in templates
+            else _fill(templates[task.actions[a].schema], task.actions[a].args, related) for a in actions]
+
+
+def _related(task, state: int) -> dict[tuple[str, str], list[str]]:
+    """(predicate, y) -> the objects x with (predicate x y) in `state`: what `{N:predicate}` names."""
     related: dict[tuple[str, str], list[str]] = {}
     for atom in task.true_facts(state):
         if len(atom) == 3:
             related.setdefault((atom[0], atom[2]), []).append(atom[1])
-    formatter = string.Formatter()
-    sentences = []
-    for a in actions:
-        action = task.actions[a]
-        template = templates.get(action.schema)
-        if template is None:
-            sentences.append(action_sentence(task, a))
+    return related
+
+
+def _fill(template: str, args: Sequence[str], related: dict[tuple[str, str], list[str]] | None) -> str:
+    """A [compact] template with `{N}` as argument N and `{N:predicate}` as the objects the
+    state relates to it ("a and b", or "nothing"); without a state (`related` None) as argument N."""
+    parts = []
+    for text, f, spec, _ in string.Formatter().parse(template):
+        parts.append(text)
+        if f is None:
             continue
-        parts = []
-        for text, f, spec, _ in formatter.parse(template):
-            parts.append(text)
-            if f is None:
-                continue
-            arg = action.args[int(f)]
-            if spec:
-                objects = sorted(related.get((spec, arg), []), key=natural_key)
-                parts.append(" and ".join(objects) if objects else "nothing")
-            else:
-                parts.append(arg)
-        sentences.append("".join(parts))
-    return sentences
+        arg = args[int(f)]
+        if spec and related is not None:
+            objects = sorted(related.get((spec, arg), []), key=natural_key)
+            parts.append(" and ".join(objects) if objects else "nothing")
+        else:
+            parts.append(arg)
+    return "".join(parts)
 
 
 def styled_action_sentences(task, state: int, actions: list[int], style: str) -> list[str]:
@@ -377,13 +365,14 @@ def render_prompt(task, state: int, *, history: list[int] | None = None, show_va
     return "\n\n".join(m["content"] for m in messages) + "\n"
 
 
-def compact_fact(task, atom) -> str:
+def compact_fact(task, atom, related: dict[tuple[str, str], list[str]] | None = None) -> str:
     """One fact in the compact style ('' when hidden): the templates' [compact.predicates], else
-    the fact in PDDL form."""
+    the fact in PDDL form. `related` (`_related` of the state) fills `{N:predicate}`; a goal
+    fact has no state, so there such a placeholder is just argument N."""
     template = task_templates(task).compact.get(atom[0])
     if template is None:
         return "(" + " ".join(atom) + ")"
-    return template.format(*atom[1:])
+    return _fill(template, atom[1:], related)
 
 
 def compact_prompt(task, state: int, *, history: list[int] | None = None, history_len: int = DEFAULT_HISTORY_LEN) -> str:
@@ -396,10 +385,11 @@ def compact_prompt(task, state: int, *, history: list[int] | None = None, histor
     between states, and training and evaluation cost scale with tokens. Hub models keep the
     full prompt (`render_prompt`), which explains the task in words."""
     facts = sorted([*task.true_facts(state), *task.static_facts], key=_fact_key(task))
+    related = _related(task, state)
     goal = [text for text in (compact_fact(task, atom) for atom in task.problem.goal_pos) if text]
     goal += ["not " + text for text in (compact_fact(task, atom) for atom in task.problem.goal_neg) if text]
     lines = ["Goal: " + ". ".join(goal) + ".",
-             "State: " + ". ".join(text for text in (compact_fact(task, atom) for atom in facts) if text) + "."]
+             "State: " + ". ".join(text for text in (compact_fact(task, atom, related) for atom in facts) if text) + "."]
     recent = list(history or [])[-history_len:] if history_len > 0 else []
     if history_len > 0:
         lines.append("Last: " + (". ".join(action_sentence(task, a) for a in recent) + "." if recent else "none."))

@@ -126,6 +126,8 @@ def test_a_copied_cooking_domain_still_renders_in_sentences(tmp_path):
     ('[compact.actions]\nmove = "Move to {2:inside} {2}"\n', "compact.actions.move: {2:inside} needs a two-argument predicate"),
     ('[compact.actions]\nmove = "Move to {2:clear}"\n', "compact.actions.move: {2:clear} needs a two-argument predicate"),
     ('[compact.actions]\nfly = "Fly"\n', "compact.actions.fly: the domain has no action fly"),
+    ('[compact.predicates]\nat = "{0} at {1:vacant}"\n', "compact.predicates.at: {1:vacant} needs a two-argument predicate"),
+    ('[predicates]\nat = "{0} at {1:in}"\n', "predicates.at: placeholder {1} may not have a format spec"),
     ('[compact]\nverbs = {}\n', "[compact] may only hold"),
 ])
 def test_bad_templates_name_the_file_and_key(tmp_path, templates, message):
@@ -150,7 +152,8 @@ def test_compact_prompt_keeps_goal_state_and_history_and_drops_what_does_not_cha
     assert [line.split(":")[0] for line in lines] == ["Goal", "State", "Last"]
     assert lines[2] == f"Last: {action_sentence(task, move)}."
     robot_at = next(f for f in task.true_facts(state) if f[0] == "at")
-    assert f"{robot_at[1]} at {robot_at[2]}." in lines[1]
+    here = sorted(f[1] for f in task.true_facts(state) if f[0] == "in" and f[2] == robot_at[2])
+    assert f"{robot_at[1]} at {' and '.join(here) or 'nothing'} at {robot_at[2]}." in lines[1]  # {1:in}: what is here
     for atom in task.true_facts(state):  # every item's position is stated; empty stations are not
         if atom[0] in ("on", "on-station"):
             assert f"{atom[1]} on {atom[2]}" in lines[1]
