@@ -87,6 +87,7 @@ DEFAULTS: dict = {
         "rounds": 1,
         "seeds": "3000:3019",         # instances the policy is rolled out on
         "sft_steps": 60,
+        "learning_rate": 1e-4,        # of the round's SFT: the model is trained already, so a fine-tuning rate, not sft's
         "grpo_steps": 0,
         "constrained": True,          # roll out with decoding constrained to valid actions
     },
@@ -614,8 +615,10 @@ def _save_trained(model, tokenizer, out_dir: Path, style: str) -> Path:
     return save_model(model, tokenizer, out_dir)
 
 
-def run_sft(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: int, callbacks=()) -> Path:
-    """Supervised fine-tuning on prompt -> expert answer; the trained model goes to run/<stage>/model."""
+def run_sft(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: int, learning_rate: float | None = None,
+            callbacks=()) -> Path:
+    """Supervised fine-tuning on prompt -> expert answer; the trained model goes to run/<stage>/model.
+    `learning_rate` (None: sft.learning_rate) lets a recovery round fine-tune gently."""
     out = run.path(stage, "model")
     if out.is_dir():
         return out
@@ -624,13 +627,14 @@ def run_sft(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: i
 
     config, sft = run.config, run.config["sft"]
     model, tokenizer = _load_for_training(model_dir, config)
+    learning_rate = sft["learning_rate"] if learning_rate is None else learning_rate
     if sft["objective"] == "choice":
-        return run_choice(run, stage, model, tokenizer, rows, steps=steps, callbacks=callbacks)
+        return run_choice(run, stage, model, tokenizer, rows, steps=steps, learning_rate=learning_rate, callbacks=callbacks)
     tokens = tokenize_rows(tokenizer, rows, sft["max_length"])
     dataset = Dataset.from_dict({"input_ids": tokens["input_ids"], "completion_mask": tokens["completion_mask"]})
     args = SFTConfig(
         output_dir=str(run.path(stage)), max_steps=steps, per_device_train_batch_size=sft["batch_size"],
-        gradient_accumulation_steps=sft["grad_accum"], learning_rate=sft["learning_rate"], lr_scheduler_type="cosine",
+        gradient_accumulation_steps=sft["grad_accum"], learning_rate=learning_rate, lr_scheduler_type="cosine",
         warmup_steps=sft["warmup_steps"], weight_decay=sft["weight_decay"], logging_steps=sft["logging_steps"],
         save_steps=sft["save_steps"], save_total_limit=2, seed=config["seed"], data_seed=config["seed"],
         completion_only_loss=True, max_length=None, activation_checkpointing=False, report_to="none", ddp_find_unused_parameters=False,
@@ -689,7 +693,8 @@ def choice_loss(model, batch: dict, pad: int):
     return torch.stack(losses).mean()
 
 
-def run_choice(run: Run, stage: str, model, tokenizer, rows: list[dict], *, steps: int, callbacks=()) -> Path:
+def run_choice(run: Run, stage: str, model, tokenizer, rows: list[dict], *, steps: int, learning_rate: float,
+               callbacks=()) -> Path:
     """SFT with the choice objective (`choice_loss`) through a transformers Trainer, so
     checkpoints, resume, Ctrl-C and metrics work as in the other stages."""
     from datasets import Dataset
@@ -705,7 +710,7 @@ def run_choice(run: Run, stage: str, model, tokenizer, rows: list[dict], *, step
 
     args = TrainingArguments(
         output_dir=str(run.path(stage)), max_steps=steps, per_device_train_batch_size=sft["batch_size"],
-        gradient_accumulation_steps=sft["grad_accum"], learning_rate=sft["learning_rate"], lr_scheduler_type="cosine",
+        gradient_accumulation_steps=sft["grad_accum"], learning_rate=learning_rate, lr_scheduler_type="cosine",
         warmup_steps=sft["warmup_steps"], weight_decay=sft["weight_decay"], logging_steps=sft["logging_steps"],
         save_steps=sft["save_steps"], save_total_limit=2, seed=config["seed"], data_seed=config["seed"], report_to="none",
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=not run.progress,
@@ -1066,7 +1071,8 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
             with bars(f"{stage} rollouts", len(_seeds(recovery["seeds"]))) as advance, main_process_first():
                 visited += visited_rows(run, stage, model_dir, advance)
             if recovery["sft_steps"]:
-                model_dir = run_sft(run, stage, model_dir, rows + visited, steps=recovery["sft_steps"], callbacks=callbacks)
+                model_dir = run_sft(run, stage, model_dir, rows + visited, steps=recovery["sft_steps"],
+                                    learning_rate=recovery["learning_rate"], callbacks=callbacks)
             if recovery["grpo_steps"]:
                 model_dir = run_grpo(run, stage + "-grpo", model_dir, visited, steps=recovery["grpo_steps"],
                                      callbacks=callbacks)
