@@ -47,17 +47,17 @@ DEFAULTS: dict = {
         "vllm": "auto",               # GRPO generation: auto (vLLM if installed and on a GPU) | off | colocate | server
     },
     "data": {
-        "train_seeds": "1000:1079",   # instance seeds for training rows; must not meet the evaluation seeds
+        "train_seeds": "1000:1499",   # instance seeds for training rows; must not meet the evaluation seeds
         "off_expert": 1,              # per expert state, this many states one random non-optimal action away
-        "hold_probability": 0.25,     # training instances only: chance the robot starts holding an item (Robotouille: 0.25)
-        "history_len": 5,
+        "hold_probability": 0.6,      # training instances only: chance the robot starts holding an item (Robotouille: 0.25)
+        "history_len": 1,
         "prompt": "auto",             # auto | full | compact (auto: compact for the built-in model, full for hub models)
     },
     "builtin": {"size": "tiny", "vocab_size": 2048},
     "lora": {"enabled": False, "r": 16, "alpha": 32, "dropout": 0.05},
     "sft": {
-        "steps": 200,
-        "batch_size": 16,
+        "steps": 600,
+        "batch_size": 32,
         "grad_accum": 1,
         "learning_rate": 1e-3,        # from scratch; TRL's 2e-5 default is for fine-tuning pretrained models
         "warmup_steps": 20,
@@ -69,7 +69,7 @@ DEFAULTS: dict = {
         "logging_steps": 10,
     },
     "grpo": {
-        "steps": 20,
+        "steps": 10,
         "reward": "optimal",          # optimal (any optimal action) | expert (the paper's)
         "format_weight": 0.0,
         "num_generations": 8,
@@ -77,7 +77,7 @@ DEFAULTS: dict = {
         "temperature": 1.0,
         "beta": 0.0,
         "loss_type": "dapo",
-        "learning_rate": 1e-4,
+        "learning_rate": 2e-5,
         "filter_pool": 512,           # rows scored for reward signal before GRPO
         "min_signal": 0.2,            # keep prompts whose group would be mixed with at least this probability
         "save_steps": 20,
@@ -86,7 +86,7 @@ DEFAULTS: dict = {
     "recovery": {
         "rounds": 1,
         "seeds": "3000:3019",         # instances the policy is rolled out on
-        "sft_steps": 60,
+        "sft_steps": 100,
         "learning_rate": 1e-4,        # of the round's SFT: the model is trained already, so a fine-tuning rate, not sft's
         "grpo_steps": 0,
         "constrained": True,          # roll out with decoding constrained to valid actions
