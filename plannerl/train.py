@@ -872,7 +872,8 @@ def run_grpo(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: 
 def visited_rows(run: Run, stage: str, model_dir: Path, progress=None) -> list[dict]:
     """Roll the model out on `recovery.seeds` (greedy, retry rule) and label every state it
     visited with the oracle: the states that follow its own mistakes get their optimal
-    actions too. Saved in run/<stage>/rows.jsonl."""
+    actions too. A row whose state the model left by a non-optimal action has `mistake` true
+    (see `recovery_rows`). Saved in run/<stage>/rows.jsonl."""
     saved = run.path(stage, "rows.jsonl")
     if saved.is_file():
         return [json.loads(line) for line in saved.read_text().splitlines()]
@@ -897,14 +898,29 @@ def visited_rows(run: Run, stage: str, model_dir: Path, progress=None) -> list[d
                 row = _label_or_none(task, state, problem.oracle, list(history), config["task"], problem.name,
                                      config["data"]["history_len"], "visited", prompt_style(config))
                 if row is not None:
+                    row["mistake"] = action_text is not None and action_text not in row["optimal_actions_pddl"]
                     rows.append(row)
             if action_text is not None:
                 history.append(task.find_action(action_text))
                 state = task.apply(state, history[-1])
     successes = sum(result.success for result in results)
-    run.log(stage + "-rollout", 0, {"episodes": len(results), "successes": successes, "rows": len(rows)})
+    run.log(stage + "-rollout", 0, {"episodes": len(results), "successes": successes, "rows": len(rows),
+                                    "mistakes": sum(row["mistake"] for row in rows)})
     write_jsonl(saved, rows)
     return rows
+
+
+def recovery_rows(rows: list[dict], visited: list[dict]) -> list[dict]:
+    """A recovery round's SFT data: the expert rows, every visited row, and the mistake rows
+    repeated until they are about a quarter of the whole.
+
+    Why: a round's rollouts make tens of mistakes against thousands of expert rows, and the
+    mistakes sit exactly where the model is wrong (measured: a held item at the start, which
+    the model carried away instead of putting down). Unweighted, a 100-step round would see
+    each of them about once, and a round barely moved the model."""
+    mistakes = [row for row in visited if row.get("mistake")]
+    repeat = max(1, round((len(rows) + len(visited)) / (3 * len(mistakes)))) if mistakes else 0
+    return rows + visited + mistakes * repeat
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1071,7 +1087,7 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
             with bars(f"{stage} rollouts", len(_seeds(recovery["seeds"]))) as advance, main_process_first():
                 visited += visited_rows(run, stage, model_dir, advance)
             if recovery["sft_steps"]:
-                model_dir = run_sft(run, stage, model_dir, rows + visited, steps=recovery["sft_steps"],
+                model_dir = run_sft(run, stage, model_dir, recovery_rows(rows, visited), steps=recovery["sft_steps"],
                                     learning_rate=recovery["learning_rate"], callbacks=callbacks)
             if recovery["grpo_steps"]:
                 model_dir = run_grpo(run, stage + "-grpo", model_dir, visited, steps=recovery["grpo_steps"],

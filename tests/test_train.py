@@ -111,7 +111,11 @@ def test_smoke_pipeline_changes_weights_in_sft_and_grpo_and_writes_a_loadable_mo
     assert [r["step"] for r in records if r["stage"] == "grpo" and "reward" in r] == [1, 2]
     rollout = next(r for r in records if r["stage"] == "recovery-1-rollout")
     assert rollout["episodes"] == 1 and rollout["rows"] >= 1
-    assert len((run / "recovery-1" / "rows.jsonl").read_text().splitlines()) == rollout["rows"]
+    visited = [json.loads(line) for line in (run / "recovery-1" / "rows.jsonl").read_text().splitlines()]
+    assert len(visited) == rollout["rows"] and rollout["mistakes"] == sum(row["mistake"] for row in visited)
+    for row, after in zip(visited, visited[1:]):  # a mistake: the model left the state by a non-optimal action
+        if after["instance"] == row["instance"] and after["history_pddl"][:-1] == row["history_pddl"]:
+            assert row["mistake"] == (after["history_pddl"][-1] not in row["optimal_actions_pddl"])
     assert (run / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((run / "config.json").read_text()) == config
     assert summary["stages"] == ["grpo", "recovery", "sft"]
@@ -276,3 +280,15 @@ def test_hold_probability_oversamples_held_starts_in_training_rows_only():
     assert first_prompts(0.25) == first_prompts(None)
     with pytest.raises(PlannerlError, match="data.hold_probability must be from 0 to 1"):
         parse_assignment("data.hold_probability=1.5")
+
+
+def test_recovery_rows_repeat_the_mistakes_to_about_a_quarter():
+    from plannerl.train import recovery_rows
+
+    expert = [{"prompt": f"e{i}"} for i in range(90)]
+    visited = [{"prompt": f"v{i}", "mistake": i < 2} for i in range(10)]
+    data = recovery_rows(expert, visited)
+    assert data[:100] == expert + visited
+    assert sum(row.get("mistake", False) for row in data) == 2 + 2 * 17  # (90 + 10) / (3 * 2) -> 17 more copies each
+    assert 0.2 < sum(row.get("mistake", False) for row in data) / len(data) < 0.3
+    assert recovery_rows(expert, [dict(row, mistake=False) for row in visited]) == expert + [dict(row, mistake=False) for row in visited]
