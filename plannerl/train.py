@@ -50,7 +50,6 @@ DEFAULTS: dict = {
         "train_seeds": "1000:1499",   # instance seeds for training rows; must not meet the evaluation seeds
         "off_expert": 1,              # per expert state, this many states one random non-optimal action away
         "hold_probability": 0.6,      # training instances only: chance the robot starts holding an item (Robotouille: 0.25)
-        "rename_objects": False,      # training instances only: shuffle the names of same-type objects (cheese1 <-> cheese2)
         "history_len": 1,
         "prompt": "auto",             # auto | full | compact (auto: compact for the built-in model, full for hub models)
     },
@@ -487,17 +486,14 @@ def prompt_style(config: dict) -> str:
 
 
 def expert_rows_for(task_name: str, seeds: list[int], *, history_len: int, off_expert: int, seed: int,
-                    style: str = "full", hold_probability: float | None = None, rename_objects: bool = False,
-                    progress=None) -> list[dict]:
+                    style: str = "full", hold_probability: float | None = None, progress=None) -> list[dict]:
     """Rows for every expert state of each instance, plus `off_expert` states per expert state
     one random suboptimal action away (labelled by the oracle), so SFT sees slightly wrong states.
 
     `hold_probability` (None: the generator's 0.25) is the chance that an instance starts with
     the robot holding an item. Those starts are where a model trained on Robotouille's rate
     failed most (it walked off with the item instead of putting it down), so training
-    instances may oversample them; evaluation instances always use the generator's rate.
-    `rename_objects` shuffles the names of same-type objects in each training instance
-    (`renamed_instance`)."""
+    instances may oversample them; evaluation instances always use the generator's rate."""
     from plannerl.datasets import expert_rows
     from plannerl.generate import generate_instance, solve_instance
 
@@ -505,8 +501,6 @@ def expert_rows_for(task_name: str, seeds: list[int], *, history_len: int, off_e
     for seed_value in seeds:
         ranges = {} if hold_probability is None else {"hold_probability": hold_probability}
         instance = generate_instance(task_name, seed_value, **ranges)
-        if rename_objects:
-            instance = renamed_instance(instance, random.Random(f"rename:{seed}:{task_name}:{seed_value}"))
         task, oracle, _ = solve_instance(instance)
         expert = expert_rows(task, task_name=task_name, instance=instance.name, oracle=oracle, history_len=history_len)
         rng = random.Random(f"{seed}:{task_name}:{seed_value}")
@@ -522,27 +516,6 @@ def expert_rows_for(task_name: str, seeds: list[int], *, history_len: int, off_e
         if progress:
             progress()
     return rows
-
-
-def renamed_instance(instance, rng: random.Random):
-    """The instance with the names of same-type objects shuffled (cheese1 <-> cheese2): the same
-    problem, but the goal's first cheese is no longer mostly cheese1.
-
-    Why: the generator's goal binding keeps the rule's order unless another binding is shorter,
-    so in 77% of double_cheese_burger training instances cheese1 goes on patty1; the model
-    learned that prior instead of reading the goal and failed the held-out instances that bind
-    cheese2 there."""
-    import dataclasses
-
-    start = instance.problem_text.index("(:objects")
-    end = instance.problem_text.index(")", start)
-    mapping = {}
-    for line in instance.problem_text[start + len("(:objects"):end].splitlines():
-        names = line.split("-")[0].split()
-        if "-" in line and len(names) > 1:
-            mapping.update(zip(names, rng.sample(names, len(names))))
-    text = re.sub(r"[A-Za-z][\w-]*", lambda m: mapping.get(m.group(0), m.group(0)), instance.problem_text)
-    return dataclasses.replace(instance, problem_text=text, solved=None)
 
 
 def _label_or_none(task, state: int, oracle, history: list[int], task_name: str, instance: str, history_len: int,
@@ -1021,8 +994,7 @@ def _training_rows(run: Run, progress_factory) -> list[dict]:
     with progress_factory("instances -> rows", len(seeds)) as advance:
         rows = expert_rows_for(config["task"], seeds, history_len=config["data"]["history_len"],
                                off_expert=config["data"]["off_expert"], seed=config["seed"], style=prompt_style(config),
-                               hold_probability=config["data"]["hold_probability"],
-                               rename_objects=config["data"]["rename_objects"], progress=advance)
+                               hold_probability=config["data"]["hold_probability"], progress=advance)
     run.check_interrupt("data generation")
     write_jsonl(path, rows)
     return rows

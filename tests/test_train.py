@@ -292,27 +292,3 @@ def test_recovery_rows_repeat_the_mistakes_to_about_a_quarter():
     assert sum(row.get("mistake", False) for row in data) == 2 + 2 * 17  # (90 + 10) / (3 * 2) -> 17 more copies each
     assert 0.2 < sum(row.get("mistake", False) for row in data) / len(data) < 0.3
     assert recovery_rows(expert, [dict(row, mistake=False) for row in visited]) == expert + [dict(row, mistake=False) for row in visited]
-
-
-def test_renamed_instance_is_the_same_problem_under_shuffled_names():
-    """Renaming permutes names within a type only: the optimal length is unchanged and the goal
-    binds other names; data.rename_objects feeds it to the training rows."""
-    import random
-    import re
-
-    from plannerl.generate import generate_instance, solve_instance
-    from plannerl.train import expert_rows_for, renamed_instance
-
-    instance = generate_instance("double_cheese_burger", 1003)
-    goals = set()
-    for k in range(6):
-        renamed = renamed_instance(instance, random.Random(k))
-        assert set(re.findall(r"[\w-]+", renamed.problem_text)) == set(re.findall(r"[\w-]+", instance.problem_text))
-        assert len(solve_instance(renamed)[2]) == len(solve_instance(instance)[2])
-        goals.add(renamed.problem_text[renamed.problem_text.index(":goal"):])
-    assert len(goals) > 1
-    plain = expert_rows_for("cheese_sandwich", [1000, 1001], history_len=1, off_expert=0, seed=0, style="compact")
-    shuffled = expert_rows_for("cheese_sandwich", [1000, 1001], history_len=1, off_expert=0, seed=0, style="compact",
-                               rename_objects=True)
-    assert [row["h_star"] for row in plain] == [row["h_star"] for row in shuffled]
-    assert [row["prompt"] for row in plain] != [row["prompt"] for row in shuffled]
