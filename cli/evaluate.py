@@ -34,7 +34,8 @@ def eval_command(
     constrained: bool = typer.Option(False, "--constrained", help="Models pick the most likely valid action (no free text)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Episodes a model answers per forward pass."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Longest model answer, in tokens."),
-    history_len: int = typer.Option(5, "--history-len", help="Past actions shown in the prompt (match training)."),
+    history_len: int = typer.Option(None, "--history-len",
+                                    help="Past actions shown in the prompt (default: what the model was trained with, else 5)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow a hub model's own code to run."),
     matrix_png: Path = typer.Option(None, "--matrix-png", help="Save the policy x task success-rate matrix as a PNG heatmap."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-step trace; only the summary."),
@@ -50,7 +51,7 @@ def eval_command(
         iter_problems_from_files,
         iter_problems_from_tasks,
     )
-    from plannerl.policies import make_policy
+    from plannerl.policies import make_policy, shared_history_len
 
     if not task and not problems:
         raise PlannerlError("nothing to evaluate: give --task TASK (with --seeds) or PROBLEM files")
@@ -67,6 +68,7 @@ def eval_command(
     model_options = {"sample": sample, "temperature": temperature, "constrained": constrained, "batch_size": batch_size,
                      "max_new_tokens": max_new_tokens, "trust_remote_code": trust_remote_code}
     policies = [make_policy(spec, seed=seed, **model_options) for spec in policy]
+    history_len = shared_history_len(policies, history_len)
     config = {"policies": [p.name for p in policies], "tasks": list(task), "seeds": None if base or not task else seeds, "base": base,
               "problems": [str(p) for p in problems or []], "invalid": invalid, "max_steps": max_steps, "runs": runs,
               "seed": seed, "sample": sample, "temperature": temperature if sample else None, "constrained": constrained,

@@ -133,6 +133,8 @@ class ModelPolicy:
         self.model, self.tokenizer = load_model(str(name_or_path), trust_remote_code=trust_remote_code)
         self.model.eval()
         self.prompt_style = prompt_style_of(self.model)
+        # the history length `plannerl train` recorded (None for other models)
+        self.history_len: int | None = getattr(self.model.config, "plannerl_history_len", None)
         self.sample = sample
         self.temperature = temperature
         self.seed = seed
@@ -261,6 +263,21 @@ def score_candidates(model, prompts: list[list[int]], candidates: list[list[list
                    use_cache=True, **{cache_name: cache}).logits.float()
     rest = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, answer_ids[:, 1:, None])[..., 0]
     return first + (rest * answer_mask[:, 1:]).sum(1)
+
+
+def shared_history_len(policies: Sequence, requested: int | None, default: int = 5) -> int:
+    """The history length to render prompts with: `requested` when given, else the one the
+    model policies were trained with (a trained model records it), else `default`. Models
+    trained with different lengths cannot share one evaluation without an explicit choice."""
+    if requested is not None:
+        if requested < 0:
+            raise PlannerlError(f"--history-len must be 0 or more, got {requested}")
+        return requested
+    recorded = sorted({p.history_len for p in policies if getattr(p, "history_len", None) is not None})
+    if len(recorded) > 1:
+        raise PlannerlError(f"the models were trained with different history lengths ({', '.join(map(str, recorded))}): "
+                            "pass --history-len")
+    return recorded[0] if recorded else default
 
 
 def prompt_style_of(model) -> str:

@@ -604,14 +604,16 @@ def _load_for_training(model_dir: str | Path, config: dict):
     return model, tokenizer
 
 
-def _save_trained(model, tokenizer, out_dir: Path, style: str) -> Path:
-    """Save a trained model with the prompt style it was trained on in its config.json
-    (`plannerl_prompt`), so every later reader (evaluation, `plannerl play`) renders that style."""
+def _save_trained(model, tokenizer, out_dir: Path, style: str, history_len: int) -> Path:
+    """Save a trained model with the prompt style and history length it was trained on in its
+    config.json (`plannerl_prompt`, `plannerl_history_len`), so every later reader (evaluation,
+    `plannerl play`) renders the prompts it learned from."""
     from plannerl.model import save_model
 
     if hasattr(model, "merge_and_unload"):  # a LoRA model: fold the adapter into the weights
         model = model.merge_and_unload()
     model.config.plannerl_prompt = style
+    model.config.plannerl_history_len = history_len
     return save_model(model, tokenizer, out_dir)
 
 
@@ -731,7 +733,7 @@ def _finish_stage(run: Run, stage: str, model, tokenizer) -> Path:
     """Save the stage's model, then drop its trainer checkpoints (only an unfinished stage needs them)."""
     out = run.path(stage, "model")
     if is_main_process():  # one process writes; the others wait until the folder is whole
-        out = _save_trained(model, tokenizer, out, prompt_style(run.config))
+        out = _save_trained(model, tokenizer, out, prompt_style(run.config), run.config["data"]["history_len"])
         for checkpoint in run.path(stage).glob("checkpoint-*"):
             shutil.rmtree(checkpoint, ignore_errors=True)
     barrier()

@@ -131,12 +131,20 @@ def test_smoke_pipeline_changes_weights_in_sft_and_grpo_and_writes_a_loadable_mo
     assert first["prompt"].startswith("Goal: ") and "Valid actions" not in first["prompt"] and "messages" not in first
     assert json.loads((run / "model" / "config.json").read_text())["plannerl_prompt"] == "compact"
     from plannerl.evaluate import Observation, problems_from_tasks
-    from plannerl.policies import ModelPolicy
+    from plannerl.policies import ModelPolicy, make_policy, shared_history_len
     from plannerl.render import compact_prompt
 
     problem = problems_from_tasks(["burger"], [1000])[0]
     observation = Observation(problem, problem.task.init, 0, [], [], 0, 0)
-    assert ModelPolicy(str(run / "model")).prompt_texts([observation]) == [compact_prompt(problem.task, problem.task.init)]
+    policy = ModelPolicy(str(run / "model"))
+    assert policy.prompt_texts([observation]) == [compact_prompt(problem.task, problem.task.init)]
+    # the model records its history length, and evaluation renders with it unless told otherwise
+    assert policy.history_len == config["data"]["history_len"] == 5
+    assert shared_history_len([make_policy("oracle"), policy], None) == 5 and shared_history_len([policy], 1) == 1
+    other = ModelPolicy(str(run / "model"))
+    other.history_len = 2
+    with pytest.raises(PlannerlError, match="different history lengths"):
+        shared_history_len([policy, other], None)
     assert first["prompt"] == compact_prompt(problem.task, problem.task.init)
 
 
