@@ -33,7 +33,7 @@ ANSWER_FORMAT = (
     f"{ANSWER_PREFIX} <one valid action, written exactly as listed>"
 )
 _FIELDS = {"instructions", "block_order", "types", "predicates", "actions", "compact"}
-PROMPT_STYLES = ("full", "compact")
+PROMPT_STYLES = ("full", "compact", "todo")
 
 
 @dataclass(frozen=True)
@@ -246,7 +246,7 @@ def _fill(template: str, args: Sequence[str], related: dict[tuple[str, str], lis
 
 def styled_action_sentences(task, state: int, actions: list[int], style: str) -> list[str]:
     """The answers a model trained on prompt `style` gives for `actions` in `state`."""
-    if style == "compact":
+    if style in ("compact", "todo"):
         return compact_action_sentences(task, state, actions)
     return [action_sentence(task, a) for a in actions]
 
@@ -375,7 +375,8 @@ def compact_fact(task, atom, related: dict[tuple[str, str], list[str]] | None = 
     return _fill(template, atom[1:], related)
 
 
-def compact_prompt(task, state: int, *, history: list[int] | None = None, history_len: int = DEFAULT_HISTORY_LEN) -> str:
+def compact_prompt(task, state: int, *, history: list[int] | None = None, history_len: int = DEFAULT_HISTORY_LEN,
+                   todo: bool = False) -> str:
     """The prompt of the built-in model: goal, state facts and recent actions, nothing else.
 
     Why: the full prompt spends most of its tokens on what does not change (the instructions,
@@ -383,12 +384,22 @@ def compact_prompt(task, state: int, *, history: list[int] | None = None, histor
     on randomised layouts with up to 24 extra stations it is ~4.5k characters. A model trained
     from scratch learns the format from the rows, so it needs only the facts that differ
     between states, and training and evaluation cost scale with tokens. Hub models keep the
-    full prompt (`render_prompt`), which explains the task in words."""
+    full prompt (`render_prompt`), which explains the task in words.
+
+    With `todo` (the "todo" style) the goal lists only its facts not yet true, in the goal's
+    order: a recipe's goal is its stack bottom up, so the first one left names what to fetch
+    next. The tiny model otherwise has to find its place in the goal by matching it against the
+    state, and on double_cheese_burger it learned the common binding (cheese1 first) instead."""
     facts = sorted([*task.true_facts(state), *task.static_facts], key=_fact_key(task))
     related = _related(task, state)
-    goal = [text for text in (compact_fact(task, atom) for atom in task.problem.goal_pos) if text]
-    goal += ["not " + text for text in (compact_fact(task, atom) for atom in task.problem.goal_neg) if text]
-    lines = ["Goal: " + ". ".join(goal) + ".",
+    goal_pos, goal_neg = task.problem.goal_pos, task.problem.goal_neg
+    if todo:
+        true = set(task.true_facts(state)) | set(task.static_facts)
+        goal_pos = [atom for atom in goal_pos if atom not in true]
+        goal_neg = [atom for atom in goal_neg if atom in true]
+    goal = [text for text in (compact_fact(task, atom) for atom in goal_pos) if text]
+    goal += ["not " + text for text in (compact_fact(task, atom) for atom in goal_neg) if text]
+    lines = ["Goal: " + (". ".join(goal) + "." if goal else "reached."),
              "State: " + ". ".join(text for text in (compact_fact(task, atom, related) for atom in facts) if text) + "."]
     recent = list(history or [])[-history_len:] if history_len > 0 else []
     if history_len > 0:
@@ -399,8 +410,8 @@ def compact_prompt(task, state: int, *, history: list[int] | None = None, histor
 def styled_prompt(task, state: int, style: str, *, history: list[int] | None = None,
                   history_len: int = DEFAULT_HISTORY_LEN) -> str:
     """The prompt in a style of PROMPT_STYLES (a model folder records the style it was trained on)."""
-    if style == "compact":
-        return compact_prompt(task, state, history=history, history_len=history_len)
+    if style in ("compact", "todo"):
+        return compact_prompt(task, state, history=history, history_len=history_len, todo=style == "todo")
     if style != "full":
         raise PlannerlError(f"unknown prompt style {style!r} (choose from {', '.join(PROMPT_STYLES)})")
     return render_prompt(task, state, history=history, history_len=history_len)

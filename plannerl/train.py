@@ -108,7 +108,7 @@ _CHOICES = {
     "runtime.device": ("auto", "cpu", "cuda"),
     "runtime.vllm": ("auto", "off", "colocate", "server"),
     "grpo.reward": ("optimal", "expert"),
-    "data.prompt": ("auto", "full", "compact"),
+    "data.prompt": ("auto", "full", "compact", "todo"),
     "sft.objective": ("answer", "choice"),
     "grpo.loss_type": ("grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo"),
     "eval.invalid": ("retry", "step", "stop"),
@@ -1037,8 +1037,9 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
           say=print, progress: bool = True) -> dict:
     """Run the whole pipeline into `out_dir` and return its summary (also run/summary.json).
 
-    Wall-clock times go to run/timings.json (this session's, per stage), not into the summary
-    or the metrics, so the same config and seed write the same summary and metrics."""
+    Wall-clock times go to run/timings.json (per stage, summed over the sessions of a resumed
+    run), not into the summary or the metrics, so the same config and seed write the same
+    summary and metrics."""
     from plannerl.model import configure_torch_cpu, resolve_model_source
 
     if config["model"] != "builtin":
@@ -1055,13 +1056,18 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
     with main_process_first():
         run = Run(out_dir, config, resume=resume, force=force)
     run.progress = progress
-    timings: dict[str, float] = {}
+    timings = _earlier_timings(run) if resume else {}
+    sessions = _earlier_sessions(run) + 1 if resume else 1
     clock = time.monotonic()
 
     def lap(name: str) -> None:
+        """Add the time since the last lap to stage `name` and save the timings at once, so an
+        interrupted session keeps the stages it finished (one cut midway counts from its resume)."""
         nonlocal clock
-        timings[name] = round(time.monotonic() - clock, 1)
+        timings[name] = round(timings.get(name, 0.0) + time.monotonic() - clock, 1)
         clock = time.monotonic()
+        if is_main_process():
+            write_json(run.path("timings.json"), {"seconds": timings, "sessions": sessions})
 
     stage_models: dict[str, Path] = {}
     with run.catch_interrupts():
@@ -1098,7 +1104,7 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
             lap(stage)
         final = _publish(run, model_dir) if is_main_process() else run.path("model")
         barrier()
-        timings["training_total"] = round(sum(timings.values()), 1)
+        timings["training_total"] = round(sum(v for k, v in timings.items() if k != "training_total" and not k.startswith("eval_")), 1)
         evaluations = {}
         for stage in config["eval"]["stages"]:
             if stage in stage_models:
@@ -1112,9 +1118,29 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
                "model": str(final), "stages": sorted(stage_models), "evaluation": evaluations}
     if is_main_process():
         run.plot_curves()
-        write_json(run.path("timings.json"), {"seconds_this_session": timings, "resumed": resume})
+        write_json(run.path("timings.json"), {"seconds": timings, "sessions": sessions})
         write_json(run.path("summary.json"), summary)
     return dict(summary, seconds=timings)
+
+
+def _timings_file(run: Run) -> dict:
+    path = run.path("timings.json")
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):  # a damaged timings file costs the earlier times, not the run
+        return {}
+
+
+def _earlier_timings(run: Run) -> dict[str, float]:
+    """The seconds per stage that earlier sessions of a resumed run spent: a stage finished
+    before the interrupt is skipped now, so its time must come from there."""
+    seconds = _timings_file(run).get("seconds", {})
+    return {k: float(v) for k, v in seconds.items() if k != "training_total" and isinstance(v, (int, float))}
+
+
+def _earlier_sessions(run: Run) -> int:
+    sessions = _timings_file(run).get("sessions", 1)
+    return sessions if isinstance(sessions, int) else 1
 
 
 def _seeds(spec: str) -> list[int]:

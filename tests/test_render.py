@@ -169,6 +169,35 @@ def test_compact_prompt_keeps_goal_state_and_history_and_drops_what_does_not_cha
         styled_prompt(task, state, "short")
 
 
+def test_todo_prompt_lists_the_goal_facts_left_in_goal_order_until_the_goal_is_reached():
+    """The "todo" style is the compact prompt with the goal reduced to its facts not yet true:
+    along an optimal plan the list only shrinks, its first fact names the next item to fetch,
+    and at the end it says so."""
+    from plannerl.generate import solve_instance
+    from plannerl.render import compact_fact, compact_prompt, styled_action_sentences, styled_prompt
+
+    # seed 5001 binds cheese2 first (the robot starts holding it)
+    task, _, plan = solve_instance(generate_instance("double_cheese_burger", 5001))
+    goal = [compact_fact(task, atom) for atom in task.problem.goal_pos]
+    state, history, left_before = task.init, [], None
+    for action in [*plan, None]:
+        todo, compact = styled_prompt(task, state, "todo", history=history), compact_prompt(task, state, history=history)
+        assert todo.splitlines()[1:] == compact.splitlines()[1:]  # state and history as in the compact style
+        true = set(task.true_facts(state)) | set(task.static_facts)
+        left = [compact_fact(task, atom) for atom in task.problem.goal_pos if atom not in true]
+        assert todo.splitlines()[0] == ("Goal: " + ". ".join(left) + "." if left else "Goal: reached.")
+        assert left == [text for text in goal if text in left]  # goal order kept
+        assert left_before is None or set(left) <= set(left_before)
+        if action is None:
+            break
+        valid = task.applicable(state)
+        assert styled_action_sentences(task, state, valid, "todo") == styled_action_sentences(task, state, valid, "compact")
+        left_before, state, history = left, task.apply(state, action), [*history, action]
+    assert left == [] and task.is_goal(state)
+    first = styled_prompt(task, task.init, "todo").splitlines()[0]
+    assert first.startswith("Goal: patty1 on bottombun1. cheese2 on patty1.") and "cooked" not in first
+
+
 def test_compact_answers_name_a_move_by_what_its_destination_holds():
     """The built-in model's move answers put the destination's items first; other actions and
     the full style keep their ordinary sentences; every compact answer parses back to its action."""

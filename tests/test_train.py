@@ -179,10 +179,17 @@ def test_ctrl_c_leaves_a_checkpoint_and_resume_continues_from_the_saved_step(tmp
     checkpoints = sorted(p.name for p in (run / "sft").glob("checkpoint-*"))
     assert checkpoints == ["checkpoint-4"]  # the step after Ctrl-C, although save_steps is 100
     assert not (run / "sft" / "model").exists()
+    first = json.loads((run / "timings.json").read_text())
+    assert first["sessions"] == 1 and first["seconds"]["data_and_base_model"] > 0 and "sft" not in first["seconds"]
 
     steps = Steps()
     train(config, run, resume=True, callbacks=[steps], progress=False, say=lambda _: None)
     assert steps.seen == [5, 6]
+    # the resumed run's times add to the first session's: the finished data stage keeps its time
+    timings = json.loads((run / "timings.json").read_text())
+    assert timings["sessions"] == 2 and timings["seconds"]["data_and_base_model"] >= first["seconds"]["data_and_base_model"]
+    seconds = timings["seconds"]
+    assert seconds["training_total"] == pytest.approx(seconds["data_and_base_model"] + seconds["sft"], abs=0.11)
     assert [r["step"] for r in _metrics(run) if r["stage"] == "sft" and "loss" in r] == [1, 2, 3, 4, 5, 6]
     assert (run / "sft" / "model" / "model.safetensors").is_file()
 
