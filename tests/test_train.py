@@ -44,6 +44,9 @@ def test_set_assignments_and_seed_overlap():
         parse_assignment("grpo.temp=1")
     with pytest.raises(PlannerlError, match="share seed 42"):
         resolve_config(overrides={"data": {"train_seeds": "40:50"}})
+    with pytest.raises(PlannerlError, match="recovery.validation_seeds and recovery.seeds share seed 3005"):
+        resolve_config(overrides={"recovery": {"validation_seeds": "3005:3010"}})
+    assert resolve_config(overrides={"recovery": {"validation_seeds": ""}})["recovery"]["validation_seeds"] == ""
 
 
 def test_run_folder_refuses_a_different_run_unless_resume_or_force(tmp_path):
@@ -101,7 +104,12 @@ def test_smoke_pipeline_changes_weights_in_sft_and_grpo_and_writes_a_loadable_mo
     base, sft, grpo = _weights(run / "base"), _weights(run / "sft" / "model"), _weights(run / "grpo" / "model")
     assert _changed(base, sft)
     assert _changed(sft, grpo)
-    assert not _changed(_weights(run / "recovery-1" / "model"), _weights(run / "model"))
+    # the recovery round's model is kept only if it solves at least as many validation instances
+    validation = next(r for r in _metrics(run) if r["stage"] == "recovery-1-validation")
+    before, after = (json.loads((run / "validation" / f"recovery-1-{when}.json").read_text()) for when in ("before", "after"))
+    assert before["episodes"] == after["episodes"] == 1 and validation["kept"] == (after["successes"] >= before["successes"])
+    kept = run / ("recovery-1" if validation["kept"] else "grpo") / "model"
+    assert not _changed(_weights(kept), _weights(run / "model"))
     model, tokenizer = load_model(run / "model")
     ids = torch.tensor([tokenizer("Action:")["input_ids"]])
     assert model.generate(ids, max_new_tokens=3, do_sample=False).shape[1] > ids.shape[1]
@@ -126,10 +134,10 @@ def test_smoke_pipeline_changes_weights_in_sft_and_grpo_and_writes_a_loadable_mo
             assert len(report["episodes"]) == 1 and report["episodes"][0]["task"] == "burger"
     assert not list(run.glob("*/checkpoint-*")), "finished stages keep no trainer checkpoints"
 
-    # the built-in model trains on compact prompts, and its folder says so, so evaluation renders the same
+    # the built-in model trains on todo prompts, and its folder says so, so evaluation renders the same
     first = json.loads((run / "data" / "train.jsonl").read_text().splitlines()[0])
     assert first["prompt"].startswith("Goal: ") and "Valid actions" not in first["prompt"] and "messages" not in first
-    assert json.loads((run / "model" / "config.json").read_text())["plannerl_prompt"] == "compact"
+    assert json.loads((run / "model" / "config.json").read_text())["plannerl_prompt"] == "todo"
     from plannerl.evaluate import Observation, problems_from_tasks
     from plannerl.policies import ModelPolicy, make_policy, shared_history_len
     from plannerl.render import compact_prompt
@@ -137,7 +145,7 @@ def test_smoke_pipeline_changes_weights_in_sft_and_grpo_and_writes_a_loadable_mo
     problem = problems_from_tasks(["burger"], [1000])[0]
     observation = Observation(problem, problem.task.init, 0, [], [], 0, 0)
     policy = ModelPolicy(str(run / "model"))
-    assert policy.prompt_texts([observation]) == [compact_prompt(problem.task, problem.task.init)]
+    assert policy.prompt_texts([observation]) == [compact_prompt(problem.task, problem.task.init, todo=True)]
     # the model records its history length, and evaluation renders with it unless told otherwise
     assert policy.history_len == config["data"]["history_len"] == 5
     assert shared_history_len([make_policy("oracle"), policy], None) == 5 and shared_history_len([policy], 1) == 1
@@ -145,7 +153,7 @@ def test_smoke_pipeline_changes_weights_in_sft_and_grpo_and_writes_a_loadable_mo
     other.history_len = 2
     with pytest.raises(PlannerlError, match="different history lengths"):
         shared_history_len([policy, other], None)
-    assert first["prompt"] == compact_prompt(problem.task, problem.task.init)
+    assert first["prompt"] == compact_prompt(problem.task, problem.task.init, todo=True)
 
 
 @pytest.mark.slow
