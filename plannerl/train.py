@@ -883,6 +883,21 @@ def run_grpo(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: 
 # 6. Recovery: train on the states the policy itself visits
 
 
+def _rollouts(run: Run, seeds: str, model_dir: Path, label: str, progress=None) -> list:
+    """The model playing the training task's instances `seeds` the way recovery rolls out:
+    greedy, `recovery.constrained`, the retry rule and the paper's step limits."""
+    from plannerl.evaluate import play, problems_from_tasks
+    from plannerl.policies import ModelPolicy
+    from plannerl.seeds import parse_seeds
+
+    config = run.config
+    problems = problems_from_tasks([config["task"]], parse_seeds(seeds))
+    policy = ModelPolicy(str(model_dir), label=label, constrained=config["recovery"]["constrained"],
+                         batch_size=config["eval"]["batch_size"])
+    return play(problems, policy, invalid="retry", history_len=config["data"]["history_len"],
+                on_result=(lambda _: progress()) if progress else None)
+
+
 def visited_rows(run: Run, stage: str, model_dir: Path, progress=None) -> list[dict]:
     """Roll the model out on `recovery.seeds` (greedy, retry rule) and label every state it
     visited with the oracle: the states that follow its own mistakes get their optimal
@@ -891,16 +906,8 @@ def visited_rows(run: Run, stage: str, model_dir: Path, progress=None) -> list[d
     saved = run.path(stage, "rows.jsonl")
     if saved.is_file():
         return [json.loads(line) for line in saved.read_text().splitlines()]
-    from plannerl.evaluate import play, problems_from_tasks
-    from plannerl.policies import ModelPolicy
-    from plannerl.seeds import parse_seeds
-
     config = run.config
-    problems = problems_from_tasks([config["task"]], parse_seeds(config["recovery"]["seeds"]))
-    policy = ModelPolicy(str(model_dir), label=stage, constrained=config["recovery"]["constrained"],
-                         batch_size=config["eval"]["batch_size"])
-    results = play(problems, policy, invalid="retry", history_len=config["data"]["history_len"],
-                   on_result=(lambda _: progress()) if progress else None)
+    results = _rollouts(run, config["recovery"]["seeds"], model_dir, stage, progress)
     rows, seen = [], set()
     for result in results:
         problem, task = result.problem, result.problem.task
@@ -930,16 +937,7 @@ def validation_successes(run: Run, name: str, model_dir: Path, progress=None) ->
     saved = run.path("validation", f"{name}.json")
     if saved.is_file():
         return json.loads(saved.read_text())["successes"]
-    from plannerl.evaluate import play, problems_from_tasks
-    from plannerl.policies import ModelPolicy
-    from plannerl.seeds import parse_seeds
-
-    config = run.config
-    problems = problems_from_tasks([config["task"]], parse_seeds(config["recovery"]["validation_seeds"]))
-    policy = ModelPolicy(str(model_dir), label=name, constrained=config["recovery"]["constrained"],
-                         batch_size=config["eval"]["batch_size"])
-    results = play(problems, policy, invalid="retry", history_len=config["data"]["history_len"],
-                   on_result=(lambda _: progress()) if progress else None)
+    results = _rollouts(run, run.config["recovery"]["validation_seeds"], model_dir, name, progress)
     successes = sum(result.success for result in results)
     write_json(saved, {"model": str(model_dir), "episodes": len(results), "successes": successes,
                        "failed_seeds": [result.problem.seed for result in results if not result.success]})
