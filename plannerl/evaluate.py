@@ -187,7 +187,7 @@ class Observation:
         return self._valid
 
     def prompt(self, style: str = "full") -> str:
-        """The rendered prompt; `style` "compact" is the built-in model's (`plannerl.render.PROMPT_STYLES`)."""
+        """The rendered prompt; `style` is one of `plannerl.render.PROMPT_STYLES` (the built-in model reads "todo")."""
         from plannerl.render import styled_prompt
 
         text = styled_prompt(self.task, self.state, style, history=self.history, history_len=self.history_len)

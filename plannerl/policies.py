@@ -151,7 +151,7 @@ class ModelPolicy:
     def prompt_texts(self, observations: Sequence[Observation]) -> list[str]:
         from plannerl.model import prompt_text
 
-        if self.prompt_style != "full":  # a model trained on compact prompts reads them as plain text
+        if self.prompt_style != "full":  # a model trained on compact or todo prompts reads them as plain text
             return [obs.prompt(self.prompt_style) for obs in observations]
         return [prompt_text(self.tokenizer, obs.prompt(), obs.messages()) for obs in observations]
 
