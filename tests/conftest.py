@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
 import pytest
+
+# A shell starts background jobs (`pytest &`, nohup) with SIGINT ignored, and every process they
+# start inherits that, so the Ctrl-C tests' children would never see their SIGINT. Handled
+# signals are reset to the default in a child; ignored ones are not, so handle it here.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAINS = ROOT / "domains"
