@@ -236,25 +236,23 @@ def _check_seed_sets(config: dict) -> None:
     from plannerl.seeds import parse_seeds
 
     train = set(parse_seeds(config["data"]["train_seeds"]))
-    for key in ("seeds", "heldout_seeds"):
-        overlap = train & set(parse_seeds(config["eval"][key]))
-        if overlap:
-            raise PlannerlError(f"data.train_seeds and eval.{key} share seed {min(overlap)}: "
+    evaluation = {f"eval.{key}": set(parse_seeds(config["eval"][key])) for key in ("seeds", "heldout_seeds")}
+    for name, seeds in evaluation.items():
+        if train & seeds:
+            raise PlannerlError(f"data.train_seeds and {name} share seed {min(train & seeds)}: "
                                 f"evaluation instances must not be trained on")
-    if config["recovery"]["rounds"]:
-        for key in ("seeds", "heldout_seeds"):
-            overlap = set(parse_seeds(config["recovery"]["seeds"])) & set(parse_seeds(config["eval"][key]))
-            if overlap:
-                raise PlannerlError(f"recovery.seeds and eval.{key} share seed {min(overlap)}")
-        if config["recovery"]["validation_seeds"]:
-            validation = set(parse_seeds(config["recovery"]["validation_seeds"]))
-            others = {"data.train_seeds": train, "recovery.seeds": set(parse_seeds(config["recovery"]["seeds"])),
-                      "eval.seeds": set(parse_seeds(config["eval"]["seeds"])),
-                      "eval.heldout_seeds": set(parse_seeds(config["eval"]["heldout_seeds"]))}
-            for name, seeds in others.items():
-                if validation & seeds:
-                    raise PlannerlError(f"recovery.validation_seeds and {name} share seed {min(validation & seeds)}: "
-                                        "validation instances must be seen by neither training nor evaluation")
+    if not config["recovery"]["rounds"]:
+        return
+    rollout = set(parse_seeds(config["recovery"]["seeds"]))
+    for name, seeds in evaluation.items():
+        if rollout & seeds:
+            raise PlannerlError(f"recovery.seeds and {name} share seed {min(rollout & seeds)}")
+    if config["recovery"]["validation_seeds"]:
+        validation = set(parse_seeds(config["recovery"]["validation_seeds"]))
+        for name, seeds in {"data.train_seeds": train, "recovery.seeds": rollout, **evaluation}.items():
+            if validation & seeds:
+                raise PlannerlError(f"recovery.validation_seeds and {name} share seed {min(validation & seeds)}: "
+                                    "validation instances must be seen by neither training nor evaluation")
 
 
 def saved_config(run_dir: str | Path) -> dict:
@@ -931,9 +929,12 @@ def visited_rows(run: Run, stage: str, model_dir: Path, progress=None) -> list[d
     return rows
 
 
-def validation_successes(run: Run, name: str, model_dir: Path, progress=None) -> int:
+def validation_successes(run: Run, model_dir: Path, progress=None) -> int:
     """How many `recovery.validation_seeds` instances the model solves (greedy, retry rule,
-    the paper's step limits); saved in run/validation/<name>.json so a resumed run does not play them again."""
+    the paper's step limits); saved in run/validation/<stage>.json, named by the stage that made
+    the model, so no model is played twice (the next round starts from the one this round kept)
+    and a resumed run does not play them again."""
+    name = _stage_of(run, model_dir)
     saved = run.path("validation", f"{name}.json")
     if saved.is_file():
         return json.loads(saved.read_text())["successes"]
@@ -943,6 +944,15 @@ def validation_successes(run: Run, name: str, model_dir: Path, progress=None) ->
                        "failed_seeds": [result.problem.seed for result in results if not result.success]})
     run.check_interrupt(f"validation of {name}")
     return successes
+
+
+def _stage_of(run: Run, model_dir: Path) -> str:
+    """The stage whose model `model_dir` is ("sft", "recovery-1", ...); "base" for the model
+    training started from."""
+    try:
+        return Path(model_dir).relative_to(run.root).parts[0]
+    except ValueError:  # a hub or local model outside the run folder
+        return "base"
 
 
 def recovery_rows(rows: list[dict], visited: list[dict]) -> list[dict]:
@@ -1089,9 +1099,13 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
     with main_process_first():
         run = Run(out_dir, config, resume=resume, force=force)
     run.progress = progress
-    timings = _earlier_timings(run) if resume else {}
-    sessions = _earlier_sessions(run) + 1 if resume else 1
+    timings, sessions = _earlier_timings(run) if resume else ({}, 0)
+    sessions += 1
     clock = time.monotonic()
+
+    def save_timings() -> None:
+        if is_main_process():
+            write_json(run.path("timings.json"), {"seconds": timings, "sessions": sessions})
 
     def lap(name: str) -> None:
         """Add the time since the last lap to stage `name` and save the timings at once, so an
@@ -1099,8 +1113,7 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
         nonlocal clock
         timings[name] = round(timings.get(name, 0.0) + time.monotonic() - clock, 1)
         clock = time.monotonic()
-        if is_main_process():
-            write_json(run.path("timings.json"), {"seconds": timings, "sessions": sessions})
+        save_timings()
 
     stage_models: dict[str, Path] = {}
     with run.catch_interrupts():
@@ -1156,29 +1169,24 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
                "model": str(final), "stages": sorted(stage_models), "evaluation": evaluations}
     if is_main_process():
         run.plot_curves()
-        write_json(run.path("timings.json"), {"seconds": timings, "sessions": sessions})
         write_json(run.path("summary.json"), summary)
+    save_timings()  # with training_total, also when no evaluation stage ran
     return dict(summary, seconds=timings)
 
 
-def _timings_file(run: Run) -> dict:
+def _earlier_timings(run: Run) -> tuple[dict[str, float], int]:
+    """The seconds per stage that earlier sessions of a resumed run spent, and how many sessions
+    those were: a stage finished before the interrupt is skipped now, so its time must come from
+    there. A damaged timings file costs the earlier times, not the run."""
     path = run.path("timings.json")
     try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError):  # a damaged timings file costs the earlier times, not the run
-        return {}
-
-
-def _earlier_timings(run: Run) -> dict[str, float]:
-    """The seconds per stage that earlier sessions of a resumed run spent: a stage finished
-    before the interrupt is skipped now, so its time must come from there."""
-    seconds = _timings_file(run).get("seconds", {})
-    return {k: float(v) for k, v in seconds.items() if k != "training_total" and isinstance(v, (int, float))}
-
-
-def _earlier_sessions(run: Run) -> int:
-    sessions = _timings_file(run).get("sessions", 1)
-    return sessions if isinstance(sessions, int) else 1
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        saved = {}
+    seconds = saved.get("seconds", {})
+    sessions = saved.get("sessions", 1)
+    return ({k: float(v) for k, v in seconds.items() if k != "training_total" and isinstance(v, (int, float))},
+            sessions if isinstance(sessions, int) else 1)
 
 
 def _validated(run: Run, stage: str, before: Path, after: Path, bars, say) -> Path:
@@ -1189,13 +1197,12 @@ def _validated(run: Run, stage: str, before: Path, after: Path, bars, say) -> Pa
     double_cheese_burger, that fixed the rollouts' mistakes but broke other held starts (SR
     held-out 0.90 -> 0.75), while on cheese_burger it helped (0.85 -> 0.90). Validation seeds,
     which neither training nor evaluation uses, tell the two apart."""
-    with bars(f"{stage} validation", 2 * len(_seeds(run.config["recovery"]["validation_seeds"]))) as advance, \
-            main_process_first():
-        solved_before = validation_successes(run, f"{stage}-before", before, advance)
-        solved_after = validation_successes(run, f"{stage}-after", after, advance)
+    total = len(_seeds(run.config["recovery"]["validation_seeds"]))
+    with bars(f"{stage} validation", 2 * total) as advance, main_process_first():
+        solved_before = validation_successes(run, before, advance)
+        solved_after = validation_successes(run, after, advance)
     kept = solved_after >= solved_before
     run.log(stage + "-validation", 0, {"before": solved_before, "after": solved_after, "kept": kept})
-    total = len(_seeds(run.config["recovery"]["validation_seeds"]))
     say(f"{stage}: validation {solved_before}/{total} -> {solved_after}/{total}: "
         + ("keeping the round's model" if kept else "the round made it worse; keeping the model it started from"))
     return after if kept else before

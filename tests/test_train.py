@@ -106,7 +106,7 @@ def test_smoke_pipeline_changes_weights_in_sft_and_grpo_and_writes_a_loadable_mo
     assert _changed(sft, grpo)
     # the recovery round's model is kept only if it solves at least as many validation instances
     validation = next(r for r in _metrics(run) if r["stage"] == "recovery-1-validation")
-    before, after = (json.loads((run / "validation" / f"recovery-1-{when}.json").read_text()) for when in ("before", "after"))
+    before, after = (json.loads((run / "validation" / f"{stage}.json").read_text()) for stage in ("grpo", "recovery-1"))
     assert before["episodes"] == after["episodes"] == 1 and validation["kept"] == (after["successes"] >= before["successes"])
     kept = run / ("recovery-1" if validation["kept"] else "grpo") / "model"
     assert not _changed(_weights(kept), _weights(run / "model"))
