@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "tests" / "fixtures" / "golden" / "manifest.json"
-TIME_FIELDS = ("seconds", "heuristic_seconds")
+TIME_FIELDS = ("seconds", "heuristic_seconds", "step_time")
 NOT_RESULTS = ("timings.json", "README.md", "training_args.bin")
 
 
