@@ -8,7 +8,7 @@ whose search hits `--time-limit` counts as a timeout and its time is still charg
 
 Instances come from the generator's default ranges (Robotouille's: 0-24 extra stations, 0-8
 distractors). The same seeds then go through the same work with `--jobs` worker processes
-(`plannerl.generate.map_seeds`, as `plannerl data --jobs N` runs it): `inst/s jN`, `rows/s jN`
+(`plannerl.tasks.generate.map_seeds`, as `plannerl data --jobs N` runs it): `inst/s jN`, `rows/s jN`
 and the speed-up over one process.
 
 The issue's target is 1,000 double_cheese_burger instances with full optimal-action labels in
@@ -35,9 +35,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from plannerl.datasets import expert_rows, instance_rows  # noqa: E402
 from plannerl.errors import LimitError  # noqa: E402
-from plannerl.generate import DEFAULT_RANGES, generate_instance, list_tasks, map_seeds, solve_instance  # noqa: E402
+from plannerl.tasks.datasets import expert_rows, instance_rows  # noqa: E402
+from plannerl.tasks.generate import DEFAULT_RANGES, generate_instance, list_tasks, map_seeds, solve_instance  # noqa: E402
 
 HEAVY = {"double_cheese_burger", "lettuce_tomato_sandwich"}
 TARGET_SECONDS_PER_1000 = 120.0

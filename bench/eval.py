@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from tables import print_table  # noqa: E402
 
-from plannerl.evaluate import play, problems_from_tasks  # noqa: E402
-from plannerl.policies import ModelPolicy, OraclePolicy, RandomPolicy  # noqa: E402
+from plannerl.agents.evaluate import play, problems_from_tasks  # noqa: E402
+from plannerl.agents.policies import ModelPolicy, OraclePolicy, RandomPolicy  # noqa: E402
 
 TASK = "double_cheese_burger"
 
@@ -50,8 +50,8 @@ def episodes_per_second(problems, make_policy, seconds: float) -> tuple[float, f
 
 def up_problems(problems, folder: Path):
     """The same instances read by unified-planning (written out as PDDL files first)."""
-    from plannerl.generate import base_instance, generate_instance
-    from plannerl.up_bridge import read_problem
+    from plannerl.pddl.up_bridge import read_problem
+    from plannerl.tasks.generate import base_instance, generate_instance
 
     out = []
     for problem in problems:
@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
 
-    from plannerl.model import configure_torch_cpu
+    from plannerl.agents.model import configure_torch_cpu
     from plannerl.seeds import parse_seeds
 
     configure_torch_cpu(1)
@@ -143,7 +143,7 @@ def main() -> None:
     random_rate, random_steps = episodes_per_second(problems, lambda: RandomPolicy(seed=0), args.seconds)
     plans = [r.actions for r in play(problems, OraclePolicy())]
     with tempfile.TemporaryDirectory() as folder:
-        from plannerl.up_bridge import quiet_environment
+        from plannerl.pddl.up_bridge import quiet_environment
 
         quiet_environment()
         up_list = up_problems(problems, Path(folder))
@@ -162,7 +162,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         model_dir = args.model
         if model_dir is None:
-            from plannerl.model import build_default_model
+            from plannerl.agents.model import build_default_model
 
             model_dir = str(build_default_model(Path(folder) / "tiny", seed=0))
         model_problems = problems_from_tasks(["burger"], list(range(1, args.model_episodes + 1)))

@@ -13,7 +13,7 @@ copy of the domain in a temporary folder).
 - Fast Downward, whole process, in its two strong optimal configurations: the driver from the
   up-fast-downward wheel with `astar(lmcut())` and with `astar(ipdb())` (translator + search),
   wall time and expansions; the ratios use the faster of the two on each problem;
-- pyperplan, in-process: `plannerl.up_bridge.pyperplan_plan` (UP reader, compilation to STRIPS,
+- pyperplan, in-process: `plannerl.pddl.up_bridge.pyperplan_plan` (UP reader, compilation to STRIPS,
   pyperplan's A* with LM-cut), unified-planning's import excluded;
 - simulator steps/s: a seeded random walk (list applicable actions, apply one, test the goal)
   on plannerl's compiled task vs unified-planning's SequentialSimulator;
@@ -151,8 +151,8 @@ def builtin_process(problem: Path, timeout: float, env: dict[str, str]):
 
 
 def fd_process(problem: Path, timeout: float, env: dict[str, str], search: str):
-    from plannerl.pddl import find_domain_file
-    from plannerl.up_bridge import fast_downward_command
+    from plannerl.pddl.reader import find_domain_file
+    from plannerl.pddl.up_bridge import fast_downward_command
 
     with tempfile.TemporaryDirectory(prefix="plannerl-bench-fd-") as scratch:
         plan_path = Path(scratch) / "plan.txt"
@@ -169,7 +169,7 @@ def fd_process(problem: Path, timeout: float, env: dict[str, str], search: str):
 
 
 def pyperplan_in_process(problem: Path, timeout: float):
-    from plannerl.up_bridge import pyperplan_plan
+    from plannerl.pddl.up_bridge import pyperplan_plan
 
     try:
         found = pyperplan_plan(None, problem, time_limit=timeout)
@@ -182,8 +182,8 @@ def simulator_rates(problem: Path, seconds: float) -> tuple[float, float]:
     """Random-walk steps per second (set-up excluded): plannerl's compiled task, then UP's SequentialSimulator."""
     from unified_planning.shortcuts import SequentialSimulator
 
-    from plannerl.planner import load_task
-    from plannerl.up_bridge import read_problem
+    from plannerl.pddl.up_bridge import read_problem
+    from plannerl.planning.planner import load_task
 
     task = load_task(None, problem)
     rng = random.Random(0)
@@ -235,7 +235,7 @@ def start_up_times(env: dict[str, str], repeats: int = 7) -> list[tuple[str, flo
 
 def write_generated(folder: Path, count: int) -> list[Path]:
     """`count` randomised kitchens at Robotouille's scale (seeds 0..count-1), each beside the domain."""
-    from plannerl.generate import generate_instance
+    from plannerl.tasks.generate import generate_instance
 
     paths = []
     for seed in range(count):
@@ -281,7 +281,7 @@ def fd_cell(cell) -> str:
 
 
 def measure(problem: Path, args, env: dict[str, str]) -> dict:
-    from plannerl.up_bridge import FAST_DOWNWARD_IPDB_SEARCH, FAST_DOWNWARD_OPTIMAL_SEARCH
+    from plannerl.pddl.up_bridge import FAST_DOWNWARD_IPDB_SEARCH, FAST_DOWNWARD_OPTIMAL_SEARCH
 
     ours = fastest(lambda: builtin_process(problem, args.timeout, env))
     lmcut = fastest(lambda: fd_process(problem, args.timeout, env, FAST_DOWNWARD_OPTIMAL_SEARCH))
@@ -386,7 +386,7 @@ def main() -> None:
 
     import unified_planning.shortcuts  # noqa: F401  (imported once here, so no run below pays for it)
 
-    from plannerl.up_bridge import quiet_environment
+    from plannerl.pddl.up_bridge import quiet_environment
 
     quiet_environment()
     started = time.perf_counter()
@@ -397,7 +397,7 @@ def main() -> None:
         kitchens.mkdir()
         generated_paths = write_generated(kitchens, args.generated)
         # warm the bytecode caches of both tools (untimed)
-        from plannerl.up_bridge import FAST_DOWNWARD_OPTIMAL_SEARCH
+        from plannerl.pddl.up_bridge import FAST_DOWNWARD_OPTIMAL_SEARCH
 
         builtin_process(START_UP, 60, env)
         fd_process(COOKING[0], 60, env, FAST_DOWNWARD_OPTIMAL_SEARCH)

@@ -5,7 +5,7 @@ number of stations and distractor items per bucket (the buckets of issue 9's tab
 stations and 8 distractors), seeds from 1 up. For each instance, in the same run:
 
 - plannerl, in a fresh child process (so its peak memory is its own): read and ground the
-  problem, build the heuristic, search (`plannerl.search.optimal_search`): `plan` wall time,
+  problem, build the heuristic, search (`plannerl.planning.search.optimal_search`): `plan` wall time,
   `plan CPU` (the child's CPU time for the same work: on a loaded machine wall time is not
   the planner's), and `expanded`; then label every state of the expert trajectory with the oracle
   (`Oracle.trajectory`): `label s`; `peak MB` is the child's maximum resident set size.
@@ -19,7 +19,7 @@ status is 1.
 
 Then the throughput line: `--instances N` randomised double_cheese_burger instances at the
 generator's default ranges (0-24 extra stations, 0-8 distractors), generated, solved and fully
-labelled with `--jobs` worker processes (`plannerl.generate.map_seeds`), extrapolated to
+labelled with `--jobs` worker processes (`plannerl.tasks.generate.map_seeds`), extrapolated to
 1,000 instances against issue 9's 10-minute and issue 4's 2-minute targets.
 
 Run: `python bench/scale.py [--quick] [--seeds N] [--fd-limit S] [--instances N] [--jobs J] [--markdown]`.
@@ -44,9 +44,9 @@ sys.path.insert(0, str(ROOT))
 from tables import print_table  # noqa: E402
 
 from plannerl.errors import LimitError  # noqa: E402
-from plannerl.generate import DEFAULT_RANGES, generate_instance, map_seeds, solve_instance  # noqa: E402
-from plannerl.recipes import COOKING_DOMAIN, load_recipe  # noqa: E402
-from plannerl.up_bridge import run_fast_downward_process  # noqa: E402
+from plannerl.pddl.up_bridge import run_fast_downward_process  # noqa: E402
+from plannerl.tasks.generate import DEFAULT_RANGES, generate_instance, map_seeds, solve_instance  # noqa: E402
+from plannerl.tasks.recipes import COOKING_DOMAIN, load_recipe  # noqa: E402
 
 TASK = "double_cheese_burger"
 BUCKETS = [(13, 0), (16, 2), (19, 4), (22, 6), (25, 8)]
@@ -56,9 +56,9 @@ TARGETS = {"median plan s": 1.0, "worst plan s": 5.0, "peak MB": 1024, "label s"
 CHILD = """
 import json, resource, sys, time
 start = time.perf_counter()
-from plannerl.oracle import Oracle
-from plannerl.planner import load_task
-from plannerl.search import optimal_search
+from plannerl.planning.oracle import Oracle
+from plannerl.planning.planner import load_task
+from plannerl.planning.search import optimal_search
 imported, cpu = time.perf_counter(), time.process_time()
 task = load_task(sys.argv[1], sys.argv[2])
 result = optimal_search(task)

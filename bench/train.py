@@ -1,6 +1,6 @@
 """Quality benchmark for training: SFT-only vs SFT+GRPO vs +recovery, and the cross-task matrix.
 
-For each training task, runs the `plannerl train` pipeline (the same `plannerl.train.train`)
+For each training task, runs the `plannerl train` pipeline (the same `plannerl.train.pipeline.train`)
 with one config into OUT/<task>, evaluating the model after each stage on that task, over the
 evaluation seeds (42..420 step 42) and the held-out seeds of the config; then the final model
 plays every task of `--eval-tasks` on both splits (the cross-task matrix). Prints, per trained
@@ -36,7 +36,7 @@ PAPER_TASKS = ["cheese_sandwich", "burger", "cheese_burger", "double_cheese_burg
 
 
 def bench_task(task: str, config_file: str | None, out: Path, eval_tasks: list[str], overrides: list[str]) -> dict:
-    from plannerl.train import merge_config, parse_assignment, resolve_config, train
+    from plannerl.train.pipeline import merge_config, parse_assignment, resolve_config, train
 
     extra: dict = {"task": task, "eval": {"tasks": [task]}}
     for assignment in overrides:
@@ -57,8 +57,8 @@ def bench_task(task: str, config_file: str | None, out: Path, eval_tasks: list[s
 def matrix_row(config: dict, run_dir: Path, eval_tasks: list[str]) -> dict:
     """The final model on every evaluation task, both splits: {split: {task: metrics}}; a split's
     report already in the run folder (an interrupted benchmark) is read, not played again."""
-    from plannerl.evaluate import group_results, metrics, play, problems_from_tasks, write_report
-    from plannerl.policies import ModelPolicy
+    from plannerl.agents.evaluate import group_results, metrics, play, problems_from_tasks, write_report
+    from plannerl.agents.policies import ModelPolicy
     from plannerl.seeds import parse_seeds
 
     evaluation, row = config["eval"], {}

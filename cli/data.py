@@ -61,9 +61,9 @@ def generate(
     from rich.console import Console
     from rich.table import Table
 
-    from plannerl.generate import list_tasks, paper_step_limit, write_instances
-    from plannerl.recipes import load_recipe
     from plannerl.seeds import parse_seeds
+    from plannerl.tasks.generate import list_tasks, paper_step_limit, write_instances
+    from plannerl.tasks.recipes import load_recipe
 
     console = Console()
     if list_:
@@ -120,8 +120,8 @@ def data(
     from rich.console import Console
     from rich.table import Table
 
-    from plannerl.datasets import build_dataset, build_dataset_from_files
     from plannerl.seeds import parse_seeds
+    from plannerl.tasks.datasets import build_dataset, build_dataset_from_files
 
     console = Console()
     if history_len < 0:
@@ -177,6 +177,6 @@ def _is_domain(path: Path) -> bool:
     """True when the file defines a domain (so the first argument is DOMAIN, not a problem)."""
     import re
 
-    from plannerl.pddl import read_text, strip_comments
+    from plannerl.pddl.reader import read_text, strip_comments
 
     return re.search(r"\(\s*define\s*\(\s*domain\s", strip_comments(read_text(path)), re.IGNORECASE) is not None

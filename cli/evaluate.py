@@ -44,14 +44,14 @@ def eval_command(
 
     from rich.console import Console
 
-    from plannerl.errors import PlannerlError
-    from plannerl.evaluate import (
+    from plannerl.agents.evaluate import (
         RichTrace,
         Trace,
         iter_problems_from_files,
         iter_problems_from_tasks,
     )
-    from plannerl.policies import make_policy, shared_history_len
+    from plannerl.agents.policies import make_policy, shared_history_len
+    from plannerl.errors import PlannerlError
 
     if not task and not problems:
         raise PlannerlError("nothing to evaluate: give --task TASK (with --seeds) or PROBLEM files")
@@ -74,7 +74,7 @@ def eval_command(
               "seed": seed, "sample": sample, "temperature": temperature if sample else None, "constrained": constrained,
               "max_new_tokens": max_new_tokens, "history_len": history_len}
     trace = Trace() if quiet else RichTrace(console)
-    from plannerl.distributed import evaluate_sharded, init_process_group, is_main_process, world_size
+    from plannerl.agents.distributed import evaluate_sharded, init_process_group, is_main_process, world_size
 
     if init_process_group():  # under torchrun / accelerate launch: each process plays its shard, one merged report
         if is_main_process():
@@ -93,7 +93,7 @@ def eval_command(
 def _evaluate_here(policies, chosen, invalid, runs, history_len, trace, report, config, console):
     from itertools import chain
 
-    from plannerl.evaluate import evaluate_policies
+    from plannerl.agents.evaluate import evaluate_policies
 
     try:
         return evaluate_policies(policies, chain(*chosen), invalid=invalid, runs=runs, history_len=history_len, trace=trace,
@@ -105,14 +105,14 @@ def _evaluate_here(policies, chosen, invalid, runs, history_len, trace, report, 
 
 
 def _print_results(results, console, matrix_png, report) -> None:
-    from plannerl.evaluate import matrix_table, sr_matrix, summary_table
+    from plannerl.agents.evaluate import matrix_table, sr_matrix, summary_table
 
     console.print(summary_table(results))
     matrix = sr_matrix(results)
     if len(matrix["rows"]) > 1 or len(matrix["columns"]) > 1:
         console.print(matrix_table(matrix))
     if matrix_png is not None:
-        from plannerl.plots import save_matrix_png
+        from plannerl.agents.plots import save_matrix_png
 
         save_matrix_png(matrix_png, matrix["rows"], matrix["columns"], matrix["sr"])
         console.print(f"matrix heatmap: {matrix_png}")
@@ -132,8 +132,8 @@ def play_command(
     """Play a task yourself: type a listed number, a unique prefix or any action; ? lists valid actions, q quits."""
     from rich.console import Console
 
-    from plannerl.evaluate import RichTrace, play, problems_from_files, problems_from_tasks
-    from plannerl.policies import HumanPolicy
+    from plannerl.agents.evaluate import RichTrace, play, problems_from_files, problems_from_tasks
+    from plannerl.agents.policies import HumanPolicy
 
     console = Console()
     path = Path(target)

@@ -1,4 +1,4 @@
-"""`plannerl plan` and `plannerl validate`: thin commands over plannerl.planner, up_bridge and planfile."""
+"""`plannerl plan` and `plannerl validate`: thin commands over plannerl.planning.planner, up_bridge and planfile."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def plan(
             raise PlannerlError(f"{name} applies to the builtin planner only")
     report = _solve(domain, problem, planner, time_limit, max_states, not no_symmetry, verbose)
     if output is not None:
-        from plannerl.planfile import write_plan
+        from plannerl.pddl.planfile import write_plan
 
         write_plan(output, report["plan"])
     _print_report(report, output_format)
@@ -71,13 +71,13 @@ def _split_files(files: list[Path], last: str, extra: int = 0) -> tuple[Path | N
 def _solve(domain: Path | None, problem: Path, planner: PlannerName, time_limit: float | None, max_states: int | None,
            symmetry: bool, verbose: bool) -> dict:
     """Run one planner and describe its plan in the keys `--format json` prints."""
-    from plannerl.planner import load_task
+    from plannerl.planning.planner import load_task
 
     start = time.perf_counter()
     report = {"planner": planner.value, "problem": str(problem), "optimal_plans": None, "optimal_plans_capped": False, "expanded": None}
     if planner == PlannerName.builtin:
-        from plannerl import compiled
-        from plannerl.planner import MISSING_CORE, solve
+        from plannerl.planning import compiled
+        from plannerl.planning.planner import MISSING_CORE, solve
 
         if verbose and not compiled.available():
             print(f"plannerl: {MISSING_CORE}", file=sys.stderr)
@@ -90,8 +90,8 @@ def _solve(domain: Path | None, problem: Path, planner: PlannerName, time_limit:
         if verbose:
             print(f"plannerl: {_how_solved(report)}", file=sys.stderr)
     else:
-        from plannerl import up_bridge
-        from plannerl.planfile import replay
+        from plannerl.pddl import up_bridge
+        from plannerl.pddl.planfile import replay
 
         task = load_task(domain, problem)  # plannerl's reader first: its errors are the clearest
         run = up_bridge.fast_downward_plan if planner == PlannerName.fast_downward else up_bridge.pyperplan_plan
@@ -122,7 +122,7 @@ def _print_report(report: dict, output_format: OutputFormat) -> None:
         print(json.dumps(report, sort_keys=True))
         return
     if output_format == OutputFormat.pddl:
-        from plannerl.planfile import format_plan
+        from plannerl.pddl.planfile import format_plan
 
         print(format_plan(report["plan"]), end="")
         return
@@ -167,8 +167,8 @@ def validate(
 ) -> None:
     """Replay a plan: say it is valid and reaches the goal, or name the first failing step and its
     unmet preconditions (or the unmet goals). Exit codes: 0 valid, 1 invalid plan, 2 bad input."""
-    from plannerl.planfile import InvalidPlanError, read_plan, replay
-    from plannerl.planner import load_task
+    from plannerl.pddl.planfile import InvalidPlanError, read_plan, replay
+    from plannerl.planning.planner import load_task
 
     domain, problem, plan_file = _split_files(files, "PROBLEM", extra=1)
     task = load_task(domain, problem)

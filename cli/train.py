@@ -32,8 +32,8 @@ def train(
     """Train an agent: SFT then single-turn GRPO (then optional recovery rounds), evaluated on held-out seeds."""
     from rich.console import Console
 
-    from plannerl.train import merge_config, parse_assignment, resolve_config, saved_config
-    from plannerl.train import train as run_training
+    from plannerl.train.pipeline import merge_config, parse_assignment, resolve_config, saved_config
+    from plannerl.train.pipeline import train as run_training
 
     overrides: dict = {}
     for assignment in assignments:
@@ -50,7 +50,7 @@ def train(
         resolved = resolve_config(config, overrides, base=saved_config(out))
     console = Console()
     summary = run_training(resolved, out, resume=resume, force=force, say=console.print, progress=not quiet)
-    from plannerl.distributed import is_main_process
+    from plannerl.agents.distributed import is_main_process
 
     if not is_main_process():  # under torchrun / accelerate launch the main process prints the summary
         return

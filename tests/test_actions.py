@@ -7,10 +7,10 @@ import random
 import pytest
 from conftest import COOKING_PROBLEMS, FIXTURES
 
-from plannerl.actions import NOT_APPLICABLE, UNPARSEABLE, VALID, extract_answer, match_answer, parse_action
-from plannerl.generate import generate_instance
-from plannerl.planner import load_task
-from plannerl.render import action_sentence
+from plannerl.planning.planner import load_task
+from plannerl.tasks.actions import NOT_APPLICABLE, UNPARSEABLE, VALID, extract_answer, match_answer, parse_action
+from plannerl.tasks.generate import generate_instance
+from plannerl.tasks.render import action_sentence
 
 BLOCKS = [FIXTURES / "data" / "blocks" / "tower3.pddl", FIXTURES / "data" / "blocks" / "swap4.pddl"]
 

@@ -11,11 +11,11 @@ import sys
 import pytest
 from conftest import BAD, CLASSIC, DOMAINS, ROOT
 
-from plannerl import compiled
 from plannerl.errors import PddlError
-from plannerl.planfile import format_plan, parse_plan_text, read_plan, replay, write_plan
-from plannerl.planner import COMPILED_HEURISTIC, MISSING_CORE, PYTHON_HEURISTIC, load_task
-from plannerl.up_bridge import EXTERNAL_HEURISTIC
+from plannerl.pddl.planfile import format_plan, parse_plan_text, read_plan, replay, write_plan
+from plannerl.pddl.up_bridge import EXTERNAL_HEURISTIC
+from plannerl.planning import compiled
+from plannerl.planning.planner import COMPILED_HEURISTIC, MISSING_CORE, PYTHON_HEURISTIC, load_task
 
 
 def plannerl(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
@@ -50,7 +50,7 @@ def test_plan_json_and_plan_file_round_trip(tmp_path):
     # unified-planning reads the file we wrote
     from unified_planning.io import PDDLReader
 
-    from plannerl.up_bridge import read_problem
+    from plannerl.pddl.up_bridge import read_problem
 
     up_plan = PDDLReader().parse_plan(read_problem(None, DOMAINS / "burger.pddl"), str(out))
     assert len(up_plan.actions) == 8
@@ -84,7 +84,7 @@ def test_external_planners_from_the_cli(planner):
 
 def _kitchen_with_spare_tables(folder):
     """A generated burger kitchen with extra empty tables (interchangeable) beside its domain file."""
-    from plannerl.generate import generate_instance
+    from plannerl.tasks.generate import generate_instance
 
     instance = generate_instance("burger", 3, extra_stations=4, distractors=1)
     shutil.copy(instance.domain_path, folder / instance.domain_path.name)
@@ -119,11 +119,11 @@ def test_plan_reports_core_symmetry_and_heuristic(tmp_path):
 
 
 def test_plan_without_the_compiled_core_falls_back_to_python_and_says_so_with_v(tmp_path):
-    """A checkout where plannerl._core cannot be imported (as before `build_ext`): same plan and
+    """A checkout where plannerl.planning._core cannot be imported (as before `build_ext`): same plan and
     count from the pure-Python search; the reason is printed once with -v, never without."""
     problem = _kitchen_with_spare_tables(tmp_path)
     with_core = json.loads(plannerl("plan", problem, "--format", "json").stdout)
-    unbuilt = ("import sys; sys.modules['plannerl._core'] = None; from plannerl.cli.main import run;"
+    unbuilt = ("import sys; sys.modules['plannerl.planning._core'] = None; from plannerl.cli.main import run;"
                "sys.argv = ['plannerl', *sys.argv[1:]]; run()")
     for verbose in (["-v"], []):
         done = subprocess.run([sys.executable, "-c", unbuilt, "plan", str(problem), "--format", "json", *verbose],

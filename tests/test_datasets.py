@@ -12,13 +12,13 @@ from collections import deque
 import pytest
 from conftest import DOMAINS, FIXTURES, ROOT
 
-from plannerl.actions import match_answer, parse_action
-from plannerl.datasets import build_dataset, build_dataset_from_files, expert_rows, label_state, split_instances
 from plannerl.errors import PlannerlError
-from plannerl.generate import generate_instance, solve_instance
-from plannerl.oracle import Oracle
-from plannerl.planner import load_task
-from plannerl.render import render_messages, render_prompt
+from plannerl.planning.oracle import Oracle
+from plannerl.planning.planner import load_task
+from plannerl.tasks.actions import match_answer, parse_action
+from plannerl.tasks.datasets import build_dataset, build_dataset_from_files, expert_rows, label_state, split_instances
+from plannerl.tasks.generate import generate_instance, solve_instance
+from plannerl.tasks.render import render_messages, render_prompt
 
 BLOCKS = FIXTURES / "data" / "blocks"
 # Layouts small enough for the breadth-first cross-checks (the defaults go up to 28 stations).
@@ -34,7 +34,7 @@ def plannerl(*args, env=None) -> subprocess.CompletedProcess:
 
 
 def distance_to_goal(task, state: int) -> int | None:
-    """Plain breadth-first search, independent of plannerl.search and the oracle."""
+    """Plain breadth-first search, independent of plannerl.planning.search and the oracle."""
     seen = {state}
     frontier = deque([(state, 0)])
     while frontier:

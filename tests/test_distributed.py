@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from plannerl.distributed import (
+from plannerl.agents.distributed import (
     evaluate_sharded,
     is_main_process,
     iter_shard_problems,
@@ -21,9 +21,9 @@ from plannerl.distributed import (
     shard_payload,
     world_size,
 )
+from plannerl.agents.evaluate import build_report, evaluate_policies, problems_from_tasks
+from plannerl.agents.policies import OraclePolicy, RandomPolicy
 from plannerl.errors import PlannerlError
-from plannerl.evaluate import build_report, evaluate_policies, problems_from_tasks
-from plannerl.policies import OraclePolicy, RandomPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = ["burger", "cheese_sandwich"]
@@ -112,8 +112,8 @@ TINY_RUN = ["--set", "sft.steps=4", "--set", "sft.save_steps=2", "--set", "grpo.
 
 @pytest.mark.slow
 def test_train_under_two_gloo_processes_writes_each_file_once_and_a_loadable_model(tmp_path):
+    from plannerl.agents.model import load_model
     from plannerl.atomic import temp_files
-    from plannerl.model import load_model
 
     done = torchrun(["train", "--config", str(SMOKE), "--out", "run", "--quiet", *TINY_RUN], tmp_path, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -135,7 +135,7 @@ def test_grpo_generation_falls_back_to_transformers_here_and_refuses_an_impossib
 
     import torch
 
-    from plannerl.distributed import grpo_generation
+    from plannerl.agents.distributed import grpo_generation
 
     flags, line = grpo_generation("auto")
     if importlib.util.find_spec("vllm") is None or not torch.cuda.is_available():  # this CPU machine
@@ -154,7 +154,7 @@ def test_grpo_config_accepts_the_vllm_flags():
     """The flags are real GRPOConfig fields of the installed TRL (a rename would fail here, not on a GPU cluster)."""
     from trl import GRPOConfig
 
-    from plannerl.distributed import grpo_generation
+    from plannerl.agents.distributed import grpo_generation
 
     flags, _ = grpo_generation("server", vllm_installed=True, gpu=True)
     args = GRPOConfig(output_dir="unused", use_cpu=True, report_to="none", **flags)
@@ -213,7 +213,7 @@ def test_accelerate_launch_with_the_shipped_cpu_config_merges_the_same_report(tm
 def test_problem_files_shard_after_the_tasks_and_an_empty_shard_plays_nothing():
     from itertools import chain
 
-    from plannerl.evaluate import problems_from_files
+    from plannerl.agents.evaluate import problems_from_files
 
     files = [ROOT / "domains" / "burger.pddl", ROOT / "domains" / "cheese_sandwich.pddl"]
     single = evaluate_policies([OraclePolicy()], chain(problems_from_tasks(["burger"], [42]), problems_from_files(files)))

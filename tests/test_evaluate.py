@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from plannerl.errors import NoPlanError, PlannerlError
-from plannerl.evaluate import (
+from plannerl.agents.evaluate import (
     MAX_TRIES,
     Trace,
     build_report,
@@ -24,10 +23,11 @@ from plannerl.evaluate import (
     problems_from_tasks,
     sr_matrix,
 )
-from plannerl.generate import list_tasks, paper_step_limit
-from plannerl.planner import load_task
-from plannerl.policies import OraclePolicy, RandomPolicy, ScriptedPolicy, answer_text
-from plannerl.search import breadth_first_search
+from plannerl.agents.policies import OraclePolicy, RandomPolicy, ScriptedPolicy, answer_text
+from plannerl.errors import NoPlanError, PlannerlError
+from plannerl.planning.planner import load_task
+from plannerl.planning.search import breadth_first_search
+from plannerl.tasks.generate import list_tasks, paper_step_limit
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAINS = ROOT / "domains"
@@ -309,7 +309,7 @@ def test_matrix_rows_are_policies_and_columns_tasks(burger, cheese_burger):
 
 
 def test_matrix_png_is_a_deterministic_png(tmp_path):
-    from plannerl.plots import save_matrix_png
+    from plannerl.agents.plots import save_matrix_png
 
     rows, columns = ["burger", "double"], ["burger", "cheese_burger", "double"]
     values = [[0.7, 0.0, None], [0.5, 0.4, 0.3]]

@@ -16,9 +16,9 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plannerl.actions import MAX_ANSWER_CHARS, NOT_APPLICABLE, UNPARSEABLE, VALID, match_answer, normalize, parse_action
-from plannerl.generate import generate_instance
-from plannerl.render import action_sentence, action_sentences
+from plannerl.tasks.actions import MAX_ANSWER_CHARS, NOT_APPLICABLE, UNPARSEABLE, VALID, match_answer, normalize, parse_action
+from plannerl.tasks.generate import generate_instance
+from plannerl.tasks.render import action_sentence, action_sentences
 
 FUZZ = settings(max_examples=300, deadline=1000)
 INSTANCE = generate_instance("cheese_burger", 11, extra_stations=(0, 3), distractors=(0, 2))

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plannerl.errors import PlannerlError
-from plannerl.pddl import parse_domain, parse_problem
-from plannerl.task import compile_task
+from plannerl.pddl.reader import parse_domain, parse_problem
+from plannerl.pddl.task import compile_task
 
 DOMAINS = Path(__file__).resolve().parent.parent / "domains"
 DOMAIN_TEXT = (DOMAINS / "cooking.pddl").read_text()

@@ -1,6 +1,6 @@
 """Hostile plan files: random and mutated plans never raise anything but PlannerlError, and finish fast.
 
-The reader (`plannerl.planfile`) takes plan files from anywhere (other planners, people, LLMs).
+The reader (`plannerl.pddl.planfile`) takes plan files from anywhere (other planners, people, LLMs).
 Whatever arrives, `read_plan` either returns resolved steps that `replay` can judge, or raises
 one `PlannerlError` line; huge files are refused before they are read into memory.
 """
@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plannerl.errors import PddlError, PlannerlError
-from plannerl.planfile import MAX_PLAN_BYTES, format_plan, parse_plan_text, read_plan, read_plan_text, replay, resolve_step
-from plannerl.planner import load_task, solve
+from plannerl.pddl.planfile import MAX_PLAN_BYTES, format_plan, parse_plan_text, read_plan, read_plan_text, replay, resolve_step
+from plannerl.planning.planner import load_task, solve
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAINS = ROOT / "domains"

@@ -16,7 +16,12 @@ import pytest
 from conftest import DOMAINS, FIXTURES, ROOT
 
 from plannerl.errors import PlannerlError
-from plannerl.generate import (
+from plannerl.pddl.reader import parse_problem
+from plannerl.pddl.task import compile_task
+from plannerl.planning.planner import load_task, solve
+from plannerl.planning.search import breadth_first_search
+from plannerl.seeds import parse_seeds
+from plannerl.tasks.generate import (
     DEFAULT_RANGES,
     _domain,
     _instance,
@@ -31,12 +36,7 @@ from plannerl.generate import (
     solve_instance,
     write_instances,
 )
-from plannerl.pddl import parse_problem
-from plannerl.planner import load_task, solve
-from plannerl.recipes import COOKING_DOMAIN, load_recipe
-from plannerl.search import breadth_first_search
-from plannerl.seeds import parse_seeds
-from plannerl.task import compile_task
+from plannerl.tasks.recipes import COOKING_DOMAIN, load_recipe
 
 DATA = FIXTURES / "data"
 SHIPPED = ["burger", "cheese_burger", "cheese_sandwich", "cooked_burger", "double_cheese_burger", "lettuce_tomato_sandwich"]

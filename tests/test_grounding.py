@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from conftest import DOMAINS
 
-from plannerl.pddl import parse_domain, parse_problem
-from plannerl.search import breadth_first_search
-from plannerl.task import compile_task
+from plannerl.pddl.reader import parse_domain, parse_problem
+from plannerl.pddl.task import compile_task
+from plannerl.planning.search import breadth_first_search
 
 BURGER = (DOMAINS / "burger.pddl").read_text()
 

@@ -1,4 +1,4 @@
-"""The pattern-database heuristic of plannerl.heuristics, checked against exact distances.
+"""The pattern-database heuristic of plannerl.planning.heuristics, checked against exact distances.
 
 h* comes from a backward breadth-first search over the explicit state graph that the task's
 own successor function spans (the task itself is checked against an independent reference in
@@ -14,11 +14,11 @@ from collections import deque
 import pytest
 from conftest import CLASSIC, DOMAINS, problem_id
 
-from plannerl import compiled, heuristics
-from plannerl.generate import generate_instance
-from plannerl.heuristics import _Analysis, build_pattern_sum
-from plannerl.planner import load_task
-from plannerl.search import Engine
+from plannerl.planning import compiled, heuristics
+from plannerl.planning.heuristics import _Analysis, build_pattern_sum
+from plannerl.planning.planner import load_task
+from plannerl.planning.search import Engine
+from plannerl.tasks.generate import generate_instance
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="needs the compiled core (python setup.py build_ext --inplace)")
 
@@ -118,8 +118,8 @@ def test_a_renamed_copy_of_a_task_reuses_its_databases_and_keeps_its_values():
     """Databases are kept across tasks by the shape of their abstract task, not by names: the
     double cheese burger with its tables, patties and cheeses renamed (goal table included)
     builds none of its own, and the borrowed ones give the values its own would."""
-    from plannerl.pddl import parse_domain, parse_problem
-    from plannerl.task import compile_task
+    from plannerl.pddl.reader import parse_domain, parse_problem
+    from plannerl.pddl.task import compile_task
 
     renaming = {"table1": "table4", "table4": "table1", "patty1": "patty2", "patty2": "patty1", "cheese1": "cheese2",
                 "cheese2": "cheese1"}
@@ -246,7 +246,7 @@ def test_a_clear_goal_gets_a_small_database_whatever_the_distractors(seed):
 def test_a_clear_goal_instance_keeps_its_optimal_length_and_first_actions():
     """The same seed-1020 cheese burger against blind uniform-cost search over the task's own
     states (no heuristic, no symmetry; about 36,000 states expanded)."""
-    from plannerl.search import optimal_search, python_optimal_search
+    from plannerl.planning.search import optimal_search, python_optimal_search
 
     task = generate_instance("cheese_burger", 1020, best_binding=False).load_task()
     found = optimal_search(task)

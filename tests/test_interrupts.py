@@ -25,7 +25,7 @@ import pytest
 
 from plannerl import atomic
 from plannerl.errors import PlannerlError
-from plannerl.planfile import parse_plan_text
+from plannerl.pddl.planfile import parse_plan_text
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAINS = ROOT / "domains"

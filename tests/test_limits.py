@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from plannerl.errors import PlannerlError
-from plannerl.pddl import MAX_FILE_BYTES
+from plannerl.pddl.reader import MAX_FILE_BYTES
 from plannerl.seeds import parse_seeds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,12 +154,12 @@ def _grounding_bomb(folder: Path, objects: int = 300) -> tuple[Path, Path]:
 
 def test_grounding_explosion_is_stopped_with_a_limit_error(tmp_path, monkeypatch):
     """The cap's mechanism, with the cap lowered so the test stays fast (the real cap is 1,000,000)."""
-    import plannerl.task
+    import plannerl.pddl.task
     from plannerl.errors import LimitError
-    from plannerl.planner import load_task
+    from plannerl.planning.planner import load_task
 
     domain, problem = _grounding_bomb(tmp_path, objects=40)  # 2.56 million groundings
-    monkeypatch.setattr(plannerl.task, "MAX_GROUND_ACTIONS", 20_000)
+    monkeypatch.setattr(plannerl.pddl.task, "MAX_GROUND_ACTIONS", 20_000)
     with pytest.raises(LimitError, match=r"problem bomb1: more than 20000 ground actions, too large to plan"):
         load_task(domain, problem)
 

@@ -1,7 +1,7 @@
 """Model folders from strangers: no repository code runs and no pickle is unpickled unless asked.
 
 Each hostile folder carries a payload that, if executed, creates a marker file. The tests
-load the folder the way users do (`plannerl.model.load_model`, `plannerl eval --policy PATH`,
+load the folder the way users do (`plannerl.agents.model.load_model`, `plannerl eval --policy PATH`,
 `plannerl train --model PATH`) and check for the marker; the positive controls show that the
 payloads really do run when the user opts in (`trust_remote_code=True`) or when a pickle is
 loaded the unsafe way, so a missing marker means something.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from plannerl.agents.model import load_model, save_model
 from plannerl.errors import PlannerlError
-from plannerl.model import load_model, save_model
 
 ROOT = Path(__file__).resolve().parent.parent
 REMOTE_AUTO_MAP = {"AutoConfig": "payload.PayloadConfig", "AutoModelForCausalLM": "payload.PayloadModel"}
@@ -47,7 +47,7 @@ def folders(tmp_path_factory):
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from plannerl.tokenizer import train_tokenizer
+    from plannerl.agents.tokenizer import train_tokenizer
 
     root = tmp_path_factory.mktemp("models")
     marker = root / "MARKER"
@@ -163,7 +163,7 @@ def _run(args: list[str], tmp_path: Path, timeout: float = 180) -> subprocess.Co
 
 def test_positive_control_trust_remote_code_does_run_repository_code(folders, tmp_path):
     folders["marker"].unlink(missing_ok=True)
-    code = ("import sys\nfrom plannerl.model import load_model\ntry:\n    load_model(sys.argv[1], trust_remote_code=True)\n"
+    code = ("import sys\nfrom plannerl.agents.model import load_model\ntry:\n    load_model(sys.argv[1], trust_remote_code=True)\n"
             "except Exception as exc:\n    print(type(exc).__name__, exc)\n")
     done = _run(["-c", code, str(folders["remote_only"])], tmp_path)
     assert folders["marker"].exists(), done.stdout + done.stderr

@@ -8,9 +8,9 @@ import pytest
 from conftest import ALL_PROBLEMS, BAD, CLASSIC, DOMAINS, problem_id
 
 from plannerl.errors import NoPlanError, PddlError
-from plannerl.pddl import check_requirements, find_domain_file, load, parse_domain, parse_problem
-from plannerl.planner import load_task
-from plannerl.up_bridge import read_problem
+from plannerl.pddl.reader import check_requirements, find_domain_file, load, parse_domain, parse_problem
+from plannerl.pddl.up_bridge import read_problem
+from plannerl.planning.planner import load_task
 
 # ------------------------------------------------------------ same ground task as UP
 

@@ -6,7 +6,7 @@
   atoms, forward BFS over all reachable states, backward BFS for h*, dynamic programming for
   plan counts) gives the same h*, optimal-action sets, plan counts and canonical plans.
 
-Each check runs on every search path `plannerl.planner.solve` can take: the compiled core with
+Each check runs on every search path `plannerl.planning.planner.solve` can take: the compiled core with
 object symmetry (the default), the compiled core without it, and the pure-Python search (the
 fallback when the extension is not built).
 """
@@ -22,14 +22,14 @@ from pathlib import Path
 import pytest
 from conftest import ALL_PROBLEMS, BAD, CLASSIC, DOMAINS, problem_id
 
-from plannerl import compiled
 from plannerl.errors import LimitError, NoPlanError
-from plannerl.oracle import Oracle
-from plannerl.pddl import load
-from plannerl.planfile import replay
-from plannerl.planner import load_task, solve
-from plannerl.search import optimal_search
-from plannerl.up_bridge import fast_downward_plan, validate_with_up
+from plannerl.pddl.planfile import replay
+from plannerl.pddl.reader import load
+from plannerl.pddl.up_bridge import fast_downward_plan, validate_with_up
+from plannerl.planning import compiled
+from plannerl.planning.oracle import Oracle
+from plannerl.planning.planner import load_task, solve
+from plannerl.planning.search import optimal_search
 
 # search path -> solve() options; the core's paths need the built extension
 PATHS = {"compiled": {}, "compiled-no-symmetry": {"symmetry": False}, "python": {"compiled_core": False}}

@@ -10,9 +10,8 @@ import pytest
 from conftest import run_cli
 from rich.console import Console
 
-from plannerl.errors import PlannerlError
-from plannerl.evaluate import MAX_TRIES, Observation, metrics, play, problems_from_files
-from plannerl.policies import (
+from plannerl.agents.evaluate import MAX_TRIES, Observation, metrics, play, problems_from_files
+from plannerl.agents.policies import (
     HumanPolicy,
     ModelPolicy,
     OraclePolicy,
@@ -21,6 +20,7 @@ from plannerl.policies import (
     make_policy,
     resolve_typed_action,
 )
+from plannerl.errors import PlannerlError
 
 DOMAINS = Path(__file__).resolve().parent.parent / "domains"
 
@@ -37,7 +37,7 @@ def problems():
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from plannerl.model import build_default_model
+    from plannerl.agents.model import build_default_model
 
     return build_default_model(tmp_path_factory.mktemp("eval") / "model", size="micro", seed=0)
 
@@ -80,7 +80,7 @@ def full_sequence_choice(policy, problem) -> str:
     """The most likely valid answer in the initial state, each candidate scored in its own full pass."""
     import torch
 
-    from plannerl.model import prompt_text
+    from plannerl.agents.model import prompt_text
 
     obs = Observation(problem, problem.task.init, 0, [], [], 0, 0)
     tokenizer, model = policy.tokenizer, policy.model
@@ -99,9 +99,9 @@ def full_sequence_choice(policy, problem) -> str:
 
 @pytest.mark.parametrize("per_pass", [256, 3])
 def test_constrained_choice_is_the_most_likely_valid_answer(model_dir, problems, per_pass, monkeypatch):
-    import plannerl.policies
+    import plannerl.agents.policies
 
-    monkeypatch.setattr(plannerl.policies, "CANDIDATES_PER_PASS", per_pass)  # 3: candidates split over passes
+    monkeypatch.setattr(plannerl.agents.policies, "CANDIDATES_PER_PASS", per_pass)  # 3: candidates split over passes
     policy = ModelPolicy(str(model_dir), constrained=True, batch_size=len(problems))
     results = play(problems, policy)
     for problem, result in zip(problems, results):

@@ -9,9 +9,9 @@ import pytest
 from conftest import COOKING_PROBLEMS, DOMAINS, FIXTURES
 
 from plannerl.errors import PlannerlError
-from plannerl.generate import generate_instance
-from plannerl.planner import load_task
-from plannerl.render import action_sentence, load_templates, natural_key, render_messages, render_prompt, state_lines
+from plannerl.planning.planner import load_task
+from plannerl.tasks.generate import generate_instance
+from plannerl.tasks.render import action_sentence, load_templates, natural_key, render_messages, render_prompt, state_lines
 
 BLOCKS = FIXTURES / "data" / "blocks"
 
@@ -141,7 +141,7 @@ def test_bad_templates_name_the_file_and_key(tmp_path, templates, message):
 
 
 def test_compact_prompt_keeps_goal_state_and_history_and_drops_what_does_not_change():
-    from plannerl.render import compact_prompt, styled_prompt
+    from plannerl.tasks.render import compact_prompt, styled_prompt
 
     task = generate_instance("burger", 7, extra_stations=(12, 12), distractors=(3, 3)).load_task()
     move = task.applicable(task.init)[0]
@@ -173,8 +173,8 @@ def test_todo_prompt_lists_the_goal_facts_left_in_goal_order_until_the_goal_is_r
     """The "todo" style is the compact prompt with the goal reduced to its facts not yet true:
     along an optimal plan the list only shrinks, its first fact names the next item to fetch,
     and at the end it says so."""
-    from plannerl.generate import solve_instance
-    from plannerl.render import compact_fact, compact_prompt, styled_action_sentences, styled_prompt
+    from plannerl.tasks.generate import solve_instance
+    from plannerl.tasks.render import compact_fact, compact_prompt, styled_action_sentences, styled_prompt
 
     # seed 5001 binds cheese2 first (the robot starts holding it)
     task, _, plan = solve_instance(generate_instance("double_cheese_burger", 5001))
@@ -201,8 +201,8 @@ def test_todo_prompt_lists_the_goal_facts_left_in_goal_order_until_the_goal_is_r
 def test_compact_answers_name_a_move_by_what_its_destination_holds():
     """The built-in model's move answers put the destination's items first; other actions and
     the full style keep their ordinary sentences; every compact answer parses back to its action."""
-    from plannerl.actions import parse_action
-    from plannerl.render import compact_action_sentences, styled_action_sentences
+    from plannerl.tasks.actions import parse_action
+    from plannerl.tasks.render import compact_action_sentences, styled_action_sentences
 
     task = generate_instance("burger", 7, extra_stations=(12, 12), distractors=(3, 3)).load_task()
     state = task.init
@@ -230,7 +230,7 @@ def test_compact_answers_name_a_move_by_what_its_destination_holds():
 
 
 def test_a_domain_without_compact_action_templates_answers_with_its_sentences():
-    from plannerl.render import compact_action_sentences
+    from plannerl.tasks.render import compact_action_sentences
 
     task = load_task(BLOCKS / "domain.pddl", BLOCKS / "tower3.pddl")
     valid = task.applicable(task.init)

@@ -50,7 +50,7 @@ def test_plan_command_gives_the_same_plan_and_file_under_any_hash_seed(tmp_path)
 
 PLAN_MANY = """
 import json, sys
-from plannerl.planner import solve
+from plannerl.planning.planner import solve
 for problem in sys.argv[1:]:
     solution = solve(None, problem)
     result = solution.result

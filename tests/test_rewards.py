@@ -5,17 +5,17 @@ from __future__ import annotations
 import random
 
 import pytest
+from plannerl.domains import DOMAINS_DIR
 
 from plannerl.errors import PlannerlError
-from plannerl.oracle import Oracle
-from plannerl.planner import load_task
-from plannerl.rewards import expert_reward, extract_answer, format_reward, optimal_reward, reward_functions
-from plannerl.tokenizer import DOMAINS_DIR
+from plannerl.planning.oracle import Oracle
+from plannerl.planning.planner import load_task
+from plannerl.tasks.rewards import expert_reward, extract_answer, format_reward, optimal_reward, reward_functions
 
 
 def _sentence(task, action: int) -> str:
     try:
-        from plannerl.render import action_sentence
+        from plannerl.tasks.render import action_sentence
     except ImportError:
         return task.actions[action].pddl
     return action_sentence(task, action)

@@ -2,7 +2,7 @@
 pattern-database heuristic must change speed only, never an answer.
 
 References, all independent of the code under test: Fast Downward (A* with LM-cut, through
-`plannerl.up_bridge`) for optimal lengths; an exhaustive breadth-first search over every
+`plannerl.pddl.up_bridge`) for optimal lengths; an exhaustive breadth-first search over every
 reachable state (forward, then backward from the goal states) for h* and the exact set of
 optimal actions of every state; the search with symmetry off; the pure-Python search; and a
 child process in which the compiled core cannot be imported at all.
@@ -19,14 +19,14 @@ from itertools import permutations
 import pytest
 from conftest import FIXTURES, ROOT
 
-from plannerl import compiled
-from plannerl.generate import generate_instance
-from plannerl.oracle import Oracle
-from plannerl.planner import load_task
-from plannerl.recipes import COOKING_DOMAIN
-from plannerl.search import optimal_search, python_optimal_search
-from plannerl.symmetry import Symmetry, object_classes
-from plannerl.up_bridge import run_fast_downward_process
+from plannerl.pddl.up_bridge import run_fast_downward_process
+from plannerl.planning import compiled
+from plannerl.planning.oracle import Oracle
+from plannerl.planning.planner import load_task
+from plannerl.planning.search import optimal_search, python_optimal_search
+from plannerl.planning.symmetry import Symmetry, object_classes
+from plannerl.tasks.generate import generate_instance
+from plannerl.tasks.recipes import COOKING_DOMAIN
 
 SCALE = FIXTURES / "scale"
 ADVERSARIAL = ["goal", "static", "initial", "constant"]
@@ -105,8 +105,8 @@ def test_optimal_length_equals_fast_downward(tmp_path, name, seed):
 
 CRASH = """
 import sys
-from plannerl.generate import generate_instance
-from plannerl.search import optimal_search
+from plannerl.tasks.generate import generate_instance
+from plannerl.planning.search import optimal_search
 instance = generate_instance("cheese_burger", 12, extra_stations=(0, 4), distractors=(0, 3), hold_probability=0.5, best_binding=False)
 print(optimal_search(instance.load_task(), max_states=2_000_000).length)
 """
@@ -125,8 +125,8 @@ def test_a_pattern_database_over_its_state_limit_does_not_crash_the_search(tmp_p
 def test_databases_over_the_state_limit_are_left_out_and_the_search_stays_optimal():
     """A state limit too small for some databases: those patterns are dropped (never used
     unbuilt), the rest are built, and A* on what is left still finds the optimal length."""
-    from plannerl.heuristics import build_pattern_sum
-    from plannerl.search import Engine
+    from plannerl.planning.heuristics import build_pattern_sum
+    from plannerl.planning.search import Engine
 
     task = small_task("double_cheese_burger", 3, {"extra_stations": (0, 2), "distractors": (0, 1)})
     engine = Engine(task)
@@ -225,10 +225,10 @@ def test_symmetry_classes_and_canonical_states_respect_the_initial_state():
 
 FALLBACK = """
 import json, sys
-sys.modules["plannerl._core"] = None  # as on a machine where the extension was never built
-from plannerl import compiled
-from plannerl.generate import generate_instance
-from plannerl.oracle import Oracle
+sys.modules["plannerl.planning._core"] = None  # as on a machine where the extension was never built
+from plannerl.planning import compiled
+from plannerl.tasks.generate import generate_instance
+from plannerl.planning.oracle import Oracle
 assert not compiled.available()
 out = []
 for name, seed, ranges in json.loads(sys.argv[1]):

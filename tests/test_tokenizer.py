@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from plannerl.planner import load_task
-from plannerl.tokenizer import domain_texts, round_trip_failures, shipped_problem_paths, task_strings, train_tokenizer
+from plannerl.agents.tokenizer import domain_texts, round_trip_failures, shipped_problem_paths, task_strings, train_tokenizer
+from plannerl.planning.planner import load_task
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_same_text_gives_the_same_tokenizer():
 
 
 def test_generated_instances_round_trip(tokenizer):
-    generate = pytest.importorskip("plannerl.generate")
+    generate = pytest.importorskip("plannerl.tasks.generate")
     for name in ("cheese_sandwich", "double_cheese_burger"):
         for seed in (42, 420, 1234):
             task = generate.generate_instance(name, seed, best_binding=False).load_task()

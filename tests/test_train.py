@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from plannerl.errors import PlannerlError
-from plannerl.train import DEFAULTS, Run, config_difference, load_config_file, parse_assignment, resolve_config
+from plannerl.train.pipeline import DEFAULTS, Run, config_difference, load_config_file, parse_assignment, resolve_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,8 +93,8 @@ def _metrics(run: Path) -> list[dict]:
 def test_smoke_pipeline_changes_weights_in_sft_and_grpo_and_writes_a_loadable_model(tmp_path, capsys):
     import torch
 
-    from plannerl.model import load_model
-    from plannerl.train import train
+    from plannerl.agents.model import load_model
+    from plannerl.train.pipeline import train
 
     config = resolve_config(ROOT / "configs" / "smoke.toml")
     run = tmp_path / "run"
@@ -138,9 +138,9 @@ def test_smoke_pipeline_changes_weights_in_sft_and_grpo_and_writes_a_loadable_mo
     first = json.loads((run / "data" / "train.jsonl").read_text().splitlines()[0])
     assert first["prompt"].startswith("Goal: ") and "Valid actions" not in first["prompt"] and "messages" not in first
     assert json.loads((run / "model" / "config.json").read_text())["plannerl_prompt"] == "todo"
-    from plannerl.evaluate import Observation, problems_from_tasks
-    from plannerl.policies import ModelPolicy, make_policy, shared_history_len
-    from plannerl.render import compact_prompt
+    from plannerl.agents.evaluate import Observation, problems_from_tasks
+    from plannerl.agents.policies import ModelPolicy, make_policy, shared_history_len
+    from plannerl.tasks.render import compact_prompt
 
     problem = problems_from_tasks(["burger"], [1000])[0]
     observation = Observation(problem, problem.task.init, 0, [], [], 0, 0)
@@ -163,7 +163,7 @@ def test_ctrl_c_leaves_a_checkpoint_and_resume_continues_from_the_saved_step(tmp
 
     from transformers import TrainerCallback
 
-    from plannerl.train import TrainingInterrupted, train
+    from plannerl.train.pipeline import TrainingInterrupted, train
 
     config = resolve_config(ROOT / "configs" / "smoke.toml", {
         "sft": {"steps": 6, "save_steps": 100, "logging_steps": 1}, "grpo": {"steps": 0}, "recovery": {"rounds": 0},
@@ -235,9 +235,9 @@ def test_choice_objective_scores_like_constrained_decoding_and_learns_the_optima
 
     import torch
 
-    from plannerl.model import build_default_model, load_model
-    from plannerl.policies import ModelPolicy
-    from plannerl.train import choice_loss, choice_rows, expert_rows_for
+    from plannerl.agents.model import build_default_model, load_model
+    from plannerl.agents.policies import ModelPolicy
+    from plannerl.train.pipeline import choice_loss, choice_rows, expert_rows_for
 
     rows = expert_rows_for("burger", [1000], history_len=1, off_expert=1, seed=0, style="compact")[:4]
     folder = build_default_model(tmp_path / "base", texts=[row["prompt"] for row in rows], size="micro")
@@ -270,9 +270,9 @@ def test_choice_objective_scores_like_constrained_decoding_and_learns_the_optima
 def test_compact_rows_answer_in_the_compact_sentences_of_their_state():
     """A compact row's answers (expert, optimal, valid) are the state's compact sentences, in
     the same order as their PDDL forms, so rewards, the choice loss and evaluation agree."""
-    from plannerl.actions import parse_action
-    from plannerl.generate import generate_instance
-    from plannerl.train import _replay, expert_rows_for
+    from plannerl.tasks.actions import parse_action
+    from plannerl.tasks.generate import generate_instance
+    from plannerl.train.pipeline import _replay, expert_rows_for
 
     rows = expert_rows_for("burger", [1000], history_len=1, off_expert=1, seed=0, style="compact")
     task = generate_instance("burger", 1000).load_task()
@@ -291,7 +291,7 @@ def test_hold_probability_oversamples_held_starts_in_training_rows_only():
     """`data.hold_probability` changes the training instances (every start holds an item at
     1.0, none at 0.0); the default keeps the generator's instances, and out-of-range values
     are refused."""
-    from plannerl.train import expert_rows_for
+    from plannerl.train.pipeline import expert_rows_for
 
     def first_prompts(probability):
         rows = expert_rows_for("cheese_sandwich", list(range(1000, 1006)), history_len=1, off_expert=0, seed=0,
@@ -306,7 +306,7 @@ def test_hold_probability_oversamples_held_starts_in_training_rows_only():
 
 
 def test_recovery_rows_repeat_the_mistakes_to_about_a_quarter():
-    from plannerl.train import recovery_rows
+    from plannerl.train.pipeline import recovery_rows
 
     expert = [{"prompt": f"e{i}"} for i in range(90)]
     visited = [{"prompt": f"v{i}", "mistake": i < 2} for i in range(10)]

@@ -6,8 +6,7 @@ import pytest
 from conftest import BAD, CLASSIC, DOMAINS, problem_id
 
 from plannerl.errors import LimitError, NoPlanError, PddlError
-from plannerl.planner import solve
-from plannerl.up_bridge import (
+from plannerl.pddl.up_bridge import (
     fast_downward_command,
     fast_downward_plan,
     pyperplan_plan,
@@ -15,6 +14,7 @@ from plannerl.up_bridge import (
     run_fast_downward_process,
     validate_with_up,
 )
+from plannerl.planning.planner import solve
 
 UP_ERRORS = [
     ("unbalanced.pddl", r"unbalanced.pddl:7: unified-planning cannot parse this: Expected '\)'"),

@@ -3,8 +3,8 @@
 The answer is the text after the last `Action:` (the model may reason before it); without
 that marker, the last non-empty line. It may be the natural sentence the prompt listed
 ("Pick up patty1 from table3 using robot1"), the built-in model's compact sentence of an action
-that applies ("Move robot1 to patty1 at table3", `plannerl.render.compact_action_sentences`) or the PDDL form, with or without brackets
-(`(pick-up robot1 patty1 table3)`, `pick-up robot1 patty1 table3`). Matching ignores case,
+that applies ("Move robot1 to patty1 at table3", `plannerl.tasks.render.compact_action_sentences`) or the PDDL
+form, with or without brackets (`(pick-up robot1 patty1 table3)`, `pick-up robot1 patty1 table3`). Matching ignores case,
 spacing, brackets, commas, quotes, markdown emphasis, a leading list bullet and a trailing
 full stop.
 
@@ -72,7 +72,7 @@ def _sentence_index(task) -> dict[str, list[int]]:
     optimal search, which every evaluated instance needs anyway)."""
     index = task.__dict__.get("_plannerl_sentences")
     if index is None:
-        from plannerl.render import action_sentence
+        from plannerl.tasks.render import action_sentence
 
         index = {}
         for action in range(len(task.actions)):
@@ -111,10 +111,10 @@ def parse_action(task, state: int, text: str) -> ParsedAction:
 
 
 def _compact_match(task, state: int, key: str) -> int | None:
-    """The applicable action whose compact sentence (`plannerl.render.compact_action_sentences`,
+    """The applicable action whose compact sentence (`plannerl.tasks.render.compact_action_sentences`,
     the built-in model's answers) is `key`, or None. Such a sentence depends on the state, so
     only the state's own actions are tried, and only when the domain has compact action templates."""
-    from plannerl.render import compact_action_sentences, task_templates
+    from plannerl.tasks.render import compact_action_sentences, task_templates
 
     if not task_templates(task).compact_actions:
         return None

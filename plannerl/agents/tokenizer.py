@@ -24,12 +24,12 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
+from plannerl.domains import DOMAINS_DIR
 from plannerl.errors import PlannerlError
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
 DEFAULT_VOCAB_SIZE = 2048
-DOMAINS_DIR = Path(__file__).resolve().parent.parent / "domains"
 PAPER_TASKS = ("cheese_sandwich", "burger", "cheese_burger", "double_cheese_burger")
 
 
@@ -45,7 +45,7 @@ def task_strings(task) -> list[str]:
     strings += ["(" + " ".join(fact) + ")" for fact in task.facts]
     strings += sorted(task.objects)
     try:
-        from plannerl.render import action_sentence
+        from plannerl.tasks.render import action_sentence
     except ImportError:  # the renderer is built in parallel; PDDL forms still cover every name
         return strings
     strings += [action_sentence(task, index) for index in range(len(task.actions))]
@@ -56,7 +56,7 @@ def task_prompts(task, *, steps: int = 12, seed: int = 0) -> list[str]:
     """Rendered prompts along a seeded random walk from the initial state: the boilerplate and
     state sentences the model reads most, without any search (cheap on the largest instances)."""
     try:
-        from plannerl.render import render_prompt
+        from plannerl.tasks.render import render_prompt
     except ImportError:
         return []
     rng = random.Random(seed)
@@ -74,11 +74,11 @@ def task_prompts(task, *, steps: int = 12, seed: int = 0) -> list[str]:
 def domain_texts(extra: Iterable[str] | None = None, *, generated_seeds: int = 8) -> list[str]:
     """Text to learn merges from: shipped problems, a few generated instances per paper task,
     their action strings and prompts, plus `extra` (e.g. a dataset's prompts)."""
-    from plannerl.planner import load_task
+    from plannerl.planning.planner import load_task
 
     tasks = [load_task(None, path) for path in shipped_problem_paths()]
     try:
-        from plannerl.generate import generate_instance
+        from plannerl.tasks.generate import generate_instance
     except ImportError:
         generate_instance = None
     if generate_instance is not None:

@@ -4,7 +4,7 @@ plannerl runs on the standard launchers (`torchrun`, `accelerate launch`), which
 process per device and describe the job in environment variables (RANK, WORLD_SIZE,
 LOCAL_RANK, MASTER_ADDR, MASTER_PORT). Nothing here starts processes itself.
 
-- Training (`plannerl.train`): the TRL trainers already run data parallel under
+- Training (`plannerl.train.pipeline`): the TRL trainers already run data parallel under
   torch.distributed; every file of the run folder (config, rows, base model, checkpoints,
   metrics, models, reports) is written once, by the main process, while the others wait at a
   barrier and then read what it wrote (`main_process_first`).
@@ -152,7 +152,7 @@ class _MergedProblem:
 
 class EpisodeRecord:
     """A finished episode as gathered from another process: what metrics and reports read
-    (`plannerl.evaluate.metrics`, `build_report`, `summary_table` take it like an EpisodeResult)."""
+    (`plannerl.agents.evaluate.metrics`, `build_report`, `summary_table` take it like an EpisodeResult)."""
 
     def __init__(self, data: dict, episode: int) -> None:
         self.data = data
@@ -184,7 +184,7 @@ def iter_shard_problems(task_names: Sequence[str], seeds: Sequence[int | None], 
     Every task name, seed list and file is checked first, on every process, so a typo fails
     everywhere at once. The global index of each instance yielded is appended to `indices`.
     """
-    from plannerl.evaluate import iter_problems_from_files, iter_problems_from_tasks
+    from plannerl.agents.evaluate import iter_problems_from_files, iter_problems_from_tasks
 
     if task_names:
         iter_problems_from_tasks(task_names, seeds, max_steps=max_steps)  # checks now; labels nothing
@@ -219,13 +219,13 @@ def evaluate_sharded(policies: Sequence, task_names: Sequence[str], seeds: Seque
                      *, domain: str | Path | None = None, max_steps: int | None = None, invalid: str = "retry", runs: int = 1,
                      history_len: int = 5, trace=None, report: str | Path | None = None,
                      config: dict | None = None) -> list[EpisodeRecord]:
-    """`plannerl.evaluate.evaluate_policies` split across the launcher's processes.
+    """`plannerl.agents.evaluate.evaluate_policies` split across the launcher's processes.
 
     Each process plays its shard (instance index mod world size), the episodes are gathered on
     every process, and the main process writes the merged report: byte for byte the report one
     process writes for the same seeds. An interrupted sharded run writes no report.
     """
-    from plannerl.evaluate import evaluate_policies
+    from plannerl.agents.evaluate import evaluate_policies
 
     names = [policy.name for policy in policies]
     if len(set(names)) != len(names):
@@ -244,7 +244,7 @@ def evaluate_sharded(policies: Sequence, task_names: Sequence[str], seeds: Seque
                                     trace=trace)
     merged = merge_payloads(gather_objects(shard_payload(results, names, indices)))
     if report is not None and is_main_process():
-        from plannerl.evaluate import write_report
+        from plannerl.agents.evaluate import write_report
 
         write_report(report, merged, config or {})
     barrier()

@@ -1,6 +1,6 @@
 """Seeded cooking instances in the spirit of Robotouille's randomiser.
 
-From a recipe (`plannerl.recipes`) and a seed, `generate_instance` builds one PDDL problem:
+From a recipe (`plannerl.tasks.recipes`) and a seed, `generate_instance` builds one PDDL problem:
 the recipe's base stations plus extra ones (tables, and stoves or boards where the recipe
 needs them), distractor items of types the recipe does not use, every item alone on a random
 station (items of the base layer's type on tables), the robot at a random station and
@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from plannerl.errors import LimitError, NoPlanError, PlannerlError
-from plannerl.recipes import COOKING_DOMAIN, COOKING_TEMPLATES, Recipe, RecipeError, list_recipes, load_recipe
-from plannerl.render import natural_key
+from plannerl.tasks.recipes import COOKING_DOMAIN, COOKING_TEMPLATES, Recipe, RecipeError, list_recipes, load_recipe
+from plannerl.tasks.render import natural_key
 
 T = TypeVar("T")
 
@@ -95,9 +95,9 @@ class Instance:
         return f"{self.name}.pddl"
 
     def load_task(self):
-        """The compiled task (`plannerl.task.Task`) of this problem."""
-        from plannerl.pddl import parse_problem
-        from plannerl.task import compile_task
+        """The compiled task (`plannerl.pddl.task.Task`) of this problem."""
+        from plannerl.pddl.reader import parse_problem
+        from plannerl.pddl.task import compile_task
 
         domain = _domain(self.domain_path)
         return compile_task(domain, parse_problem(self.file_name, domain, self.problem_text))
@@ -105,7 +105,7 @@ class Instance:
 
 @lru_cache(maxsize=4)
 def _domain(path: Path):
-    from plannerl.pddl import parse_domain
+    from plannerl.pddl.reader import parse_domain
 
     return parse_domain(path)
 
@@ -403,7 +403,7 @@ def problem_text(recipe: Recipe, layout: Layout, name: str, layers: list[str], t
 
 def make_oracle(task, *, time_limit: float | None = None):
     """The oracle every generated instance is solved and labelled with (one place to swap planners)."""
-    from plannerl.oracle import Oracle
+    from plannerl.planning.oracle import Oracle
 
     return Oracle(task, time_limit=time_limit)
 

@@ -28,8 +28,8 @@ import time
 import warnings
 from pathlib import Path
 
+from plannerl.agents.distributed import barrier, grpo_generation, init_process_group, is_main_process, main_process_first
 from plannerl.atomic import write_bytes, write_json, write_jsonl
-from plannerl.distributed import barrier, grpo_generation, init_process_group, is_main_process, main_process_first
 from plannerl.errors import PlannerlError
 
 # ---------------------------------------------------------------------------------------------
@@ -41,7 +41,7 @@ DEFAULTS: dict = {
     "seed": 0,
     "trust_remote_code": False,
     "runtime": {
-        "threads": 1,                 # torch CPU threads; 1 is deliberate (see plannerl.model.configure_torch_cpu)
+        "threads": 1,                 # torch CPU threads; 1 is deliberate (see plannerl.agents.model.configure_torch_cpu)
         "precision": "auto",          # auto | bf16 | fp16 | fp32 (auto: bf16 where the device runs it fast)
         "device": "auto",             # auto | cpu | cuda
         "vllm": "auto",               # GRPO generation: auto (vLLM if installed and on a GPU) | off | colocate | server
@@ -504,8 +504,8 @@ def expert_rows_for(task_name: str, seeds: list[int], *, history_len: int, off_e
     the robot holding an item. Those starts are where a model trained on Robotouille's rate
     failed most (it walked off with the item instead of putting it down), so training
     instances may oversample them; evaluation instances always use the generator's rate."""
-    from plannerl.datasets import expert_rows
-    from plannerl.generate import generate_instance, solve_instance
+    from plannerl.tasks.datasets import expert_rows
+    from plannerl.tasks.generate import generate_instance, solve_instance
 
     rows: list[dict] = []
     for seed_value in seeds:
@@ -531,8 +531,8 @@ def expert_rows_for(task_name: str, seeds: list[int], *, history_len: int, off_e
 def _label_or_none(task, state: int, oracle, history: list[int], task_name: str, instance: str, history_len: int,
                    source: str, style: str) -> dict | None:
     """The oracle's row for a state, or None for a goal state or a dead end (nothing to learn)."""
-    from plannerl.datasets import label_state
     from plannerl.errors import NoPlanError
+    from plannerl.tasks.datasets import label_state
 
     if task.is_goal(state):
         return None
@@ -549,7 +549,7 @@ def _styled(row: dict, task, state: int, history: list[int], style: str, history
     is plain text) and its answers are the state's compact sentences (the PDDL forms stay)."""
     if style == "full":
         return row
-    from plannerl.render import styled_action_sentences, styled_prompt
+    from plannerl.tasks.render import styled_action_sentences, styled_prompt
 
     row = {key: value for key, value in row.items() if key != "messages"}
     row["prompt"] = styled_prompt(task, state, style, history=history, history_len=history_len)
@@ -577,11 +577,11 @@ def _replay(task, actions_pddl: list[str]) -> tuple[int, list[int]]:
 def tokenize_rows(tokenizer, rows: list[dict], max_length: int = 0) -> dict:
     """input_ids = prompt tokens + completion tokens + EOS, with a mask over the completion.
 
-    The prompt is tokenized alone, exactly as at generation time (`plannerl.model.encode_prompt`),
+    The prompt is tokenized alone, exactly as at generation time (`plannerl.agents.model.encode_prompt`),
     so training never sees a token merged across the prompt/answer boundary. Rows longer than
     `max_length` (when set) are refused, naming how many and the longest: never dropped silently.
     """
-    from plannerl.model import encode_prompt, prompt_text
+    from plannerl.agents.model import encode_prompt, prompt_text
 
     input_ids, masks = [], []
     for row in rows:
@@ -599,7 +599,7 @@ def tokenize_rows(tokenizer, rows: list[dict], max_length: int = 0) -> dict:
 
 def _load_for_training(model_dir: str | Path, config: dict):
     """Model and tokenizer to train; a LoRA adapter on top when lora.enabled."""
-    from plannerl.model import load_model
+    from plannerl.agents.model import load_model
 
     dtype = "auto" if _device(config) == "cuda" else None
     model, tokenizer = load_model(model_dir, trust_remote_code=config["trust_remote_code"], dtype=dtype)
@@ -618,7 +618,7 @@ def _save_trained(model, tokenizer, out_dir: Path, style: str, history_len: int)
     """Save a trained model with the prompt style and history length it was trained on in its
     config.json (`plannerl_prompt`, `plannerl_history_len`), so every later reader (evaluation,
     `plannerl play`) renders the prompts it learned from."""
-    from plannerl.model import save_model
+    from plannerl.agents.model import save_model
 
     if hasattr(model, "merge_and_unload"):  # a LoRA model: fold the adapter into the weights
         model = model.merge_and_unload()
@@ -664,7 +664,7 @@ def choice_rows(tokenizer, rows: list[dict], *, negatives: int, seed: int) -> di
     `negatives` other valid actions' drawn with a seeded generator), each `Action: <sentence>`
     + EOS exactly as constrained decoding scores them; `optimal` marks the optimal ones and
     `expert` the canonical one."""
-    from plannerl.model import encode_prompt, prompt_text
+    from plannerl.agents.model import encode_prompt, prompt_text
 
     rng = random.Random(seed)
     columns: dict[str, list] = {"prompt_ids": [], "candidates": [], "optimal": [], "expert": []}
@@ -688,10 +688,10 @@ def choice_loss(model, batch: dict, pad: int):
     candidates, so the model is taught exactly the choice it will make (any optimal action is
     right, and it learns what the wrong ones look like). The second term is ordinary SFT on the
     expert answer, so free generation (GRPO's sampling) still writes answers. Scores come from
-    `plannerl.policies.score_candidates`, the function constrained decoding ranks with."""
+    `plannerl.agents.policies.score_candidates`, the function constrained decoding ranks with."""
     import torch
 
-    from plannerl.policies import score_candidates
+    from plannerl.agents.policies import score_candidates
 
     candidates = batch["candidates"]
     scores = score_candidates(model, batch["prompt_ids"], candidates, pad)
@@ -774,7 +774,7 @@ def answer_probabilities(model, tokenizer, rows: list[dict], *, temperature: flo
     teacher-forced pass instead of sampling."""
     import torch
 
-    from plannerl.model import encode_prompt, prompt_text
+    from plannerl.agents.model import encode_prompt, prompt_text
 
     pairs = []  # (row index, prompt ids, answer ids)
     for index, row in enumerate(rows):
@@ -816,7 +816,7 @@ def select_grpo_rows(run: Run, model_dir: Path, rows: list[dict], stage: str) ->
     saved = run.path(stage, "prompts.jsonl")
     if saved.is_file():
         return [json.loads(line) for line in saved.read_text().splitlines()]
-    from plannerl.model import load_model
+    from plannerl.agents.model import load_model
 
     grpo = run.config["grpo"]
     pool = random.Random(run.config["seed"]).sample(rows, min(grpo["filter_pool"], len(rows)))
@@ -849,8 +849,8 @@ def run_grpo(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: 
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from plannerl.model import prompt_text
-    from plannerl.rewards import reward_functions
+    from plannerl.agents.model import prompt_text
+    from plannerl.tasks.rewards import reward_functions
 
     config, grpo = run.config, run.config["grpo"]
     model, tokenizer = _load_for_training(model_dir, config)
@@ -884,8 +884,8 @@ def run_grpo(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: 
 def _rollouts(run: Run, seeds: str, model_dir: Path, label: str, progress=None) -> list:
     """The model playing the training task's instances `seeds` the way recovery rolls out:
     greedy, `recovery.constrained`, the retry rule and the paper's step limits."""
-    from plannerl.evaluate import play, problems_from_tasks
-    from plannerl.policies import ModelPolicy
+    from plannerl.agents.evaluate import play, problems_from_tasks
+    from plannerl.agents.policies import ModelPolicy
     from plannerl.seeds import parse_seeds
 
     config = run.config
@@ -975,8 +975,8 @@ def recovery_rows(rows: list[dict], visited: list[dict]) -> list[dict]:
 def evaluate_model(run: Run, stage: str, model_dir: Path, progress=None) -> dict:
     """SR/ASAT/ASST of the model on the evaluation seeds and the held-out seeds, per task;
     each split's full report (every episode) is written to run/eval/<stage>-<split>.json."""
-    from plannerl.evaluate import group_results, metrics, play, problems_from_tasks, write_report
-    from plannerl.policies import ModelPolicy
+    from plannerl.agents.evaluate import group_results, metrics, play, problems_from_tasks, write_report
+    from plannerl.agents.policies import ModelPolicy
     from plannerl.seeds import parse_seeds
 
     config, evaluation = run.config, run.config["eval"]
@@ -1001,7 +1001,7 @@ def evaluate_model(run: Run, stage: str, model_dir: Path, progress=None) -> dict
 
 def _publish(run: Run, model_dir: Path) -> Path:
     """Copy the final model into run/model (swapped in whole)."""
-    from plannerl.model import replace_folder
+    from plannerl.agents.model import replace_folder
 
     final = run.path("model")
     staging = run.path(".model.saving")
@@ -1014,7 +1014,7 @@ def _publish(run: Run, model_dir: Path) -> Path:
 def _base_model(run: Run, rows: list[dict]) -> Path:
     """The model training starts from: built here (tokenizer learned from the rows' own text)
     or the configured folder / cached hub model."""
-    from plannerl.model import build_default_model
+    from plannerl.agents.model import build_default_model
 
     config = run.config
     if config["model"] != "builtin":
@@ -1083,7 +1083,7 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
     Wall-clock times go to run/timings.json (per stage, summed over the sessions of a resumed
     run), not into the summary or the metrics, so the same config and seed write the same
     summary and metrics."""
-    from plannerl.model import configure_torch_cpu, resolve_model_source
+    from plannerl.agents.model import configure_torch_cpu, resolve_model_source
 
     if config["model"] != "builtin":
         resolve_model_source(config["model"])  # a bad --model fails now, not after the data is built

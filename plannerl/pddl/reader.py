@@ -3,7 +3,7 @@
 plannerl reads the STRIPS fragment it plans with (typing, negative preconditions, equality,
 constants) with its own small reader: it is fast enough to load a thousand generated problems
 a second, and every error names the file and line at fault. unified-planning reads the same
-files for the external planners and the validator (`plannerl.up_bridge`), and the tests check
+files for the external planners and the validator (`plannerl.pddl.up_bridge`), and the tests check
 that both readers ground every shipped domain to the same task.
 
 Atoms are plain tuples `(predicate, arg, ...)`; variables keep their leading `?`. Names are

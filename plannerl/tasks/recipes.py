@@ -27,10 +27,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from plannerl.domains import DOMAINS_DIR, RECIPES_DIR
 from plannerl.errors import PlannerlError
 
-RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
-DOMAINS_DIR = Path(__file__).resolve().parent.parent / "domains"
 COOKING_DOMAIN = DOMAINS_DIR / "cooking.pddl"
 COOKING_TEMPLATES = DOMAINS_DIR / "cooking.templates.toml"
 RECIPES_ENV = "PLANNERL_RECIPES"
@@ -90,7 +89,7 @@ class CookingTypes:
 
 @lru_cache(maxsize=4)
 def cooking_types(domain_path: Path = COOKING_DOMAIN) -> CookingTypes:
-    from plannerl.pddl import parse_domain
+    from plannerl.pddl.reader import parse_domain
 
     domain = parse_domain(domain_path)
     items = tuple(t for t in domain.supertype if t != "item" and domain.is_subtype(t, "item"))

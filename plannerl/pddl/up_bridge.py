@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plannerl.errors import LimitError, NoPlanError, PddlError, PlannerlError
-from plannerl.pddl import check_requirements, find_domain_file, read_text
+from plannerl.pddl.reader import check_requirements, find_domain_file, read_text
 
 # UP problem-kind features inside the fragment plannerl supports (STRIPS, typing, negative
 # preconditions, equality, plan length as the metric).

@@ -20,10 +20,10 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from plannerl import compiled as _compiled
 from plannerl.errors import LimitError, NoPlanError
-from plannerl.symmetry import compose, inverse
-from plannerl.task import Task
+from plannerl.pddl.task import Task
+from plannerl.planning import compiled as _compiled
+from plannerl.planning.symmetry import compose, inverse
 
 Heuristic = Callable[[int], int]
 INFINITY = float("inf")
@@ -106,9 +106,9 @@ def optimal_search(task: Task, heuristic: Heuristic | None = None, start: int | 
     and the set of optimal first actions. An admissible heuristic is enough: a state whose g
     improves is re-opened.
 
-    By default (no `heuristic` given, compiled core built) this runs in `plannerl._core` over
+    By default (no `heuristic` given, compiled core built) this runs in `plannerl.planning._core` over
     canonical states under object symmetry (`symmetry=False` turns that off) with the pattern
-    databases of `plannerl.heuristics`; `optimal_labels` is then computed on demand. With a
+    databases of `plannerl.planning.heuristics`; `optimal_labels` is then computed on demand. With a
     Python `heuristic`, or `compiled=False`, or without the compiled core, it runs the plain
     Python A* below (without a heuristic: uniform-cost search).
     """
@@ -220,11 +220,11 @@ def _walk_back(parent: dict[int, tuple[int, int] | None], state: int) -> list[in
 
 
 class Engine:
-    """A task prepared for `plannerl._core`: its symmetry, its compiled form and (built on the
+    """A task prepared for `plannerl.planning._core`: its symmetry, its compiled form and (built on the
     first search) its pattern databases. One per task and symmetry setting (`engine_for`)."""
 
     def __init__(self, task: Task, *, symmetry: bool = True) -> None:
-        from plannerl.symmetry import Symmetry
+        from plannerl.planning.symmetry import Symmetry
 
         self.task = task
         self.symmetry = Symmetry(task, enabled=symmetry)
@@ -235,7 +235,7 @@ class Engine:
 
     def heuristic_patterns(self) -> list:
         if self.patterns is None:
-            from plannerl.heuristics import build_pattern_sum
+            from plannerl.planning.heuristics import build_pattern_sum
 
             built = build_pattern_sum(self.task, self.symmetry, self.core)
             self.patterns = built.core_patterns()

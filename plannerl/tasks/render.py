@@ -7,7 +7,7 @@ facts and actions as `on(a, b)` and `stack(a, b)`, objects as "a is a block".
 
 Everything comes out in a fixed order (objects by type then natural name, facts by the
 domain's predicate order, actions by index), so one state always renders to the same bytes.
-The model answers with one line `Action: <sentence>`; `plannerl.actions` reads it back.
+The model answers with one line `Action: <sentence>`; `plannerl.tasks.actions` reads it back.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def templates_path(domain) -> Path | None:
     beside = Path(domain.path).with_suffix(".templates.toml")
     if beside.is_file():
         return beside
-    from plannerl.recipes import DOMAINS_DIR
+    from plannerl.tasks.recipes import DOMAINS_DIR
 
     shipped = DOMAINS_DIR / f"{domain.name}.templates.toml"
     shipped_domain = DOMAINS_DIR / f"{domain.name}.pddl"
@@ -71,7 +71,7 @@ def templates_path(domain) -> Path | None:
 
 @lru_cache(maxsize=8)
 def _parse_domain(path: Path):
-    from plannerl.pddl import parse_domain
+    from plannerl.pddl.reader import parse_domain
 
     return parse_domain(path)
 

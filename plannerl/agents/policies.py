@@ -19,24 +19,24 @@ import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from plannerl.agents.evaluate import Observation, QuitEpisode
 from plannerl.errors import PlannerlError
-from plannerl.evaluate import Observation, QuitEpisode
 
 CANDIDATES_PER_PASS = 256
 
 
 def answer_text(task, action: int) -> str:
     """The answer a perfect agent gives for `action`, exactly as SFT targets write it
-    (`plannerl.datasets`): `Action: <sentence>`."""
-    from plannerl.render import action_sentence
+    (`plannerl.tasks.datasets`): `Action: <sentence>`."""
+    from plannerl.tasks.render import action_sentence
 
     return f"Action: {action_sentence(task, action)}"
 
 
 def answer_texts(task, state: int, actions: list[int], style: str = "full") -> list[str]:
     """`answer_text` of each action as a model trained on prompt `style` writes it (a compact
-    model names some actions by what the state holds: `plannerl.render.compact_action_sentences`)."""
-    from plannerl.render import styled_action_sentences
+    model names some actions by what the state holds: `plannerl.tasks.render.compact_action_sentences`)."""
+    from plannerl.tasks.render import styled_action_sentences
 
     return [f"Action: {sentence}" for sentence in styled_action_sentences(task, state, actions, style)]
 
@@ -120,7 +120,7 @@ class ModelPolicy:
                  trust_remote_code: bool = False) -> None:
         import torch
 
-        from plannerl.model import load_model
+        from plannerl.agents.model import load_model
 
         torch.set_num_threads(1)
         if batch_size < 1:
@@ -149,7 +149,7 @@ class ModelPolicy:
             raise PlannerlError(f"{name_or_path}: the tokenizer has neither a pad nor an end-of-sequence token")
 
     def prompt_texts(self, observations: Sequence[Observation]) -> list[str]:
-        from plannerl.model import prompt_text
+        from plannerl.agents.model import prompt_text
 
         if self.prompt_style != "full":  # a model trained on compact or todo prompts reads them as plain text
             return [obs.prompt(self.prompt_style) for obs in observations]
@@ -233,7 +233,7 @@ class ModelPolicy:
 
 def score_candidates(model, prompts: list[list[int]], candidates: list[list[list[int]]], pad: int):
     """Summed log-probability of each candidate answer after its prompt, as one flat tensor
-    (prompt by prompt, candidates in order); differentiable, so training (`plannerl.train.choice_loss`)
+    (prompt by prompt, candidates in order); differentiable, so training (`plannerl.train.pipeline.choice_loss`)
     optimises the very scores constrained decoding ranks.
 
     The prompts run once, left-padded in one batch; each prompt's key/value cache is then
@@ -283,7 +283,7 @@ def shared_history_len(policies: Sequence, requested: int | None, default: int =
 def prompt_style_of(model) -> str:
     """The prompt style a model was trained on, recorded in its config by `plannerl train`
     (`plannerl_prompt`); "full" for any other model."""
-    from plannerl.render import PROMPT_STYLES
+    from plannerl.tasks.render import PROMPT_STYLES
 
     style = getattr(model.config, "plannerl_prompt", None) or "full"
     if style not in PROMPT_STYLES:
@@ -318,7 +318,7 @@ class HumanPolicy:
         from rich.markup import escape
         from rich.panel import Panel
 
-        from plannerl.render import action_sentence
+        from plannerl.tasks.render import action_sentence
 
         valid = obs.valid_actions()
         sentences = [action_sentence(obs.task, a) for a in valid]

@@ -1,7 +1,7 @@
 """The one call most users want: files in, canonical shortest plan out, and how it was found.
 
-`solve` runs `plannerl.search.optimal_search` and says which machinery answered: the compiled
-core (`plannerl._core`: A* over canonical states under object symmetry, guided by pattern
+`solve` runs `plannerl.planning.search.optimal_search` and says which machinery answered: the compiled
+core (`plannerl.planning._core`: A* over canonical states under object symmetry, guided by pattern
 databases) or the pure-Python fallback (uniform-cost search over the task's own states, used
 when the extension is not built or when asked for). Both return the same canonical plan and
 plan count; the report exists so a user can tell a slow run's cause from the output.
@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from plannerl import compiled
-from plannerl.pddl import load
-from plannerl.search import SearchResult, engine_for, optimal_search
-from plannerl.task import Task, compile_task
+from plannerl.pddl.reader import load
+from plannerl.pddl.task import Task, compile_task
+from plannerl.planning import compiled
+from plannerl.planning.search import SearchResult, engine_for, optimal_search
 
 COMPILED_HEURISTIC = "goal-fact pattern databases"
 PYTHON_HEURISTIC = "none (uniform-cost search)"
-MISSING_CORE = ("the compiled search core plannerl._core is not built (python setup.py build_ext --inplace, "
+MISSING_CORE = ("the compiled search core plannerl.planning._core is not built (python setup.py build_ext --inplace, "
                 "or reinstall with pip); using the pure-Python search: same plans, blind and slower")
 
 

@@ -11,7 +11,7 @@ symmetry of the task. Empty distractor tables are one class; two lettuces that n
 names are another, whatever stations they stand on.
 
 The initial state need not be symmetric: search runs over canonical states (one
-representative per orbit, `plannerl._core` computes it by colour refinement over the true
+representative per orbit, `plannerl.planning._core` computes it by colour refinement over the true
 facts), and a renaming carries plans and optimal-action sets back to the real objects.
 Objects that a static fact or the goal tells apart are never merged.
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from array import array
 
-from plannerl.task import Task
+from plannerl.pddl.task import Task
 
 
 def object_classes(task: Task) -> list[tuple[str, ...]]:
@@ -60,7 +60,7 @@ def object_classes(task: Task) -> list[tuple[str, ...]]:
 
 
 class Symmetry:
-    """The object structure of a task's facts, as `plannerl._core` reads it, and renamings.
+    """The object structure of a task's facts, as `plannerl.planning._core` reads it, and renamings.
 
     `objects` is the sorted object list (object ids are positions in it); `classes` the
     interchangeable classes. With `enabled=False` every object is its own class, so canonical

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from plannerl import atomic
 from plannerl.errors import PddlError, PlannerlError
-from plannerl.pddl import ActionSchema, Atom, read_text_file
-from plannerl.task import Task
+from plannerl.pddl.reader import ActionSchema, Atom, read_text_file
+from plannerl.pddl.task import Task
 
 MAX_PLAN_BYTES = 16 * 1024 * 1024
 _STEP = re.compile(r"^(?:\d+(?:\.\d*)?\s*:\s*)?\(([^()]*)\)\s*(?:\[[^\]]*\])?$")

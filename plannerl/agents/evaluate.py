@@ -1,6 +1,6 @@
 """Multi-turn evaluation: a policy plays whole episodes against the PDDL simulator.
 
-One episode: render the state -> the policy answers text -> `plannerl.actions.parse_action`
+One episode: render the state -> the policy answers text -> `plannerl.tasks.actions.parse_action`
 turns it into a ground action -> the simulator checks the PDDL preconditions -> the action is
 applied, or the answer is refused with feedback naming the unmet preconditions -> until the
 goal holds or the step limit is reached.
@@ -14,7 +14,7 @@ three modes:
 - `step`: an invalid answer uses a step (the state does not change).
 - `stop`: the first invalid answer ends the episode as a failure.
 
-Step limit: the paper's limit for its four tasks (`plannerl.generate.paper_step_limit`),
+Step limit: the paper's limit for its four tasks (`plannerl.tasks.generate.paper_step_limit`),
 otherwise ceil(1.5 x the instance's optimal length); `max_steps` overrides both.
 
 Metrics over a set of episodes (each episode: success s, steps n, answers a, invalid answers v,
@@ -42,8 +42,8 @@ from itertools import islice
 from pathlib import Path
 
 from plannerl.errors import NoPlanError, PlannerlError
-from plannerl.oracle import Oracle
-from plannerl.task import Task
+from plannerl.pddl.task import Task
+from plannerl.planning.oracle import Oracle
 
 INVALID_MODES = ("retry", "step", "stop")
 MAX_TRIES = 5
@@ -77,7 +77,7 @@ def make_problem(task: Task, *, name: str, task_name: str | None = None, seed: i
                  source: str | None = None, max_steps: int | None = None, oracle: Oracle | None = None) -> EvalProblem:
     """Label an instance with its optimal length (one optimal search) and its step limit."""
     if oracle is None:
-        from plannerl.generate import make_oracle
+        from plannerl.tasks.generate import make_oracle
 
         oracle = make_oracle(task)
     optimal = oracle.h_star(task.init)
@@ -94,7 +94,7 @@ def make_problem(task: Task, *, name: str, task_name: str | None = None, seed: i
 
 def _default_step_limit(task_name: str | None, optimal: int) -> int:
     if task_name is not None:
-        from plannerl.generate import paper_step_limit
+        from plannerl.tasks.generate import paper_step_limit
 
         paper = paper_step_limit(task_name)
         if paper is not None:
@@ -116,7 +116,7 @@ def iter_problems_from_tasks(task_names: Sequence[str], seeds: Sequence[int | No
     instance's optimal search (seconds to a minute for the larger tasks) runs as the
     evaluation reaches it, so episodes start early and Ctrl-C keeps those already played.
     """
-    from plannerl.generate import list_tasks
+    from plannerl.tasks.generate import list_tasks
 
     if max_steps is not None and max_steps < 1:
         raise PlannerlError(f"--max-steps must be at least 1, got {max_steps}")
@@ -130,7 +130,7 @@ def iter_problems_from_tasks(task_names: Sequence[str], seeds: Sequence[int | No
 
 
 def _label_generated(task_names: list[str], seeds: list[int | None], max_steps: int | None) -> Iterator[EvalProblem]:
-    from plannerl.generate import base_instance, generate_instance, solve_instance
+    from plannerl.tasks.generate import base_instance, generate_instance, solve_instance
 
     for task_name in task_names:
         for seed in seeds:
@@ -151,7 +151,7 @@ def iter_problems_from_files(paths: Sequence[str | Path], *, domain: str | Path 
                              max_steps: int | None = None) -> Iterator[EvalProblem]:
     """Like `problems_from_files`: every file is read and grounded now (a bad file fails before
     any episode), each optimal search runs when the evaluation reaches its problem."""
-    from plannerl.planner import load_task
+    from plannerl.planning.planner import load_task
 
     if max_steps is not None and max_steps < 1:
         raise PlannerlError(f"--max-steps must be at least 1, got {max_steps}")
@@ -187,14 +187,14 @@ class Observation:
         return self._valid
 
     def prompt(self, style: str = "full") -> str:
-        """The rendered prompt; `style` is one of `plannerl.render.PROMPT_STYLES` (the built-in model reads "todo")."""
-        from plannerl.render import styled_prompt
+        """The rendered prompt; `style` is one of `plannerl.tasks.render.PROMPT_STYLES` (the built-in model reads "todo")."""
+        from plannerl.tasks.render import styled_prompt
 
         text = styled_prompt(self.task, self.state, style, history=self.history, history_len=self.history_len)
         return _with_feedback(text, self.feedback)
 
     def messages(self) -> list[dict]:
-        from plannerl.render import render_messages
+        from plannerl.tasks.render import render_messages
 
         messages = render_messages(self.task, self.state, history=self.history, history_len=self.history_len)
         if self.feedback:
@@ -312,7 +312,7 @@ class _Episode:
                            self.episode, self.run, self.history_len)
 
     def take(self, answer: str, invalid: str) -> Turn:
-        from plannerl.actions import parse_action
+        from plannerl.tasks.actions import parse_action
 
         task = self.problem.task
         answer = answer if isinstance(answer, str) else ""

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from plannerl import compiled
 from plannerl.errors import NoPlanError
-from plannerl.search import Heuristic, _Budget, engine_for, optimal_search
-from plannerl.task import Task
+from plannerl.pddl.task import Task
+from plannerl.planning import compiled
+from plannerl.planning.search import Heuristic, _Budget, engine_for, optimal_search
 
 
 @dataclass(frozen=True)

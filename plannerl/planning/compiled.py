@@ -1,9 +1,9 @@
-"""The bridge to `plannerl._core`, the compiled search core built from plannerl/_core.c.
+"""The bridge to `plannerl.planning._core`, the compiled search core built from plannerl/planning/_core.c.
 
 Python keeps states as ints (bit k = fact k); the core reads them as little-endian words.
 `core_for_task` hands a grounded task to the core once (its masks, goal and the object
 structure of its facts for symmetry); `make_core` does the same for any STRIPS task given as
-masks, which is how the pattern databases of `plannerl.heuristics` are built.
+masks, which is how the pattern databases of `plannerl.planning.heuristics` are built.
 
 When the extension is not built (`python setup.py build_ext --inplace`, or any pip install of
 the package builds it), `available()` is False and plannerl falls back to its pure-Python
@@ -16,7 +16,7 @@ from array import array
 from itertools import accumulate
 
 try:
-    from plannerl import _core
+    from plannerl.planning import _core
 except ImportError:  # pragma: no cover - exercised only on a checkout without the build
     _core = None
 

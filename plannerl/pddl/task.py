@@ -8,7 +8,7 @@ only carry facts that can change.
 Grounding instantiates only actions whose positive preconditions are relaxed-reachable from the
 initial state, so a problem with many objects does not pay for actions that can never apply.
 Facts and actions are sorted by name: action index order is the documented tie-break for the
-canonical plan (see `plannerl.search`).
+canonical plan (see `plannerl.planning.search`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from itertools import product, repeat
 from operator import and_, invert, itemgetter, or_
 
 from plannerl.errors import LimitError, NoPlanError, PddlError
-from plannerl.pddl import ActionSchema, Atom, Domain, Problem
+from plannerl.pddl.reader import ActionSchema, Atom, Domain, Problem
 
 # A 4 KB problem can ground to billions of actions (300 objects, one 4-parameter action): stop
 # with a clear LimitError instead of filling memory. Real tasks here ground to under 20,000.
@@ -76,7 +76,7 @@ class Task:
 
     @property
     def _buckets(self) -> dict[int, list[tuple[int, int, int]]]:
-        """The successor index, built on first use (searches in `plannerl.search` have their own)."""
+        """The successor index, built on first use (searches in `plannerl.planning.search` have their own)."""
         if self._bucket_cache is None:
             self._bucket_cache = _successor_buckets(self)
         return self._bucket_cache

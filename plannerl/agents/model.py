@@ -53,7 +53,7 @@ def build_default_model(out_dir: str | Path, *, seed: int = 0, texts=None, size:
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
-    from plannerl.tokenizer import DEFAULT_VOCAB_SIZE, domain_texts, round_trip_failures, train_tokenizer
+    from plannerl.agents.tokenizer import DEFAULT_VOCAB_SIZE, domain_texts, round_trip_failures, train_tokenizer
 
     corpus = domain_texts(texts)
     tokenizer = train_tokenizer(corpus, vocab_size or DEFAULT_VOCAB_SIZE)

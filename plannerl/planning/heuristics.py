@@ -27,7 +27,7 @@ What this module builds, from the ground task alone (no domain names are read):
    pattern distances is admissible (Keller et al. 2016 call this transition cost partitioning).
    Each pattern's abstract task carries the charge as extra preconditions (one variant of the
    action per case), so its distances are ordinary shortest paths with 0/1 costs.
-4. Each pattern database is built by `plannerl._core` over canonical abstract states under the
+4. Each pattern database is built by `plannerl.planning._core` over canonical abstract states under the
    task's object symmetry, so 25 stations cost little more than 5.
 5. Databases are shared: patterns whose abstract tasks are isomorphic by a renaming of roles
    (the goal objects, the build table, interchangeable stations) use one database, within a
@@ -46,9 +46,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from itertools import accumulate
 
-from plannerl.compiled import fact_weights
-from plannerl.pddl import Domain
-from plannerl.task import Task
+from plannerl.pddl.reader import Domain
+from plannerl.pddl.task import Task
+from plannerl.planning.compiled import fact_weights
 
 COUNTED = -1
 # pattern databases kept across tasks (key: `_shared_key`), so that a thousand instances of one
@@ -423,8 +423,8 @@ class _Analysis:
     def __init__(self, task: Task, core=None, symmetry=None) -> None:
         """`core` is the task's `_core.Core` made with `symmetry` (`core_for_task`); both are
         made here when not given (the core's object ids are the symmetry's)."""
-        from plannerl.compiled import core_for_task
-        from plannerl.symmetry import Symmetry
+        from plannerl.planning.compiled import core_for_task
+        from plannerl.planning.symmetry import Symmetry
 
         self.task = task
         if core is None or symmetry is None:
@@ -630,7 +630,7 @@ def build_pattern_sum(task: Task, symmetry, core=None, *, max_states: int = PDB_
     one database per pattern, to check that). A database kept from an earlier task with the
     same key serves too, when it holds this task's initial abstract states. `core` is the
     task's `_core.Core` (built here when not given); it projects the actions."""
-    from plannerl.compiled import core_for_task
+    from plannerl.planning.compiled import core_for_task
 
     start = time.perf_counter()
     core = core or core_for_task(task, symmetry)

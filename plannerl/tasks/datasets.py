@@ -27,7 +27,7 @@ from functools import partial
 from pathlib import Path
 
 from plannerl.errors import NoPlanError, PlannerlError
-from plannerl.render import DEFAULT_HISTORY_LEN, action_sentence, render_messages
+from plannerl.tasks.render import DEFAULT_HISTORY_LEN, action_sentence, render_messages
 
 DEFAULT_TEST_FRACTION = 0.1
 DEFAULT_SPLIT_SEED = 0
@@ -77,7 +77,7 @@ def expert_rows(task, *, task_name: str, instance: str, oracle=None, show_valid:
                 history_len: int = DEFAULT_HISTORY_LEN) -> list[dict]:
     """One row per state of the canonical expert trajectory (the history is the expert's own actions)."""
     if oracle is None:
-        from plannerl.generate import make_oracle
+        from plannerl.tasks.generate import make_oracle
 
         oracle = make_oracle(task)
     plan = oracle.canonical_plan()
@@ -160,7 +160,7 @@ def write_dataset(rows: list[dict], out_dir: str | Path, *, test_fraction: float
     `write_problems(folder)` writes the problems the rows come from into OUT/problems/.
     """
     from plannerl import atomic
-    from plannerl.generate import check_writable
+    from plannerl.tasks.generate import check_writable
 
     out = check_writable(out_dir)
     test = split_instances((r["instance"] for r in rows), test_fraction, split_seed)
@@ -181,10 +181,10 @@ def build_dataset(task_name: str, seeds: Iterable[int], out_dir: str | Path, *,
                   progress: Callable[[str, int], None] | None = None, jobs: int = 1, **ranges) -> dict:
     """Generate one instance per seed, label its expert trajectory, write the dataset; returns the summary.
 
-    `jobs` > 1 labels the seeds in that many processes (`plannerl.generate.map_seeds`); the
+    `jobs` > 1 labels the seeds in that many processes (`plannerl.tasks.generate.map_seeds`); the
     files are byte for byte those of `jobs=1`."""
-    from plannerl.generate import check_jobs, check_writable, make_ranges, map_seeds, write_instance_folder
-    from plannerl.recipes import load_recipe
+    from plannerl.tasks.generate import check_jobs, check_writable, make_ranges, map_seeds, write_instance_folder
+    from plannerl.tasks.recipes import load_recipe
 
     split_instances([], test_fraction, split_seed)
     recipe = load_recipe(task_name)
@@ -207,8 +207,8 @@ def build_dataset(task_name: str, seeds: Iterable[int], out_dir: str | Path, *,
 def instance_rows(task_name: str, seed: int, *, time_limit: float | None = None, show_valid: bool = True,
                   history_len: int = DEFAULT_HISTORY_LEN, ranges: dict | None = None) -> tuple:
     """(instance without its search, optimal length, expert rows) for one seed: the unit of work of `build_dataset`."""
-    from plannerl.generate import generate_instance, solve_instance
-    from plannerl.recipes import load_recipe
+    from plannerl.tasks.generate import generate_instance, solve_instance
+    from plannerl.tasks.recipes import load_recipe
 
     instance = generate_instance(task_name, seed, time_limit=time_limit, **(ranges or {}))
     task, oracle, plan = solve_instance(instance, time_limit=time_limit)
@@ -227,8 +227,8 @@ def build_dataset_from_files(domain: str | Path | None, problems: list[str | Pat
     Every file is read before any search starts (a bad file fails at once); `jobs` > 1 grounds
     and labels the problems in that many processes, with the same output."""
     from plannerl import atomic
-    from plannerl.generate import check_jobs, check_writable, map_seeds
-    from plannerl.pddl import find_domain_file, load
+    from plannerl.pddl.reader import find_domain_file, load
+    from plannerl.tasks.generate import check_jobs, check_writable, map_seeds
 
     split_instances([], test_fraction, split_seed)
     check_jobs(jobs)
@@ -260,7 +260,7 @@ def build_dataset_from_files(domain: str | Path | None, problems: list[str | Pat
     records = [{"name": name, "problem": f"{name}.pddl", "optimal_length": len(new)} for name, new in labelled]
 
     def write_problems(folder: Path) -> None:
-        from plannerl.render import templates_path
+        from plannerl.tasks.render import templates_path
 
         index = folder / "instances.json"
         index.unlink(missing_ok=True)
@@ -280,8 +280,8 @@ def build_dataset_from_files(domain: str | Path | None, problems: list[str | Pat
 def _file_rows(item: tuple[str, Path, Path], *, task_name: str, time_limit: float | None, show_valid: bool,
                history_len: int) -> tuple[str, list[dict]]:
     """(instance name, expert rows) of one problem file: the unit of work of `build_dataset_from_files`."""
-    from plannerl.generate import make_oracle
-    from plannerl.planner import load_task
+    from plannerl.planning.planner import load_task
+    from plannerl.tasks.generate import make_oracle
 
     name, problem, domain_path = item
     task = load_task(domain_path, problem)

@@ -1,0 +1,1 @@
+"""Agents and their evaluation: policies, model and tokenizer, multi-turn rollouts, sharding, plots."""

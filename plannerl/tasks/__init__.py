@@ -1,0 +1,1 @@
+"""Cooking tasks as text: recipes, the instance generator, renderer, action parser, rewards, datasets."""

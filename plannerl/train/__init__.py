@@ -1,0 +1,1 @@
+"""Training: config, run folder, rows, SFT, GRPO, recovery rounds and the stage pipeline."""
