@@ -8,7 +8,8 @@ import pytest
 from conftest import COOKING_PROBLEMS, FIXTURES
 
 from plannerl.planning.planner import load_task
-from plannerl.tasks.actions import NOT_APPLICABLE, UNPARSEABLE, VALID, extract_answer, match_answer, parse_action
+from plannerl.tasks.actions import NOT_APPLICABLE, UNPARSEABLE, VALID, match_answer, parse_action
+from plannerl.tasks.answers import extract_answer
 from plannerl.tasks.generate import generate_instance
 from plannerl.tasks.render import action_sentence
 

@@ -141,7 +141,8 @@ def test_bad_templates_name_the_file_and_key(tmp_path, templates, message):
 
 
 def test_compact_prompt_keeps_goal_state_and_history_and_drops_what_does_not_change():
-    from plannerl.tasks.render import compact_prompt, styled_prompt
+    from plannerl.tasks.render import compact_prompt
+    from plannerl.tasks.styles import get_style
 
     task = generate_instance("burger", 7, extra_stations=(12, 12), distractors=(3, 3)).load_task()
     move = task.applicable(task.init)[0]
@@ -159,14 +160,14 @@ def test_compact_prompt_keeps_goal_state_and_history_and_drops_what_does_not_cha
             assert f"{atom[1]} on {atom[2]}" in lines[1]
     assert "has nothing on it" not in text and "Valid actions" not in text and "You control" not in text
     assert len(text) * 4 < len(full)
-    assert styled_prompt(task, state, "compact", history=[move]) == text
-    assert styled_prompt(task, state, "full", history=[move]) == full
+    assert get_style("compact").prompt(task, state, history=[move]) == text
+    assert get_style("full").prompt(task, state, history=[move]) == full
     assert compact_prompt(task, task.init, history=[], history_len=0).count("\n") == 2
     # a goal fact the compact templates hide (cheese_burger's clear top bun) leaves no empty phrase
     cheese = generate_instance("cheese_burger", 1001, best_binding=False).load_task()
     assert compact_prompt(cheese, cheese.init).splitlines()[0].endswith("topbun1 on cheese1.")
     with pytest.raises(PlannerlError, match="unknown prompt style 'short'"):
-        styled_prompt(task, state, "short")
+        get_style("short").prompt(task, state)
 
 
 def test_todo_prompt_lists_the_goal_facts_left_in_goal_order_until_the_goal_is_reached():
@@ -174,14 +175,15 @@ def test_todo_prompt_lists_the_goal_facts_left_in_goal_order_until_the_goal_is_r
     along an optimal plan the list only shrinks, its first fact names the next item to fetch,
     and at the end it says so."""
     from plannerl.tasks.generate import solve_instance
-    from plannerl.tasks.render import compact_fact, compact_prompt, styled_action_sentences, styled_prompt
+    from plannerl.tasks.render import compact_fact, compact_prompt
+    from plannerl.tasks.styles import get_style
 
     # seed 5001 binds cheese2 first (the robot starts holding it)
     task, _, plan = solve_instance(generate_instance("double_cheese_burger", 5001))
     goal = [compact_fact(task, atom) for atom in task.problem.goal_pos]
     state, history, left_before = task.init, [], None
     for action in [*plan, None]:
-        todo, compact = styled_prompt(task, state, "todo", history=history), compact_prompt(task, state, history=history)
+        todo, compact = get_style("todo").prompt(task, state, history=history), compact_prompt(task, state, history=history)
         assert todo.splitlines()[1:] == compact.splitlines()[1:]  # state and history as in the compact style
         true = set(task.true_facts(state)) | set(task.static_facts)
         left = [compact_fact(task, atom) for atom in task.problem.goal_pos if atom not in true]
@@ -191,10 +193,10 @@ def test_todo_prompt_lists_the_goal_facts_left_in_goal_order_until_the_goal_is_r
         if action is None:
             break
         valid = task.applicable(state)
-        assert styled_action_sentences(task, state, valid, "todo") == styled_action_sentences(task, state, valid, "compact")
+        assert get_style("todo").action_sentences(task, state, valid) == get_style("compact").action_sentences(task, state, valid)
         left_before, state, history = left, task.apply(state, action), [*history, action]
     assert left == [] and task.is_goal(state)
-    first = styled_prompt(task, task.init, "todo").splitlines()[0]
+    first = get_style("todo").prompt(task, task.init).splitlines()[0]
     assert first.startswith("Goal: patty1 on bottombun1. cheese2 on patty1.") and "cooked" not in first
 
 
@@ -202,7 +204,8 @@ def test_compact_answers_name_a_move_by_what_its_destination_holds():
     """The built-in model's move answers put the destination's items first; other actions and
     the full style keep their ordinary sentences; every compact answer parses back to its action."""
     from plannerl.tasks.actions import parse_action
-    from plannerl.tasks.render import compact_action_sentences, styled_action_sentences
+    from plannerl.tasks.render import compact_action_sentences
+    from plannerl.tasks.styles import get_style
 
     task = generate_instance("burger", 7, extra_stations=(12, 12), distractors=(3, 3)).load_task()
     state = task.init
@@ -220,7 +223,7 @@ def test_compact_answers_name_a_move_by_what_its_destination_holds():
             else:
                 assert sentence == action_sentence(task, action)
             assert parse_action(task, state, f"Action: {sentence}").action == action
-        assert styled_action_sentences(task, state, valid, "full") == [action_sentence(task, a) for a in valid]
+        assert get_style("full").action_sentences(task, state, valid) == [action_sentence(task, a) for a in valid]
         state = task.apply(state, valid[-1])
     # a compact answer only means something in its own state: elsewhere it is unparseable, not a guess
     move = next(a for a in task.applicable(task.init) if task.actions[a].schema == "move")

@@ -10,7 +10,8 @@ from plannerl.domains import DOMAINS_DIR
 from plannerl.errors import PlannerlError
 from plannerl.planning.oracle import Oracle
 from plannerl.planning.planner import load_task
-from plannerl.tasks.rewards import expert_reward, extract_answer, format_reward, optimal_reward, reward_functions
+from plannerl.tasks.answers import marked_answer
+from plannerl.tasks.rewards import expert_reward, format_reward, optimal_reward, reward_functions
 
 
 def _sentence(task, action: int) -> str:
@@ -94,7 +95,7 @@ def test_chat_completions_are_read_too(tie_state):
 def test_format_reward_wants_one_action_line():
     assert format_reward(completions=["Action: Move robot1 from table1 to table2", "Action: a\nAction: b", "hello", "Action: "]) == [
         1.0, 0.0, 0.0, 0.0]
-    assert extract_answer("Reasoning: x. Action: move  a b.\nmore") == "move  a b."
+    assert marked_answer("Reasoning: x. Action: move  a b.\nmore") == "move  a b."
 
 
 def test_reward_choice():

@@ -187,10 +187,10 @@ class Observation:
         return self._valid
 
     def prompt(self, style: str = "full") -> str:
-        """The rendered prompt; `style` is one of `plannerl.tasks.render.PROMPT_STYLES` (the built-in model reads "todo")."""
-        from plannerl.tasks.render import styled_prompt
+        """The rendered prompt; `style` is one of `plannerl.tasks.styles.PROMPT_STYLES` (the built-in model reads "todo")."""
+        from plannerl.tasks.styles import get_style
 
-        text = styled_prompt(self.task, self.state, style, history=self.history, history_len=self.history_len)
+        text = get_style(style).prompt(self.task, self.state, history=self.history, history_len=self.history_len)
         return _with_feedback(text, self.feedback)
 
     def messages(self) -> list[dict]:

@@ -21,6 +21,9 @@ from pathlib import Path
 
 from plannerl.agents.evaluate import Observation, QuitEpisode
 from plannerl.errors import PlannerlError
+from plannerl.tasks.answers import answer_line
+from plannerl.tasks.render import action_sentence
+from plannerl.tasks.styles import PROMPT_STYLES, get_style
 
 CANDIDATES_PER_PASS = 256
 
@@ -28,17 +31,13 @@ CANDIDATES_PER_PASS = 256
 def answer_text(task, action: int) -> str:
     """The answer a perfect agent gives for `action`, exactly as SFT targets write it
     (`plannerl.tasks.datasets`): `Action: <sentence>`."""
-    from plannerl.tasks.render import action_sentence
-
-    return f"Action: {action_sentence(task, action)}"
+    return answer_line(action_sentence(task, action))
 
 
 def answer_texts(task, state: int, actions: list[int], style: str = "full") -> list[str]:
     """`answer_text` of each action as a model trained on prompt `style` writes it (a compact
     model names some actions by what the state holds: `plannerl.tasks.render.compact_action_sentences`)."""
-    from plannerl.tasks.render import styled_action_sentences
-
-    return [f"Action: {sentence}" for sentence in styled_action_sentences(task, state, actions, style)]
+    return [answer_line(sentence) for sentence in get_style(style).action_sentences(task, state, actions)]
 
 
 class OraclePolicy:
@@ -283,8 +282,6 @@ def shared_history_len(policies: Sequence, requested: int | None, default: int =
 def prompt_style_of(model) -> str:
     """The prompt style a model was trained on, recorded in its config by `plannerl train`
     (`plannerl_prompt`); "full" for any other model."""
-    from plannerl.tasks.render import PROMPT_STYLES
-
     style = getattr(model.config, "plannerl_prompt", None) or "full"
     if style not in PROMPT_STYLES:
         raise PlannerlError(f"the model's config.json names an unknown prompt style {style!r} "

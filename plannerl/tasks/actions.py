@@ -17,11 +17,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from plannerl.tasks.answers import extract_answer
+
 VALID = "valid"
 NOT_APPLICABLE = "not_applicable"
 UNPARSEABLE = "unparseable"
 
-_MARKER = re.compile(r"action\s*:", re.IGNORECASE)
 _NOISE = re.compile(r"[()\[\]{}<>,;\"'`*]")
 _BULLET = re.compile(r"^\s*(?:[-*+\u2022]|\d+[.)])\s+")
 MAX_ANSWER_CHARS = 500
@@ -40,18 +41,6 @@ class ParsedAction:
     @property
     def is_valid(self) -> bool:
         return self.kind == VALID
-
-
-def extract_answer(text: str) -> str:
-    """The answer part: after the last 'Action:', else the last non-empty line."""
-    text = text or ""
-    markers = list(_MARKER.finditer(text))
-    if markers:
-        tail = text[markers[-1].end():]
-        lines = [line.strip() for line in tail.splitlines() if line.strip()]
-        return lines[0] if lines else ""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
 
 
 def normalize(text: str) -> str:

@@ -27,7 +27,8 @@ from functools import partial
 from pathlib import Path
 
 from plannerl.errors import NoPlanError, PlannerlError
-from plannerl.tasks.render import DEFAULT_HISTORY_LEN, action_sentence, render_messages
+from plannerl.tasks.answers import DEFAULT_HISTORY_LEN, answer_line
+from plannerl.tasks.render import action_sentence, render_messages
 
 DEFAULT_TEST_FRACTION = 0.1
 DEFAULT_SPLIT_SEED = 0
@@ -54,7 +55,7 @@ def label_state(task, state: int, oracle, *, history: list[int] | None = None, t
     return {
         "prompt": prompt,
         "messages": messages,
-        "completion": f"Action: {action_sentence(task, expert)}",
+        "completion": answer_line(action_sentence(task, expert)),
         "expert_action": action_sentence(task, expert),
         "expert_action_pddl": task.actions[expert].pddl,
         "optimal_actions": [sentence for sentence, _ in optimal],

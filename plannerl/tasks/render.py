@@ -21,9 +21,8 @@ from functools import lru_cache, partial
 from pathlib import Path
 
 from plannerl.errors import PlannerlError
+from plannerl.tasks.answers import ANSWER_PREFIX, DEFAULT_HISTORY_LEN
 
-ANSWER_PREFIX = "Action:"
-DEFAULT_HISTORY_LEN = 5
 GENERIC_INSTRUCTIONS = (
     "You are solving a planning problem in the PDDL domain {domain}. Each turn you take exactly one action "
     "that applies in the current state. Reach the goal in as few actions as possible."
@@ -33,7 +32,6 @@ ANSWER_FORMAT = (
     f"{ANSWER_PREFIX} <one valid action, written exactly as listed>"
 )
 _FIELDS = {"instructions", "block_order", "types", "predicates", "actions", "compact"}
-PROMPT_STYLES = ("full", "compact", "todo")
 
 
 @dataclass(frozen=True)
@@ -244,13 +242,6 @@ def _fill(template: str, args: Sequence[str], related: dict[tuple[str, str], lis
     return "".join(parts)
 
 
-def styled_action_sentences(task, state: int, actions: list[int], style: str) -> list[str]:
-    """The answers a model trained on prompt `style` gives for `actions` in `state`."""
-    if style in ("compact", "todo"):
-        return compact_action_sentences(task, state, actions)
-    return [action_sentence(task, a) for a in actions]
-
-
 def _type_sentence(task, obj: str, type_name: str) -> str:
     template = task_templates(task).types.get(type_name)
     if template is None:
@@ -405,13 +396,3 @@ def compact_prompt(task, state: int, *, history: list[int] | None = None, histor
     if history_len > 0:
         lines.append("Last: " + (". ".join(action_sentence(task, a) for a in recent) + "." if recent else "none."))
     return "\n".join(lines) + "\n"
-
-
-def styled_prompt(task, state: int, style: str, *, history: list[int] | None = None,
-                  history_len: int = DEFAULT_HISTORY_LEN) -> str:
-    """The prompt in a style of PROMPT_STYLES (a model folder records the style it was trained on)."""
-    if style in ("compact", "todo"):
-        return compact_prompt(task, state, history=history, history_len=history_len, todo=style == "todo")
-    if style != "full":
-        raise PlannerlError(f"unknown prompt style {style!r} (choose from {', '.join(PROMPT_STYLES)})")
-    return render_prompt(task, state, history=history, history_len=history_len)

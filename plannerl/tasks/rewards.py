@@ -18,9 +18,7 @@ period. Nothing else is guessed: an answer that is not exactly a candidate earns
 
 from __future__ import annotations
 
-import re
-
-_ACTION_MARK = re.compile(r"action\s*:", re.IGNORECASE)
+from plannerl.tasks.answers import count_markers, marked_answer, starts_with_marker
 
 
 def completion_text(completion) -> str:
@@ -32,15 +30,6 @@ def completion_text(completion) -> str:
     return ""
 
 
-def extract_answer(text: str) -> str | None:
-    """The action text after the last `Action:` marker, or None when there is none."""
-    marks = list(_ACTION_MARK.finditer(text))
-    if not marks:
-        return None
-    answer = text[marks[-1].end():].strip().split("\n", 1)[0]
-    return answer or None
-
-
 def normalize_action(text: str) -> str:
     """Case, spacing, a trailing period and spaces just inside parentheses do not matter."""
     text = " ".join(text.strip().lower().split()).rstrip(".").strip()
@@ -49,7 +38,7 @@ def normalize_action(text: str) -> str:
 
 def answer_index(text: str, sentences, pddl_forms=None) -> int | None:
     """Index of the candidate (as a sentence or a PDDL form) that the answer names, else None."""
-    answer = extract_answer(text)
+    answer = marked_answer(text)
     if answer is None:
         return None
     wanted = normalize_action(answer)
@@ -83,8 +72,8 @@ def format_reward(prompts=None, completions=None, completion_ids=None, **columns
     out = []
     for completion in completions:
         text = completion_text(completion).strip()
-        one_line = "\n" not in text and len(_ACTION_MARK.findall(text)) == 1
-        out.append(float(one_line and _ACTION_MARK.match(text) is not None and extract_answer(text) is not None))
+        one_line = "\n" not in text and count_markers(text) == 1
+        out.append(float(one_line and starts_with_marker(text) and marked_answer(text) is not None))
     return out
 
 

@@ -549,15 +549,17 @@ def _styled(row: dict, task, state: int, history: list[int], style: str, history
     is plain text) and its answers are the state's compact sentences (the PDDL forms stay)."""
     if style == "full":
         return row
-    from plannerl.tasks.render import styled_action_sentences, styled_prompt
+    from plannerl.tasks.answers import answer_line
+    from plannerl.tasks.styles import get_style
 
+    prompt_style = get_style(style)
     row = {key: value for key, value in row.items() if key != "messages"}
-    row["prompt"] = styled_prompt(task, state, style, history=history, history_len=history_len)
+    row["prompt"] = prompt_style.prompt(task, state, history=history, history_len=history_len)
     for column in ("optimal_actions", "valid_actions"):
         actions = [task.find_action(pddl) for pddl in row[column + "_pddl"]]
-        row[column] = styled_action_sentences(task, state, actions, style)
-    row["expert_action"] = styled_action_sentences(task, state, [task.find_action(row["expert_action_pddl"])], style)[0]
-    row["completion"] = f"Action: {row['expert_action']}"
+        row[column] = prompt_style.action_sentences(task, state, actions)
+    row["expert_action"] = prompt_style.action_sentences(task, state, [task.find_action(row["expert_action_pddl"])])[0]
+    row["completion"] = answer_line(row["expert_action"])
     return row
 
 
