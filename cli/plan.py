@@ -1,10 +1,11 @@
-"""`plannerl plan` and `plannerl validate`: thin commands over plannerl.planning.planner, up_bridge and planfile."""
+"""`plannerl plan` and `plannerl validate`: option parsing and printing over plannerl.planning.report and planfile.
+
+The library is imported inside the commands: plannerl.planning.planner alone costs ~60 ms to
+import, and `plannerl --help` must stay under 0.3 s."""
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from enum import StrEnum
 from pathlib import Path
 
@@ -48,11 +49,18 @@ def plan(
     Exit codes: 0 plan found (the empty plan when the goal already holds), 2 bad input,
     3 no plan exists, 4 time or state limit reached.
     """
+    from plannerl.planning import compiled
+    from plannerl.planning.planner import MISSING_CORE
+    from plannerl.planning.report import how_solved, plan_report
+
     domain, problem = _split_files(files, "PROBLEM")
-    for name, given in (("--max-states", max_states is not None), ("--no-symmetry", no_symmetry)):
-        if given and planner != PlannerName.builtin:
-            raise PlannerlError(f"{name} applies to the builtin planner only")
-    report = _solve(domain, problem, planner, time_limit, max_states, not no_symmetry, verbose)
+    builtin = planner == PlannerName.builtin
+    if verbose and builtin and not compiled.available():
+        print(f"plannerl: {MISSING_CORE}", file=sys.stderr)
+    report = plan_report(domain, problem, planner=planner.value, time_limit=time_limit, max_states=max_states,
+                         symmetry=not no_symmetry)
+    if verbose and builtin:
+        print(f"plannerl: {how_solved(report)}", file=sys.stderr)
     if output is not None:
         from plannerl.pddl.planfile import write_plan
 
@@ -68,58 +76,11 @@ def _split_files(files: list[Path], last: str, extra: int = 0) -> tuple[Path | N
     return (None, *files) if len(files) == extra + 1 else tuple(files)
 
 
-def _solve(domain: Path | None, problem: Path, planner: PlannerName, time_limit: float | None, max_states: int | None,
-           symmetry: bool, verbose: bool) -> dict:
-    """Run one planner and describe its plan in the keys `--format json` prints."""
-    from plannerl.planning.planner import load_task
-
-    start = time.perf_counter()
-    report = {"planner": planner.value, "problem": str(problem), "optimal_plans": None, "optimal_plans_capped": False, "expanded": None}
-    if planner == PlannerName.builtin:
-        from plannerl.planning import compiled
-        from plannerl.planning.planner import MISSING_CORE, solve
-
-        if verbose and not compiled.available():
-            print(f"plannerl: {MISSING_CORE}", file=sys.stderr)
-        solution = solve(domain, problem, time_limit=time_limit, max_states=max_states, symmetry=symmetry)
-        task, result = solution.task, solution.result
-        report.update(plan=solution.plan_names, optimal_plans=result.optimal_plans, optimal_plans_capped=result.plans_capped,
-                      expanded=result.expanded, core=solution.core, symmetry=solution.symmetry, heuristic=solution.heuristic,
-                      heuristic_seconds=round(solution.heuristic_seconds, 6),
-                      symmetry_classes=[list(members) for members in solution.symmetry_classes])
-        if verbose:
-            print(f"plannerl: {_how_solved(report)}", file=sys.stderr)
-    else:
-        from plannerl.pddl import up_bridge
-        from plannerl.pddl.planfile import replay
-
-        task = load_task(domain, problem)  # plannerl's reader first: its errors are the clearest
-        run = up_bridge.fast_downward_plan if planner == PlannerName.fast_downward else up_bridge.pyperplan_plan
-        found = run(domain, problem, time_limit)
-        checked = replay(task, found.plan)
-        if not checked.valid:
-            raise PlannerlError(f"{planner.value} returned a plan that plannerl's replay rejects: {checked.message()}")
-        report.update(plan=found.plan, expanded=found.expanded, core=None, symmetry=False, heuristic=up_bridge.EXTERNAL_HEURISTIC,
-                      heuristic_seconds=None, symmetry_classes=[])
-    report.update(domain=task.domain.path, length=len(report["plan"]), seconds=round(time.perf_counter() - start, 6))
-    return report
-
-
-def _how_solved(report: dict) -> str:
-    """`compiled core; symmetry: table1 table2 table3 interchangeable; heuristic: ... (0.012 s to build)`."""
-    if report["core"] == "compiled" and report["symmetry"]:
-        classes = report["symmetry_classes"]
-        merged = "; ".join(" ".join(members) + " interchangeable" for members in classes) if classes else "no interchangeable objects"
-        symmetry = f"symmetry on ({merged})"
-    else:
-        symmetry = "symmetry off"
-    built = f" ({report['heuristic_seconds']:.3f} s to build)" if report["core"] == "compiled" else ""
-    return f"{report['core']} core; {symmetry}; heuristic: {report['heuristic']}{built}"
-
-
 def _print_report(report: dict, output_format: OutputFormat) -> None:
+    from plannerl.planning.report import report_json, summary_line
+
     if output_format == OutputFormat.json:
-        print(json.dumps(report, sort_keys=True))
+        print(report_json(report))
         return
     if output_format == OutputFormat.pddl:
         from plannerl.pddl.planfile import format_plan
@@ -140,25 +101,7 @@ def _print_report(report: dict, output_format: OutputFormat) -> None:
         console.print(table)
     else:
         console.print(f"The goal of {report['problem']} already holds: the shortest plan is empty.")
-    console.print(_summary(report))
-
-
-def _summary(report: dict) -> str:
-    """`length 8 · 1 optimal plan · 15 expanded · 0.012 s · builtin (compiled core, symmetry on)`."""
-    parts = [f"length {report['length']}"]
-    count = report["optimal_plans"]
-    if count is not None:
-        parts.append(f"{'at least ' if report['optimal_plans_capped'] else ''}{count} optimal plan{'s' if count != 1 else ''}")
-    else:
-        parts.append("optimal plans not counted")
-    if report["expanded"] is not None:
-        parts.append(f"{report['expanded']} expanded")
-    parts.append(f"{report['seconds']:.3f} s")
-    if report["core"] is not None:
-        parts.append(f"{report['planner']} ({report['core']} core, symmetry {'on' if report['symmetry'] else 'off'})")
-    else:
-        parts.append(report["planner"])
-    return " · ".join(parts)
+    console.print(summary_line(report))
 
 
 def validate(
