@@ -44,8 +44,9 @@ sys.path.insert(0, str(ROOT))
 from tables import print_table  # noqa: E402
 
 from plannerl.errors import LimitError  # noqa: E402
+from plannerl.parallel import map_seeds  # noqa: E402
 from plannerl.pddl.up_bridge import run_fast_downward_process  # noqa: E402
-from plannerl.tasks.generate import DEFAULT_RANGES, generate_instance, map_seeds, solve_instance  # noqa: E402
+from plannerl.tasks.generate import DEFAULT_RANGES, generate_instance, solve_instance  # noqa: E402
 from plannerl.tasks.recipes import COOKING_DOMAIN, load_recipe  # noqa: E402
 
 TASK = "double_cheese_burger"

@@ -47,13 +47,15 @@ _JOBS = typer.Option(1, "--jobs", "-j", help="Worker processes solving instances
 
 
 def generate(
-    task: str = typer.Argument(None, help="Task name (see --list) or a recipe .toml file."),
+    task: str = typer.Argument(None, help="Task name (see --list), random, or a recipe .toml file."),
     seeds: str = typer.Option(None, "--seeds", help="Seeds: 7, 1,2,5, 0:999 or 42:420:42 (STOP inclusive)."),
     out: Path = typer.Option(None, "--out", help="Output folder: problems, the domain, instances.json."),
     list_: bool = typer.Option(False, "--list", help="List the known tasks and exit."),
     extra_stations: str = _EXTRA,
     distractors: str = _DISTRACTORS,
     hold_probability: float = _HOLD,
+    layers: str = typer.Option(None, "--layers", help="random only: layers per recipe, N or LOW-HIGH within 2-7 (default 2-7)."),
+    exclude: list[str] = typer.Option(None, "--exclude", help="random only: a recipe whose goal no instance may have (repeatable)."),
     time_limit: float = _TIME,
     jobs: int = _JOBS,
 ) -> None:
@@ -62,23 +64,18 @@ def generate(
     from rich.table import Table
 
     from plannerl.seeds import parse_seeds
-    from plannerl.tasks.generate import list_tasks, paper_step_limit, write_instances
-    from plannerl.tasks.recipes import load_recipe
+    from plannerl.tasks.generate import check_task, write_instances
 
     console = Console()
     if list_:
-        table = Table("task", "layers (bottom first)", "cooked", "cut", "step limit", "recipe file")
-        for name in list_tasks():
-            recipe = load_recipe(name)
-            limit = paper_step_limit(name)
-            table.add_row(name, " ".join(recipe.layers), " ".join(recipe.cooked) or "-", " ".join(recipe.cut) or "-",
-                          "-" if limit is None else str(limit), recipe.path.name)
-        console.print(table)
+        _list_tasks(console)
         return
     if task is None or seeds is None or out is None:
         raise PlannerlError("generate needs TASK, --seeds and --out (or --list)")
     seed_list = parse_seeds(seeds)
-    load_recipe(task)
+    layer_range = _parse_range("--layers", layers)
+    exclude = exclude or []
+    name = check_task(task, exclude=exclude, layers=layer_range)
     lengths: list[int] = []
     with _progress(console, len(seed_list), "generating") as bar:
         job = bar.add_task("", total=len(seed_list))
@@ -89,15 +86,36 @@ def generate(
 
         try:
             paths = write_instances(task, seed_list, out, progress=advance, time_limit=time_limit, jobs=jobs,
+                                    exclude=exclude, layers=layer_range,
                                     **_ranges(extra_stations, distractors, hold_probability))
         except KeyboardInterrupt:  # instances are written together at the end: say how far it got
             console.print(f"interrupted after {len(lengths)}/{len(seed_list)} instances; instances are "
                           f"written only once all are solved")
             raise
     table = Table("task", "instances", "optimal length min", "mean", "max", "folder")
-    table.add_row(load_recipe(task).name, str(len(paths)), str(min(lengths)), f"{sum(lengths) / len(lengths):.1f}",
+    table.add_row(name, str(len(paths)), str(min(lengths)), f"{sum(lengths) / len(lengths):.1f}",
                   str(max(lengths)), str(out))
     console.print(table)
+
+
+def _list_tasks(console) -> None:
+    """The recipe tasks as a table, then one line on the random family."""
+    from rich.table import Table
+
+    from plannerl.tasks.generate import list_tasks, paper_step_limit
+    from plannerl.tasks.random_recipes import LAYER_RANGE, RANDOM_TASK
+    from plannerl.tasks.recipes import load_recipe
+
+    table = Table("task", "layers (bottom first)", "cooked", "cut", "step limit", "recipe file")
+    for name in list_tasks():
+        recipe = load_recipe(name)
+        limit = paper_step_limit(name)
+        table.add_row(name, " ".join(recipe.layers), " ".join(recipe.cooked) or "-", " ".join(recipe.cut) or "-",
+                      "-" if limit is None else str(limit), recipe.path.name)
+    console.print(table)
+    low, high = LAYER_RANGE
+    console.print(f"{RANDOM_TASK}: a new recipe per seed ({low}-{high} layers on a bun or bread, random cooked/cut "
+                  f"requirements and base layout; --layers, --exclude NAME); step limit ceil(1.5 x optimal).")
 
 
 def data(

@@ -135,3 +135,17 @@ def _sigint_deferred() -> Iterator[None]:
                 previous(signal.SIGINT, received[0])
             elif previous == signal.SIG_DFL:
                 signal.raise_signal(signal.SIGINT)
+
+
+def check_writable(folder: str | Path) -> Path:
+    """Fail now, not after an hour of planning, if `folder` cannot take new files."""
+    import tempfile
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise PlannerlError(f"output folder {folder} is not writable: {exc.strerror}") from None
+    return folder

@@ -16,6 +16,7 @@ import pytest
 from conftest import DOMAINS, FIXTURES, ROOT
 
 from plannerl.errors import PlannerlError
+from plannerl.parallel import map_seeds
 from plannerl.pddl.reader import parse_problem
 from plannerl.pddl.task import compile_task
 from plannerl.planning.planner import load_task, solve
@@ -29,7 +30,6 @@ from plannerl.tasks.generate import (
     generate_instance,
     list_tasks,
     make_ranges,
-    map_seeds,
     paper_step_limit,
     problem_text,
     random_layout,

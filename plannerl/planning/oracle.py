@@ -118,3 +118,8 @@ class Oracle:
             out.append((state, self.label(state)))
             state = self.task.apply(state, action)
         return out
+
+
+def make_oracle(task: Task, *, time_limit: float | None = None) -> Oracle:
+    """The oracle every generated instance is solved and labelled with (one place to swap planners)."""
+    return Oracle(task, time_limit=time_limit)

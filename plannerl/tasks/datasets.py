@@ -78,7 +78,7 @@ def expert_rows(task, *, task_name: str, instance: str, oracle=None, show_valid:
                 history_len: int = DEFAULT_HISTORY_LEN) -> list[dict]:
     """One row per state of the canonical expert trajectory (the history is the expert's own actions)."""
     if oracle is None:
-        from plannerl.tasks.generate import make_oracle
+        from plannerl.planning.oracle import make_oracle
 
         oracle = make_oracle(task)
     plan = oracle.canonical_plan()
@@ -161,7 +161,7 @@ def write_dataset(rows: list[dict], out_dir: str | Path, *, test_fraction: float
     `write_problems(folder)` writes the problems the rows come from into OUT/problems/.
     """
     from plannerl import atomic
-    from plannerl.tasks.generate import check_writable
+    from plannerl.atomic import check_writable
 
     out = check_writable(out_dir)
     test = split_instances((r["instance"] for r in rows), test_fraction, split_seed)
@@ -184,7 +184,9 @@ def build_dataset(task_name: str, seeds: Iterable[int], out_dir: str | Path, *,
 
     `jobs` > 1 labels the seeds in that many processes (`plannerl.tasks.generate.map_seeds`); the
     files are byte for byte those of `jobs=1`."""
-    from plannerl.tasks.generate import check_jobs, check_writable, make_ranges, map_seeds, write_instance_folder
+    from plannerl.atomic import check_writable
+    from plannerl.parallel import check_jobs, map_seeds
+    from plannerl.tasks.generate import make_ranges, write_instance_folder
     from plannerl.tasks.recipes import load_recipe
 
     split_instances([], test_fraction, split_seed)
@@ -228,8 +230,9 @@ def build_dataset_from_files(domain: str | Path | None, problems: list[str | Pat
     Every file is read before any search starts (a bad file fails at once); `jobs` > 1 grounds
     and labels the problems in that many processes, with the same output."""
     from plannerl import atomic
+    from plannerl.atomic import check_writable
+    from plannerl.parallel import check_jobs, map_seeds
     from plannerl.pddl.reader import find_domain_file, load
-    from plannerl.tasks.generate import check_jobs, check_writable, map_seeds
 
     split_instances([], test_fraction, split_seed)
     check_jobs(jobs)
@@ -281,8 +284,8 @@ def build_dataset_from_files(domain: str | Path | None, problems: list[str | Pat
 def _file_rows(item: tuple[str, Path, Path], *, task_name: str, time_limit: float | None, show_valid: bool,
                history_len: int) -> tuple[str, list[dict]]:
     """(instance name, expert rows) of one problem file: the unit of work of `build_dataset_from_files`."""
+    from plannerl.planning.oracle import make_oracle
     from plannerl.planning.planner import load_task
-    from plannerl.tasks.generate import make_oracle
 
     name, problem, domain_path = item
     task = load_task(domain_path, problem)

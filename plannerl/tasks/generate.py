@@ -11,6 +11,9 @@ How much randomisation: `DEFAULT_RANGES` follows Robotouille's randomiser (0-24 
 stations, 0-8 distractor items); every range is a keyword argument of `generate_instance` and
 `write_instances`, so a quick experiment can ask for less.
 
+The task "random" takes its recipe from the seed too (`plannerl.tasks.random_recipes`): the
+recipe is drawn first, then the layout, from the same stream; `exclude` keeps held-out goals out.
+
 Goal binding. Robotouille's goals say "a patty", "a table"; a PDDL goal names objects, and
 the names must be chosen as the best assignment would or the optimal length changes. The rule,
 per item type, gives the lowest layers of that type to the items that are cheapest to reach
@@ -22,23 +25,28 @@ table). tests/test_generate.py checks the rule against a brute force over all bi
 
 from __future__ import annotations
 
+import math
 import random
-import signal
-import tempfile
-import threading
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from itertools import permutations, product
 from pathlib import Path
-from typing import TypeVar
 
+from plannerl.atomic import check_writable
 from plannerl.errors import LimitError, NoPlanError, PlannerlError
-from plannerl.tasks.recipes import COOKING_DOMAIN, COOKING_TEMPLATES, Recipe, RecipeError, list_recipes, load_recipe
+from plannerl.parallel import check_jobs, map_seeds
+from plannerl.tasks.random_recipes import RANDOM_TASK, layer_range, random_recipe, recipe_data
+from plannerl.tasks.recipes import (
+    COOKING_DOMAIN,
+    COOKING_TEMPLATES,
+    Recipe,
+    RecipeError,
+    int_range,
+    list_recipes,
+    load_recipe,
+)
 from plannerl.tasks.render import natural_key
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,8 @@ class Instance:
     optimal_length: int | None = None
     # (task, oracle, plan) of the search that chose the binding, reused by `solve_instance`
     solved: tuple | None = field(default=None, compare=False, repr=False)
+    # the recipe it was generated from: for the random family the only record of its goal's source
+    recipe: Recipe | None = field(default=None, compare=False, repr=False)
 
     @property
     def file_name(self) -> str:
@@ -115,31 +125,33 @@ def list_tasks() -> list[str]:
     return list_recipes()
 
 
+def known_tasks() -> list[str]:
+    """Every task name `generate_instance` takes: the recipe tasks, then the random family."""
+    return [*list_recipes(), RANDOM_TASK]
+
+
+def is_random(task_name: str) -> bool:
+    """True for the random family (a fresh recipe per seed, `plannerl.tasks.random_recipes`)."""
+    return task_name == RANDOM_TASK
+
+
 def paper_step_limit(task_name: str) -> int | None:
     """The paper's multi-turn step limit (1.5x the unrandomised optimum), None for other tasks."""
-    return load_recipe(task_name).step_limit
+    return None if is_random(task_name) else load_recipe(task_name).step_limit
+
+
+def step_limit(task_name: str, optimal_length: int) -> int:
+    """An episode's step limit: the paper's fixed one for its four tasks, else ceil(1.5 x the optimal length)."""
+    paper = paper_step_limit(task_name)
+    return paper if paper is not None else math.ceil(1.5 * optimal_length)
 
 
 def make_ranges(extra_stations=None, distractors=None, hold_probability=None) -> Ranges:
     """Ranges from keyword values: an int n means (n, n); None keeps the default."""
     default = DEFAULT_RANGES
-    return Ranges(_range("extra_stations", extra_stations, default.extra_stations),
-                  _range("distractors", distractors, default.distractors),
+    return Ranges(int_range("extra_stations", extra_stations, default.extra_stations, (0, MAX_RANGE)),
+                  int_range("distractors", distractors, default.distractors, (0, MAX_RANGE)),
                   _probability(hold_probability, default.hold_probability))
-
-
-def _range(name: str, value, default: tuple[int, int]) -> tuple[int, int]:
-    if value is None:
-        return default
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value, value)
-    if (not isinstance(value, tuple | list) or len(value) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
-        raise PlannerlError(f"{name}: expected an integer or a (low, high) pair, got {value!r}")
-    low, high = value
-    if not 0 <= low <= high <= MAX_RANGE:
-        raise PlannerlError(f"{name}: range {low}-{high} must satisfy 0 <= low <= high <= {MAX_RANGE}")
-    return (low, high)
 
 
 def _probability(value, default: float) -> float:
@@ -151,37 +163,73 @@ def _probability(value, default: float) -> float:
 
 
 def generate_instance(task_name: str, seed: int, *, best_binding: bool = True, time_limit: float | None = None,
-                      **ranges) -> Instance:
+                      exclude: Iterable[str] = (), layers: int | tuple[int, int] | None = None, **ranges) -> Instance:
     """The randomised instance of `task_name` for `seed` (same seed, same text).
 
     With `best_binding` (the default) every goal binding that could change the optimal length
     is solved and the shortest kept (ties: the rule's order); the instance then carries its
     optimal length and the search, so `solve_instance` costs nothing more. Without it, the
     rule's binding is taken unsolved (fast, but a corner case may be one step longer).
+
+    `task_name` "random" draws the recipe from the seed first (`random_recipe`, with `layers`
+    its stack height range and `exclude` the recipes whose goals it must avoid), then the
+    layout from the same stream: the instance `random_s<seed>` carries that recipe.
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise PlannerlError(f"seed must be a non-negative integer, got {seed!r}")
+    rng = random.Random(seed)
+    recipe = task_recipe(task_name, seed, rng, exclude=exclude, layers=layers)
+    layout = random_layout(recipe, rng, make_ranges(**ranges))
+    name = recipe.name if recipe.seed is not None else f"{recipe.name}_{seed}"
+    return _instance(recipe, seed, name, layout, best_binding, time_limit, task_name=task_name)
+
+
+def task_recipe(task_name: str, seed: int, rng: random.Random, *, exclude: Iterable[str] = (),
+                layers: int | tuple[int, int] | None = None) -> Recipe:
+    """The recipe a seed of `task_name` builds: the recipe file, or for "random" one drawn from `rng`.
+
+    `exclude` and `layers` shape only the random family, so giving them for a recipe task is
+    an error rather than silently ignored.
+    """
+    if is_random(task_name):
+        return random_recipe(seed, exclude=exclude, layers=layers, rng=rng)
     recipe = load_recipe(task_name)
-    layout = random_layout(recipe, random.Random(seed), make_ranges(**ranges))
-    return _instance(recipe, seed, f"{recipe.name}_{seed}", layout, best_binding, time_limit)
+    exclude = [exclude] if isinstance(exclude, str) else list(exclude)
+    if exclude or layers is not None:
+        option = "exclude" if exclude else "layers"
+        raise PlannerlError(f"{option}: applies only to the {RANDOM_TASK!r} task, not to {task_name!r}")
+    return recipe
+
+
+def check_task(task_name: str, *, exclude: Iterable[str] = (), layers: int | tuple[int, int] | None = None) -> str:
+    """The name instances of `task_name` are filed under, once the task and its options are checked.
+
+    Called before any folder is made or search started, so a typo costs nothing.
+    """
+    recipe = task_recipe(task_name, 0, random.Random(0), exclude=exclude, layers=layers)
+    return RANDOM_TASK if is_random(task_name) else recipe.name
 
 
 def base_instance(task_name: str, *, best_binding: bool = True, time_limit: float | None = None) -> Instance:
     """Robotouille's unrandomised layout of `task_name`, as the recipe's [base] describes it."""
+    if is_random(task_name):
+        raise PlannerlError(f"task {RANDOM_TASK!r} has no unrandomised layout (its recipe comes from the seed): give seeds")
     recipe = load_recipe(task_name)
     return _instance(recipe, None, f"{recipe.name}_base", base_layout(recipe), best_binding, time_limit)
 
 
 def _instance(recipe: Recipe, seed: int | None, name: str, layout: Layout, best_binding: bool,
-              time_limit: float | None) -> Instance:
+              time_limit: float | None, *, task_name: str | None = None) -> Instance:
+    """The instance of the best binding (`task_name` defaults to the recipe's name)."""
     bindings = candidate_bindings(recipe, layout)
     if not best_binding:
         bindings = bindings[:1]
     best = None
     for layers, table in bindings:
         text = problem_text(recipe, layout, name, layers, table, seed)
-        instance = Instance(recipe.name, seed, name, text, COOKING_DOMAIN, tuple(layers), table,
-                            len(layout.stations), len(layout.distractors), layout.held, len(bindings))
+        instance = Instance(task_name or recipe.name, seed, name, text, COOKING_DOMAIN, tuple(layers), table,
+                            len(layout.stations), len(layout.distractors), layout.held, len(bindings),
+                            recipe=recipe)
         if len(bindings) == 1:
             return instance
         solved = solve_instance(instance, time_limit=time_limit)
@@ -337,6 +385,15 @@ def _build_table(recipe: Recipe, layout: Layout, base: str, station_of: dict[str
     return table
 
 
+def _header(recipe: Recipe, layout: Layout, seed: int | None) -> list[str]:
+    """Comment lines saying where the problem came from: a recipe file, or the random recipe it spells out."""
+    origin = "unrandomised layout" if seed is None else f"seed {seed}"
+    source = f"a random recipe ({recipe.description})" if recipe.seed is not None else recipe.path.name
+    held = f", robot holding {layout.held}" if layout.held else ""
+    return [f"; {recipe.name} ({origin}): generated by plannerl from {source}.",
+            f"; {len(layout.stations)} stations, {len(layout.distractors)} distractor items{held}."]
+
+
 def problem_text(recipe: Recipe, layout: Layout, name: str, layers: list[str], table: str, seed: int | None) -> str:
     """The PDDL problem, facts in a fixed order (robot, stations, stacks, properties)."""
     robot = "robot1"
@@ -381,11 +438,8 @@ def problem_text(recipe: Recipe, layout: Layout, name: str, layers: list[str], t
     if recipe.clear_top:
         goal.append(f"(clear {layers[-1]})")
 
-    origin = "unrandomised layout" if seed is None else f"seed {seed}"
-    held = f", robot holding {layout.held}" if layout.held else ""
     lines = [
-        f"; {recipe.name} ({origin}): generated by plannerl from {recipe.path.name}.",
-        f"; {len(layout.stations)} stations, {len(layout.distractors)} distractor items{held}.",
+        *_header(recipe, layout, seed),
         f"(define (problem {name})",
         "  (:domain cooking)",
         "  (:objects",
@@ -401,17 +455,12 @@ def problem_text(recipe: Recipe, layout: Layout, name: str, layers: list[str], t
     return "\n".join(lines) + "\n"
 
 
-def make_oracle(task, *, time_limit: float | None = None):
-    """The oracle every generated instance is solved and labelled with (one place to swap planners)."""
-    from plannerl.planning.oracle import Oracle
-
-    return Oracle(task, time_limit=time_limit)
-
-
 def solve_instance(instance: Instance, *, time_limit: float | None = None):
     """(task, oracle, canonical plan); an unsolvable instance is an error naming it."""
     if instance.solved is not None:
         return instance.solved
+    from plannerl.planning.oracle import make_oracle
+
     task = instance.load_task()
     oracle = make_oracle(task, time_limit=time_limit)
     try:
@@ -423,27 +472,20 @@ def solve_instance(instance: Instance, *, time_limit: float | None = None):
     return task, oracle, plan
 
 
-def check_writable(folder: str | Path) -> Path:
-    """Fail now, not after an hour of planning, if `folder` cannot take new files."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise PlannerlError(f"output folder {folder} is not writable: {exc.strerror}") from None
-    return folder
-
-
 def instance_record(instance: Instance, plan_length: int) -> dict:
-    return {"name": instance.name, "seed": instance.seed, "problem": instance.file_name, "optimal_length": plan_length,
-            "stations": instance.stations, "distractors": instance.distractors, "holding": instance.holding,
-            "build_table": instance.build_table, "layers": list(instance.layers)}
+    """One entry of `instances.json`; a random instance adds its recipe and step limit (nothing else records them)."""
+    record = {"name": instance.name, "seed": instance.seed, "problem": instance.file_name, "optimal_length": plan_length,
+              "stations": instance.stations, "distractors": instance.distractors, "holding": instance.holding,
+              "build_table": instance.build_table, "layers": list(instance.layers)}
+    if instance.recipe is not None and instance.recipe.seed is not None:
+        record["step_limit"] = step_limit(instance.task_name, plan_length)
+        record["recipe"] = recipe_data(instance.recipe)
+    return record
 
 
 def write_instance_folder(out_dir: Path, instances: list[Instance], lengths: list[int], *, task_name: str,
-                          ranges: Ranges | None) -> list[Path]:
-    """Domain, templates and problems first, the `instances.json` index last."""
+                          ranges: Ranges | None, extra: dict | None = None) -> list[Path]:
+    """Domain, templates and problems first, the `instances.json` index last (`extra`: more top-level keys)."""
     from plannerl import atomic
 
     index = out_dir / "instances.json"
@@ -458,107 +500,39 @@ def write_instance_folder(out_dir: Path, instances: list[Instance], lengths: lis
         "ranges": None if ranges is None else {"extra_stations": list(ranges.extra_stations),
                                                "distractors": list(ranges.distractors),
                                                "hold_probability": ranges.hold_probability},
+        **(extra or {}),
         "instances": [instance_record(inst, n) for inst, n in zip(instances, lengths)],
     })
     return paths
 
 
-def map_seeds(work: Callable[[int], T], seeds: Iterable[int], *, jobs: int = 1,
-              progress: Callable[[T], None] | None = None) -> list[T]:
-    """`[work(seed) for seed in seeds]`, spread over `jobs` worker processes when jobs > 1.
-
-    Each seed's work depends on nothing but the seed, and results come back in seed order, so
-    the output is the same whatever `jobs` is. `progress(result)` runs in this process as each
-    result arrives (completion order). `work` must be picklable (a module-level function or a
-    `functools.partial` of one). Workers are started with "spawn" (no forked copy of a parent's
-    threads or locks) and ignore SIGINT: Ctrl-C reaches this process, which kills the workers
-    and re-raises KeyboardInterrupt. A worker's error (a PlannerlError for an unsolvable seed)
-    kills the others and is raised here; a worker that dies is a PlannerlError saying so.
-    """
-    check_jobs(jobs)
-    seeds = list(seeds)
-    if jobs == 1 or len(seeds) < 2:
-        results = []
-        for seed in seeds:
-            results.append(work(seed))
-            if progress is not None:
-                progress(results[-1])
-        return results
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    ordered: list = [None] * len(seeds)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(jobs, len(seeds)), mp_context=context, initializer=_ignore_sigint) as pool:
-        try:
-            with _sigint_ignored():  # the workers start on the first submissions
-                futures = {pool.submit(work, seed): index for index, seed in enumerate(seeds)}
-            for future in as_completed(futures):
-                ordered[futures[future]] = future.result()
-                if progress is not None:
-                    progress(ordered[futures[future]])
-        except BaseException as exc:
-            workers = list(pool._processes.values())  # the executor has no public way to stop running work
-            pool.shutdown(wait=False, cancel_futures=True)
-            for worker in workers:
-                worker.kill()
-                worker.join()
-            if isinstance(exc, BrokenProcessPool):
-                raise PlannerlError(f"a worker process died while solving ({exc}); --jobs 1 shows which seed") from None
-            raise
-    return ordered
-
-
-def check_jobs(jobs: int) -> int:
-    """A worker count is a positive integer (checked before any folder is made)."""
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise PlannerlError(f"jobs: expected a positive number of worker processes, got {jobs!r}")
-    return jobs
-
-
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-@contextmanager
-def _sigint_ignored():
-    """SIGINT ignored while worker processes start, so that they ignore it from their first
-    instruction (an ignored signal stays ignored across exec; the pool's initializer only runs
-    once a worker is up): a terminal's Ctrl-C reaches the whole process group, and only this
-    process should act on it. Outside the main thread signals cannot be touched: the
-    initializer alone does it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def write_instances(task_name: str, seeds: Iterable[int], out_dir: str | Path, *,
                     progress: Callable[[Instance, int], None] | None = None, time_limit: float | None = None,
-                    jobs: int = 1, **ranges) -> list[Path]:
+                    jobs: int = 1, exclude: Iterable[str] = (), layers: int | tuple[int, int] | None = None,
+                    **ranges) -> list[Path]:
     """Write one problem per seed, the domain beside them, and `instances.json` with optimal lengths.
 
     Every instance is solved before anything is written, so a failure leaves the folder as it was.
     `jobs` > 1 solves the seeds in that many processes (`map_seeds`); the files are the same.
+    `exclude` and `layers` are the random family's (`generate_instance`), checked before any work.
     """
     resolved = make_ranges(**ranges)
-    recipe = load_recipe(task_name)
+    exclude = (exclude,) if isinstance(exclude, str) else tuple(exclude)
+    name = check_task(task_name, exclude=exclude, layers=layers)
+    extra = {"layers": list(layer_range(layers)), "exclude": sorted(set(exclude))} if is_random(task_name) else None
     check_jobs(jobs)
     out = check_writable(out_dir)
     report = None if progress is None else (lambda solved: progress(*solved))
-    solved = map_seeds(partial(solved_instance, task_name, time_limit=time_limit, ranges=ranges), seeds, jobs=jobs,
-                       progress=report)
-    return write_instance_folder(out, [inst for inst, _ in solved], [n for _, n in solved], task_name=recipe.name,
-                                 ranges=resolved)
+    work = partial(solved_instance, task_name, time_limit=time_limit, ranges=ranges, exclude=exclude, layers=layers)
+    solved = map_seeds(work, seeds, jobs=jobs, progress=report)
+    return write_instance_folder(out, [inst for inst, _ in solved], [n for _, n in solved],
+                                 task_name=name, ranges=resolved, extra=extra)
 
 
-def solved_instance(task_name: str, seed: int, *, time_limit: float | None = None, ranges: dict | None = None) -> tuple[Instance, int]:
+def solved_instance(task_name: str, seed: int, *, time_limit: float | None = None, ranges: dict | None = None,
+                    exclude: Iterable[str] = (), layers: int | tuple[int, int] | None = None) -> tuple[Instance, int]:
     """(instance without its search, optimal length) for one seed: the unit of work of `write_instances`."""
-    instance = generate_instance(task_name, seed, time_limit=time_limit, **(ranges or {}))
+    instance = generate_instance(task_name, seed, time_limit=time_limit, exclude=exclude, layers=layers,
+                                 **(ranges or {}))
     _, _, plan = solve_instance(instance, time_limit=time_limit)
     return replace(instance, solved=None), len(plan)  # keep the text, free the search

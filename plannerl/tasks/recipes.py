@@ -64,6 +64,7 @@ class Recipe:
     base_stations: tuple[str, ...]
     base_stacks: tuple[tuple[str, ...], ...]
     base_robot: int  # 0-based index into base_stations
+    seed: int | None = None  # the seed of a generated recipe (`random_recipes`); None for a recipe file
 
     @property
     def needs_stove(self) -> bool:
@@ -241,3 +242,22 @@ def parse_recipe(data: dict, path: Path) -> Recipe:
     if recipe.needs_board and "board" not in stations:
         raise RecipeError(path, "base.stations", "needs a board: the recipe cuts items")
     return recipe
+
+
+def int_range(name: str, value, default: tuple[int, int], bounds: tuple[int, int]) -> tuple[int, int]:
+    """(low, high) from None (the default), an int n (n, n) or a pair within `bounds`; else one error naming `name`.
+
+    One parser for every configurable range (layout ranges, the random family's layers), so
+    they accept the same forms and fail with the same message.
+    """
+    if value is None:
+        return default
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    if (not isinstance(value, tuple | list) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        raise PlannerlError(f"{name}: expected an integer or a (low, high) pair, got {value!r}")
+    low, high = value
+    if not bounds[0] <= low <= high <= bounds[1]:
+        raise PlannerlError(f"{name}: range {low}-{high} must satisfy {bounds[0]} <= low <= high <= {bounds[1]}")
+    return (low, high)
