@@ -1,4 +1,7 @@
-"""`plannerl eval` (policies played in the simulator, metrics, reports) and `plannerl play`."""
+"""`plannerl eval` (policies played in the simulator, metrics, reports) and `plannerl play`: options and printing.
+
+The library is imported inside the commands: plannerl.agents.eval_run pulls in the policies,
+search and task generator (~0.25 s), and `plannerl --help` must stay under 0.3 s."""
 
 from __future__ import annotations
 
@@ -41,83 +44,31 @@ def eval_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-step trace; only the summary."),
 ) -> None:
     """Play policies in the PDDL simulator and report SR, ASAT, ASST, optimal SR and invalid-answer rate."""
-
     from rich.console import Console
 
-    from plannerl.agents.evaluate import (
-        RichTrace,
-        Trace,
-        iter_problems_from_files,
-        iter_problems_from_tasks,
-    )
-    from plannerl.agents.policies import make_policy, shared_history_len
-    from plannerl.errors import PlannerlError
+    from plannerl.agents.display import RichTrace
+    from plannerl.agents.eval_run import EvalSpec, run_evaluation
 
-    if not task and not problems:
-        raise PlannerlError("nothing to evaluate: give --task TASK (with --seeds) or PROBLEM files")
-    if domain is not None and not problems:
-        raise PlannerlError("--domain applies to PROBLEM files; none given")
+    spec = EvalSpec(policies=policy, tasks=task, seeds=seeds, base=base, problems=problems or [], domain=domain, report=report,
+                    matrix_png=matrix_png, invalid=invalid, max_steps=max_steps, runs=runs, seed=seed, sample=sample,
+                    temperature=temperature, constrained=constrained, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                    history_len=history_len, trust_remote_code=trust_remote_code)
     console = Console()
-    chosen = []  # lazy: each instance's optimal search runs when the evaluation reaches it
-    from plannerl.seeds import parse_seeds
-
-    if task:
-        chosen.append(iter_problems_from_tasks(task, [None] if base else parse_seeds(seeds), max_steps=max_steps))
-    if problems:
-        chosen.append(iter_problems_from_files(problems, domain=domain, max_steps=max_steps))
-    model_options = {"sample": sample, "temperature": temperature, "constrained": constrained, "batch_size": batch_size,
-                     "max_new_tokens": max_new_tokens, "trust_remote_code": trust_remote_code}
-    policies = [make_policy(spec, seed=seed, **model_options) for spec in policy]
-    history_len = shared_history_len(policies, history_len)
-    config = {"policies": [p.name for p in policies], "tasks": list(task), "seeds": None if base or not task else seeds, "base": base,
-              "problems": [str(p) for p in problems or []], "invalid": invalid, "max_steps": max_steps, "runs": runs,
-              "seed": seed, "sample": sample, "temperature": temperature if sample else None, "constrained": constrained,
-              "max_new_tokens": max_new_tokens, "history_len": history_len}
-    trace = Trace() if quiet else RichTrace(console)
-    from plannerl.agents.distributed import evaluate_sharded, init_process_group, is_main_process, world_size
-
-    if init_process_group():  # under torchrun / accelerate launch: each process plays its shard, one merged report
-        if is_main_process():
-            console.print(f"sharded evaluation: world {world_size()}, instance i played by rank i mod {world_size()}")
-        seed_list = ([None] if base else parse_seeds(seeds)) if task else []
-        results = evaluate_sharded(policies, task, seed_list, problems or [], domain=domain, max_steps=max_steps, invalid=invalid,
-                                   runs=runs, history_len=history_len, trace=trace if is_main_process() else Trace(),
-                                   report=report, config=config)
-        if not is_main_process():
-            return
-    else:
-        results = _evaluate_here(policies, chosen, invalid, runs, history_len, trace, report, config, console)
-    _print_results(results, console, matrix_png, report)
+    outcome = run_evaluation(spec, trace=None if quiet else RichTrace(console), say=console.print)
+    if outcome is not None:  # None on the other processes of a sharded run: the main one prints
+        _print_outcome(outcome, console)
 
 
-def _evaluate_here(policies, chosen, invalid, runs, history_len, trace, report, config, console):
-    from itertools import chain
+def _print_outcome(outcome, console) -> None:
+    from plannerl.agents.display import matrix_table, summary_table
 
-    from plannerl.agents.evaluate import evaluate_policies
-
-    try:
-        return evaluate_policies(policies, chain(*chosen), invalid=invalid, runs=runs, history_len=history_len, trace=trace,
-                                    report=report, config=config)
-    except KeyboardInterrupt:
-        if report is not None:
-            console.print(f"[yellow]interrupted: the episodes finished so far are in {report}[/]")
-        raise
-
-
-def _print_results(results, console, matrix_png, report) -> None:
-    from plannerl.agents.evaluate import matrix_table, sr_matrix, summary_table
-
-    console.print(summary_table(results))
-    matrix = sr_matrix(results)
+    console.print(summary_table(outcome.results))
+    matrix = outcome.matrix
     if len(matrix["rows"]) > 1 or len(matrix["columns"]) > 1:
         console.print(matrix_table(matrix))
-    if matrix_png is not None:
-        from plannerl.agents.plots import save_matrix_png
-
-        save_matrix_png(matrix_png, matrix["rows"], matrix["columns"], matrix["sr"])
-        console.print(f"matrix heatmap: {matrix_png}")
-    if report is not None:
-        console.print(f"report: {report}")
+    for label, path in (("matrix heatmap", outcome.matrix_png), ("report", outcome.report)):
+        if path is not None:
+            console.print(f"{label}: {path}", soft_wrap=True)  # one line, whole, to copy
 
 
 def play_command(
@@ -132,13 +83,11 @@ def play_command(
     """Play a task yourself: type a listed number, a unique prefix or any action; ? lists valid actions, q quits."""
     from rich.console import Console
 
-    from plannerl.agents.evaluate import RichTrace, play, problems_from_files, problems_from_tasks
+    from plannerl.agents.display import RichTrace
+    from plannerl.agents.episodes import play
     from plannerl.agents.policies import HumanPolicy
+    from plannerl.agents.problems import problems_for_target
 
     console = Console()
-    path = Path(target)
-    if path.suffix == ".pddl" or path.exists():
-        problems = problems_from_files([path], domain=domain, max_steps=max_steps)
-    else:
-        problems = problems_from_tasks([target], [None if base else seed], max_steps=max_steps)
+    problems = problems_for_target(target, seed=None if base else seed, domain=domain, max_steps=max_steps)
     play(problems, HumanPolicy(console=console), invalid=invalid, history_len=history_len, trace=RichTrace(console))

@@ -24,8 +24,10 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
+from plannerl.agents.evaluate import evaluate_policies, iter_problems_from_files, iter_problems_from_tasks, write_report
 from plannerl.errors import PlannerlError
 
 _GLOO_GROUP = None
@@ -152,7 +154,7 @@ class _MergedProblem:
 
 class EpisodeRecord:
     """A finished episode as gathered from another process: what metrics and reports read
-    (`plannerl.agents.evaluate.metrics`, `build_report`, `summary_table` take it like an EpisodeResult)."""
+    (`plannerl.agents.metrics.metrics`, `build_report`, `plannerl.agents.display.summary_table` take it like an EpisodeResult)."""
 
     def __init__(self, data: dict, episode: int) -> None:
         self.data = data
@@ -184,8 +186,6 @@ def iter_shard_problems(task_names: Sequence[str], seeds: Sequence[int | None], 
     Every task name, seed list and file is checked first, on every process, so a typo fails
     everywhere at once. The global index of each instance yielded is appended to `indices`.
     """
-    from plannerl.agents.evaluate import iter_problems_from_files, iter_problems_from_tasks
-
     if task_names:
         iter_problems_from_tasks(task_names, seeds, max_steps=max_steps)  # checks now; labels nothing
     if files:
@@ -225,8 +225,6 @@ def evaluate_sharded(policies: Sequence, task_names: Sequence[str], seeds: Seque
     every process, and the main process writes the merged report: byte for byte the report one
     process writes for the same seeds. An interrupted sharded run writes no report.
     """
-    from plannerl.agents.evaluate import evaluate_policies
-
     names = [policy.name for policy in policies]
     if len(set(names)) != len(names):
         raise PlannerlError(f"sharded evaluation needs distinct policy names, got {', '.join(names)} (name them LABEL=SPEC)")
@@ -238,14 +236,10 @@ def evaluate_sharded(policies: Sequence, task_names: Sequence[str], seeds: Seque
     first = next(problems, None)
     results = []
     if first is not None:
-        from itertools import chain
-
         results = evaluate_policies(policies, chain([first], problems), invalid=invalid, runs=runs, history_len=history_len,
                                     trace=trace)
     merged = merge_payloads(gather_objects(shard_payload(results, names, indices)))
     if report is not None and is_main_process():
-        from plannerl.agents.evaluate import write_report
-
         write_report(report, merged, config or {})
     barrier()
     return merged

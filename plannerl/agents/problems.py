@@ -1,0 +1,127 @@
+"""The instances an evaluation plays: generated tasks x seeds, or problem files, each labelled
+with its optimal length and step limit.
+
+Step limit: the paper's limit for its four tasks (`plannerl.tasks.generate.paper_step_limit`),
+otherwise ceil(1.5 x the instance's optimal length); `max_steps` overrides both. Labelling
+needs one optimal search per instance, so the `iter_` forms check every name and file first
+and search only when the evaluation reaches the instance.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from plannerl.errors import NoPlanError, PlannerlError
+from plannerl.pddl.task import Task
+from plannerl.planning.oracle import Oracle, make_oracle
+from plannerl.planning.planner import load_task
+from plannerl.tasks.generate import base_instance, generate_instance, list_tasks, paper_step_limit, solve_instance
+
+
+@dataclass
+class EvalProblem:
+    """One instance to evaluate: the compiled task, its optimal length and its step limit."""
+
+    name: str
+    task: Task
+    oracle: Oracle
+    optimal_length: int
+    step_limit: int
+    task_name: str | None = None
+    seed: int | None = None
+    source: str | None = None
+
+    @property
+    def group(self) -> str:
+        """The column this instance counts under: its task name, or its domain for files."""
+        return self.task_name or self.task.domain_name
+
+
+def make_problem(task: Task, *, name: str, task_name: str | None = None, seed: int | None = None,
+                 source: str | None = None, max_steps: int | None = None, oracle: Oracle | None = None) -> EvalProblem:
+    """Label an instance with its optimal length (one optimal search) and its step limit."""
+    if oracle is None:
+        oracle = make_oracle(task)
+    optimal = oracle.h_star(task.init)
+    if optimal is None:
+        raise NoPlanError(f"{source or name}: no plan exists, so it cannot be evaluated")
+    if max_steps is not None:
+        if max_steps < 1:
+            raise PlannerlError(f"--max-steps must be at least 1, got {max_steps}")
+        limit = max_steps
+    else:
+        limit = _default_step_limit(task_name, optimal)
+    return EvalProblem(name, task, oracle, optimal, limit, task_name, seed, source)
+
+
+def _default_step_limit(task_name: str | None, optimal: int) -> int:
+    if task_name is not None:
+        paper = paper_step_limit(task_name)
+        if paper is not None:
+            return paper
+    return math.ceil(1.5 * optimal)
+
+
+def problems_from_tasks(task_names: Sequence[str], seeds: Sequence[int | None], *, max_steps: int | None = None) -> list[EvalProblem]:
+    """Generated instances: every task x every seed, in that order; seed None is the task's
+    unrandomised (Robotouille base) layout."""
+    return list(iter_problems_from_tasks(task_names, seeds, max_steps=max_steps))
+
+
+def iter_problems_from_tasks(task_names: Sequence[str], seeds: Sequence[int | None], *,
+                             max_steps: int | None = None) -> Iterator[EvalProblem]:
+    """Like `problems_from_tasks`, labelling each instance only when it is reached.
+
+    Task names and the seed list are checked now, so a typo fails before any search; each
+    instance's optimal search (seconds to a minute for the larger tasks) runs as the
+    evaluation reaches it, so episodes start early and Ctrl-C keeps those already played.
+    """
+    if max_steps is not None and max_steps < 1:
+        raise PlannerlError(f"--max-steps must be at least 1, got {max_steps}")
+    known = list(list_tasks())
+    for task_name in task_names:
+        if task_name not in known:
+            raise PlannerlError(f"unknown task {task_name!r}; known tasks: {', '.join(known)}")
+        if not seeds:
+            raise PlannerlError(f"task {task_name!r} has no instances: the seed list is empty")
+    return _label_generated(list(task_names), list(seeds), max_steps)
+
+
+def _label_generated(task_names: list[str], seeds: list[int | None], max_steps: int | None) -> Iterator[EvalProblem]:
+    for task_name in task_names:
+        for seed in seeds:
+            instance = base_instance(task_name) if seed is None else generate_instance(task_name, seed)
+            where = f"{task_name} base layout" if seed is None else f"{task_name} seed {seed}"
+            task, oracle, _ = solve_instance(instance)  # the generator's own search, reused when it already ran
+            yield make_problem(task, name=instance.name, task_name=task_name, seed=seed, source=where,
+                               max_steps=max_steps, oracle=oracle)
+
+
+def problems_from_files(paths: Sequence[str | Path], *, domain: str | Path | None = None,
+                        max_steps: int | None = None) -> list[EvalProblem]:
+    """Explicit problem files of any domain (each domain found beside its problem unless given)."""
+    return list(iter_problems_from_files(paths, domain=domain, max_steps=max_steps))
+
+
+def iter_problems_from_files(paths: Sequence[str | Path], *, domain: str | Path | None = None,
+                             max_steps: int | None = None) -> Iterator[EvalProblem]:
+    """Like `problems_from_files`: every file is read and grounded now (a bad file fails before
+    any episode), each optimal search runs when the evaluation reaches its problem."""
+    if max_steps is not None and max_steps < 1:
+        raise PlannerlError(f"--max-steps must be at least 1, got {max_steps}")
+    loaded = [(load_task(domain, path), str(path)) for path in paths]
+    return (make_problem(task, name=task.name, source=source, max_steps=max_steps) for task, source in loaded)
+
+
+
+def problems_for_target(target: str | Path, *, seed: int | None = 42, domain: str | Path | None = None,
+                        max_steps: int | None = None) -> list[EvalProblem]:
+    """`plannerl play TARGET`: a PROBLEM file when it names one (or ends in .pddl), else a task
+    name played on the instance of `seed` (None: the task's unrandomised layout)."""
+    path = Path(target)
+    if path.suffix == ".pddl" or path.exists():
+        return problems_from_files([path], domain=domain, max_steps=max_steps)
+    return problems_from_tasks([str(target)], [seed], max_steps=max_steps)
