@@ -14,6 +14,7 @@ from collections import deque
 import pytest
 from conftest import CLASSIC, DOMAINS, problem_id
 
+from plannerl.pddl.task import set_bits
 from plannerl.planning import compiled, heuristics
 from plannerl.planning.heuristics import _Analysis, build_pattern_sum
 from plannerl.planning.planner import load_task
@@ -175,7 +176,7 @@ def charges_written_out(analysis) -> tuple[list[int], ...]:
     owner_of, guard_off, guard_fact_off, guard_facts, guard_owner = [], [0], [0], [], []
     for a, action in enumerate(task.actions):
         found = [gi for k in sparse.pre[a] for gi in analysis.groups_of.get(k, ())]
-        add, delete = heuristics._bits(action.add), heuristics._bits(action.delete)
+        add, delete = set_bits(action.add), set_bits(action.delete)
         changed = [k for k in add + delete if k in owner]
         if len(found) != len(set(found)):
             owner_of.append(heuristics.NEVER)

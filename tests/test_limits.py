@@ -154,12 +154,12 @@ def _grounding_bomb(folder: Path, objects: int = 300) -> tuple[Path, Path]:
 
 def test_grounding_explosion_is_stopped_with_a_limit_error(tmp_path, monkeypatch):
     """The cap's mechanism, with the cap lowered so the test stays fast (the real cap is 1,000,000)."""
-    import plannerl.pddl.task
+    import plannerl.pddl.grounding
     from plannerl.errors import LimitError
     from plannerl.planning.planner import load_task
 
     domain, problem = _grounding_bomb(tmp_path, objects=40)  # 2.56 million groundings
-    monkeypatch.setattr(plannerl.pddl.task, "MAX_GROUND_ACTIONS", 20_000)
+    monkeypatch.setattr(plannerl.pddl.grounding, "MAX_GROUND_ACTIONS", 20_000)
     with pytest.raises(LimitError, match=r"problem bomb1: more than 20000 ground actions, too large to plan"):
         load_task(domain, problem)
 

@@ -46,11 +46,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from itertools import accumulate
 
-from plannerl.pddl.reader import Domain
-from plannerl.pddl.task import Task
-from plannerl.planning.compiled import fact_weights
+from plannerl.pddl.task import Task, set_bits
+from plannerl.planning.compiled import core_for_task, fact_weights
+from plannerl.planning.invariants import ActionFacts, goal_implied_facts, mutex_groups
+from plannerl.planning.symmetry import Symmetry
 
-COUNTED = -1
 # pattern databases kept across tasks (key: `_shared_key`), so that a thousand instances of one
 # recipe build each distinct abstract task once: at most this many, holding at most this many
 # abstract states in all (a 10,000-state database takes about half a megabyte)
@@ -63,286 +63,6 @@ PDB_STATE_LIMIT = 2_000_000
 # run into the state limit after a minute. Leaving a pattern out keeps the sum admissible, only
 # weaker.
 PATTERN_ATOM_LIMIT = 256
-
-
-# ---------------------------------------------------------------- invariants
-
-
-def _may_equal(domain: Domain, schema, a: str, b: str) -> bool:
-    """Whether two terms of an action schema can denote the same object."""
-    if a == b:
-        return True
-    if not a.startswith("?") and not b.startswith("?"):
-        return False
-    if (a, b) in schema.not_equal or (b, a) in schema.not_equal:
-        return False
-    var_type = dict(schema.params)
-    ta = var_type.get(a, domain.constants.get(a))
-    tb = var_type.get(b, domain.constants.get(b))
-    return ta is None or tb is None or domain.is_subtype(ta, tb) or domain.is_subtype(tb, ta)
-
-
-def _bind(part, atom) -> dict[int, str] | None:
-    theta: dict[int, str] = {}
-    for pos, k in enumerate(part[1]):
-        if k != COUNTED:
-            term = atom[1 + pos]
-            if theta.setdefault(k, term) != term:
-                return None
-    return theta
-
-
-def synthesise_invariants(domain: Domain, fluent: set[str], known=lambda schema: set(), mutex=None) -> list[tuple[int, frozenset]]:
-    """Lifted at-most-one invariants: (number of parameters, parts); a part is (predicate, argmap)
-    where argmap gives, per argument position, the invariant parameter it binds or COUNTED.
-
-    A candidate is kept when every action that adds one of its facts also deletes a fact of the
-    same instance that holds before it (a precondition, or a fact `known(schema)` says its
-    preconditions imply), and never adds two; an action that adds without such a delete refines
-    the candidate with each such delete (Helmert 2009, Sec. 5). The initial state is checked on
-    the ground groups (`mutex_groups`).
-    """
-    queue: list[tuple[int, frozenset]] = []
-    for pred in sorted(fluent):
-        arity = len(domain.predicates[pred])
-        for counted in range(arity):
-            argmap = tuple(COUNTED if p == counted else (p if p < counted else p - 1) for p in range(arity))
-            queue.append((arity - 1, frozenset({(pred, argmap)})))
-    seen = set(queue)
-    found = []
-    holds = {schema.name: set(schema.pre_pos) | known(schema) for schema in domain.actions}
-    while queue:
-        candidate = queue.pop(0)
-        verdict = _balance(domain, candidate, holds)
-        if verdict is True:
-            found.append(candidate)
-            continue
-        for refined in verdict:
-            if refined not in seen:
-                seen.add(refined)
-                queue.append(refined)
-    return [c for c in found if not any(o[0] == c[0] and c[1] < o[1] for o in found)]
-
-
-def _balance(domain: Domain, candidate, holds):
-    """True when balanced, else the list of refined candidates (empty: reject)."""
-    n, parts = candidate
-    parts_of: dict[str, list] = {}
-    for part in parts:
-        parts_of.setdefault(part[0], []).append(part)
-    for schema in domain.actions:
-        before = holds[schema.name]
-        adds = [(atom, part) for atom in schema.add for part in parts_of.get(atom[0], ())]
-        dels = [(atom, part) for atom in schema.delete for part in parts_of.get(atom[0], ())]
-        for atom, part in adds:
-            theta = _bind(part, atom)
-            if theta is None:
-                continue
-            for other, other_part in adds:
-                if other == atom:
-                    continue
-                theta2 = _bind(other_part, other)
-                if theta2 is not None and all(_may_equal(domain, schema, theta[k], theta2[k]) for k in range(n)):
-                    return []
-            if atom in before:
-                continue
-            if any(d in before and d != atom and (t := _bind(dp, d)) is not None and all(t[k] == theta[k] for k in range(n))
-                   for d, dp in dels):
-                continue
-            terms = {theta[k]: k for k in range(n)}
-            if len(terms) < n:
-                return []
-            refined = []
-            for d in schema.delete:
-                if d not in before or d[0] in parts_of:
-                    continue
-                argmap = tuple(terms.get(t, COUNTED) for t in d[1:])
-                if argmap.count(COUNTED) <= 1 and {k for k in argmap if k != COUNTED} == set(range(n)):
-                    refined.append((n, parts | {(d[0], argmap)}))
-            return refined
-    return True
-
-
-def _ground_groups(task: Task, invariants) -> tuple[list[tuple[int, ...]], set]:
-    """Ground instances of the invariants with at most one true initial fact, and the invariants
-    all of whose instances pass that test (only those may be used in lifted reasoning)."""
-    instances: dict[tuple, list[int]] = {}
-    parts_of: dict[str, list] = {}
-    for inv in invariants:
-        for part in inv[1]:
-            parts_of.setdefault(part[0], []).append((inv, part))
-    for k, fact in enumerate(task.facts):
-        for inv, part in parts_of.get(fact[0], ()):
-            theta = _bind(part, fact)
-            if theta is not None:
-                instances.setdefault((inv, tuple(theta[i] for i in range(inv[0]))), []).append(k)
-    groups, broken = [], set()
-    for (inv, _), facts in instances.items():
-        facts = sorted(set(facts))
-        if sum(task.init >> k & 1 for k in facts) > 1:
-            broken.add(inv)
-        elif len(facts) > 1:
-            groups.append(tuple(facts))
-    return sorted(set(groups)), {inv for inv in invariants if inv not in broken}
-
-
-def _lifted_mutex(domain: Domain, schema, invariants, r, p) -> bool:
-    """Two atoms of one schema that can never hold together: facts of one instance of a valid
-    invariant that are provably different facts."""
-    for n, parts in invariants:
-        for part_r in parts:
-            if part_r[0] != r[0]:
-                continue
-            theta_r = _bind(part_r, r)
-            for part_p in parts:
-                if part_p[0] != p[0] or theta_r is None:
-                    continue
-                theta_p = _bind(part_p, p)
-                if theta_p is None or any(theta_r[k] != theta_p[k] for k in range(n)):
-                    continue
-                if r[0] != p[0] or part_r != part_p:
-                    return True
-                if any(not _may_equal(domain, schema, a, b) for a, b in zip(r[1:], p[1:])):
-                    return True
-    return False
-
-
-def synthesise_implications(task: Task, fluent: set[str], invariants) -> list[tuple[str, str, tuple[int, ...]]]:
-    """Invariants P(x) -> Q(perm x) between fluent predicates of equal arity (Q's argument j is
-    P's argument perm[j]), e.g. "an item directly on a station is in that station": true
-    initially, every action adding a P fact leaves the matching Q fact true, and every action
-    deleting a Q fact deletes the matching P fact or requires a fact mutex with it."""
-    from itertools import permutations
-
-    domain = task.domain
-    init_atoms = [task.facts[k] for k in _bits(task.init)] + sorted(a for a in task.problem.init if a[0] in fluent)
-    init_set = set(init_atoms)
-    found = []
-    for p_pred in sorted(fluent):
-        arity = len(domain.predicates[p_pred])
-        if not 1 <= arity <= 3:
-            continue
-        for q_pred in sorted(fluent):
-            if q_pred == p_pred or len(domain.predicates[q_pred]) != arity:
-                continue
-            for perm in permutations(range(arity)):
-                if _implication_holds(domain, p_pred, q_pred, perm, init_set, invariants):
-                    found.append((p_pred, q_pred, perm))
-    return found
-
-
-def _implication_holds(domain, p_pred, q_pred, perm, init_set, invariants) -> bool:
-    def image(atom):
-        return (q_pred, *(atom[1 + perm[j]] for j in range(len(perm))))
-
-    def preimage(atom):
-        args = [None] * len(perm)
-        for j, i in enumerate(perm):
-            args[i] = atom[1 + j]
-        return (p_pred, *args)
-
-    for atom in init_set:
-        if atom[0] == p_pred and image(atom) not in init_set:
-            return False
-    for schema in domain.actions:
-        pre, add, dele = set(schema.pre_pos), set(schema.add), set(schema.delete)
-        for atom in schema.add:
-            if atom[0] == p_pred:
-                q = image(atom)
-                if not (q in add or (q in pre and q not in dele)):
-                    return False
-        for atom in schema.delete:
-            if atom[0] != q_pred or atom in add:
-                continue
-            p = preimage(atom)
-            if any(a[0] == p_pred and all(_may_equal(domain, schema, x, y) for x, y in zip(a[1:], p[1:])) for a in schema.add):
-                return False
-            if p in dele:
-                continue
-            if not any(_lifted_mutex(domain, schema, invariants, r, p) for r in schema.pre_pos):
-                return False
-    return True
-
-
-def mutex_groups(task: Task) -> list[tuple[int, ...]]:
-    """Ground mutex groups (sorted fact indices, two or more facts, at most one true initially).
-
-    Two rounds: plain monotonicity invariants, then implications proven with them ("an item on
-    a station is in it"), then invariants again, now accepting deletes that the preconditions
-    imply (picking an item up deletes "in the station" without requiring it, but requires "on
-    the station", which implies it)."""
-    fluent = {atom[0] for schema in task.domain.actions for atom in schema.add + schema.delete}
-    invariants = synthesise_invariants(task.domain, fluent)
-    _, valid = _ground_groups(task, invariants)
-    implications = synthesise_implications(task, fluent, [inv for inv in invariants if inv in valid])
-    if implications:
-        def known(schema) -> set:
-            out = set()
-            for atom in schema.pre_pos:
-                for p_pred, q_pred, perm in implications:
-                    if atom[0] == p_pred:
-                        out.add((q_pred, *(atom[1 + perm[j]] for j in range(len(perm)))))
-            return out
-
-        invariants = synthesise_invariants(task.domain, fluent, known)
-    groups, _ = _ground_groups(task, invariants)
-    return groups
-
-
-def goal_implied_facts(task: Task, groups, sparse: ActionFacts | None = None) -> dict[int, set[int]]:
-    """Facts every reachable goal state satisfies, per goal fact that implies them.
-
-    Consider a goal fact g and its last achiever a in a plan (or the initial state when g holds
-    there and is never deleted). After a, g is never deleted, so no later action deletes g or
-    requires a fact mutex with g; a fact that a leaves true and that every deleter of which
-    does one of those things therefore holds at the end. What all possible last achievers
-    leave is implied; achievers that would leave a fact mutex with an implied one are ruled
-    out, and that repeats to a fixpoint. On a burger: the bottom bun's goal table is implied
-    by "bun on table1", then "patty on bun" can only be achieved there, so the patty is in
-    table1 at the end, and so on up the stack.
-    """
-    sparse = sparse or ActionFacts.of(task)
-    mutex_mask: dict[int, int] = {}
-    for g in groups:
-        m = sum(1 << k for k in g)
-        for k in g:
-            mutex_mask[k] = mutex_mask.get(k, 0) | (m & ~(1 << k))
-    actions = task.actions
-    known_persists: dict[tuple[int, int], bool] = {}
-
-    def persists(f: int, g: int) -> bool:
-        if (f, g) not in known_persists:
-            known_persists[f, g] = all(actions[b].delete >> g & 1 or actions[b].pre & mutex_mask.get(g, 0)
-                                       for b in sparse.deleters.get(f, ()))
-        return known_persists[f, g]
-
-    goal = _bits(task.goal_pos)
-    cases: dict[int, list[int]] = {}
-    for g in goal:
-        leaves = [(actions[a].pre | actions[a].add) & ~actions[a].delete for a in sparse.adders.get(g, ())]
-        if task.init >> g & 1:
-            leaves.append(task.init)
-        cases[g] = [sum(1 << f for f in _bits(m) if persists(f, g)) for m in leaves]
-    implied = dict.fromkeys(goal, 0)
-    known = task.goal_pos
-    while True:
-        conflict = 0
-        for f in _bits(known):
-            conflict |= mutex_mask.get(f, 0)
-        changed = False
-        for g in goal:
-            possible = [m for m in cases[g] if not m & conflict]
-            if not possible:
-                continue
-            common = possible[0]
-            for m in possible[1:]:
-                common &= m
-            if common & ~known:
-                implied[g] |= common & ~known
-                known |= common
-                changed = True
-        if not changed:
-            return {g: set(_bits(m)) for g, m in implied.items()}
 
 
 # ---------------------------------------------------------------- patterns and charges
@@ -371,49 +91,7 @@ class PatternSum:
         return [(p.core, p.projection) for p in self.patterns]
 
 
-def _bits(mask: int) -> list[int]:
-    out = []
-    while mask:
-        low = mask & -mask
-        out.append(low.bit_length() - 1)
-        mask ^= low
-    return out
-
-
 OTHER, FREE = "*other", "*free"
-
-
-@dataclass
-class ActionFacts:
-    """Each action's preconditions as index lists, and the actions adding or deleting each
-    fact: the analysis walks these thousands of times, and pulling them out of int masks bit
-    by bit cost more than everything else it does."""
-
-    pre: list
-    neg: list
-    adders: dict[int, list[int]]
-    deleters: dict[int, list[int]]
-
-    @classmethod
-    def of(cls, task: Task, core=None) -> ActionFacts:
-        """From the compiled core's lists when given (fast), else from the task's masks."""
-        if core is None:
-            pre, neg, add, delete = ([_bits(getattr(a, name)) for a in task.actions] for name in ("pre", "neg", "add", "delete"))
-            return cls(pre, neg, _actions_by_fact(add), _actions_by_fact(delete))
-        raw = [array("i", part).tolist() for part in core.fact_lists()[:4] + core.fact_users()]
-        pre, neg, adders, deleters = ([flat[i:j] for i, j in zip(off, off[1:])] for off, flat in zip(raw[::2], raw[1::2]))
-        return cls(pre, neg, *({k: users for k, users in enumerate(by_fact) if users} for by_fact in (adders, deleters)))
-
-
-def _actions_by_fact(lists: list) -> dict[int, list[int]]:
-    out: dict[int, list[int]] = {}
-    for a, facts in enumerate(lists):
-        for k in facts:
-            if k in out:
-                out[k].append(a)
-            else:
-                out[k] = [a]
-    return out
 
 
 class _Analysis:
@@ -423,9 +101,6 @@ class _Analysis:
     def __init__(self, task: Task, core=None, symmetry=None) -> None:
         """`core` is the task's `_core.Core` made with `symmetry` (`core_for_task`); both are
         made here when not given (the core's object ids are the symmetry's)."""
-        from plannerl.planning.compiled import core_for_task
-        from plannerl.planning.symmetry import Symmetry
-
         self.task = task
         if core is None or symmetry is None:
             symmetry = Symmetry(task, enabled=False)
@@ -441,7 +116,7 @@ class _Analysis:
                 self.groups_of.setdefault(k, []).append(gi)
         self.group_params = [set(task.facts[g[0]][1:]).intersection(*(task.facts[k][1:] for k in g[1:])) for g in self.groups]
         self.implied = goal_implied_facts(task, self.groups, sparse)
-        self.goal_facts = [k for k in _bits(task.goal_pos) if k in sparse.deleters or not task.init >> k & 1]
+        self.goal_facts = [k for k in set_bits(task.goal_pos) if k in sparse.deleters or not task.init >> k & 1]
         self.masks, goal_masks, self.targets = [], [], []
         for g in self.goal_facts:
             mask, goal_mask, targets = self._pattern_facts(g)
@@ -450,9 +125,9 @@ class _Analysis:
             self.targets.append(targets)
         self.owner: dict[int, int] = {}
         for p, goal_mask in enumerate(goal_masks):
-            for k in _bits(goal_mask):
+            for k in set_bits(goal_mask):
                 self.owner.setdefault(k, p)
-        self.target_objects = [{t for k in _bits(targets) for t in task.facts[k][1:]} for targets in self.targets]
+        self.target_objects = [{t for k in set_bits(targets) for t in task.facts[k][1:]} for targets in self.targets]
         self._charges()
 
     def never_applicable(self, action: int) -> bool:
@@ -490,7 +165,7 @@ class _Analysis:
             goal_mask |= self.closure(k)
             targets |= 1 << k
         mask = goal_mask
-        about = {t for k in _bits(targets) for t in task.facts[k][1:]}
+        about = {t for k in set_bits(targets) for t in task.facts[k][1:]}
         conditions: set[int] = set()
         common: set[str] | None = None
         for a in sparse.adders.get(g, ()):
@@ -507,7 +182,7 @@ class _Analysis:
                 if self.group_params[gi] <= wanted:
                     mask |= self.group_mask[gi]
         movers: set[int] = set()
-        for k in _bits(goal_mask):
+        for k in set_bits(goal_mask):
             movers.update(sparse.adders.get(k, ()))
             movers.update(sparse.deleters.get(k, ()))
         conditions = set()
@@ -551,7 +226,7 @@ class _Analysis:
                                 *flat([object_id[t] for t in objects] for objects in self.target_objects))
         self.owner_of, self.guard_off, self.guard_fact_off, self.guard_facts, self.guard_owner = (array("i", part) for part in out)
 
-    def merge_map(self, mask: int, targets: int, symmetry) -> tuple[list[tuple], list[int], dict[int, int]]:
+    def merge_map(self, mask: int, targets: int) -> tuple[list[tuple], list[int], dict[int, int]]:
         """Abstract facts of a pattern: its facts with the fixed objects it need not tell apart
         renamed to one stand-in, OTHER for objects another goal fact names (another item of the
         burger), FREE for the rest (a lone distractor), so "holding cheese1" and "holding
@@ -563,21 +238,34 @@ class _Analysis:
         make a delete inexact (stations: picking up deletes "in the station" unrequired):
         every action deleting a renamed fact must require a fact with the same new name."""
         task = self.task
-        facts = _bits(mask)
+        facts = set_bits(mask)
         goal_objects = {t for atom in task.problem.goal_pos + task.problem.goal_neg for t in atom[1:]}
-        keep = {t for k in _bits(targets) for t in task.facts[k][1:]}
+        renamed = {t for k in facts for t in task.facts[k][1:]} - self._kept_objects(facts, mask, targets)
+
+        def rename(k: int) -> tuple:
+            atom = task.facts[k]
+            return (atom[0], *((OTHER if t in goal_objects else FREE) if t in renamed else t for t in atom[1:]))
+
+        name_of = self._exact_renaming(facts, renamed, rename)
+        return _number_atoms(facts, name_of)
+
+    def _kept_objects(self, facts: list[int], mask: int, targets: int) -> set[str]:
+        """Objects a pattern must tell apart: those of its targets, the parameters of its groups,
+        and the objects of its facts that lie in no group of the pattern."""
+        task = self.task
+        keep = {t for k in set_bits(targets) for t in task.facts[k][1:]}
         for k in facts:
             inside = [gi for gi in self.groups_of.get(k, ()) if self.group_mask[gi] & mask == self.group_mask[gi]]
             if not inside:
                 keep.update(task.facts[k][1:])
             for gi in inside:
                 keep.update(self.group_params[gi])
-        renamed = {t for k in facts for t in task.facts[k][1:]} - keep
+        return keep
 
-        def rename(k: int) -> tuple:
-            atom = task.facts[k]
-            return (atom[0], *((OTHER if t in goal_objects else FREE) if t in renamed else t for t in atom[1:]))
-
+    def _exact_renaming(self, facts: list[int], renamed: set[str], rename):
+        """Shrink `renamed` (in place) until every delete stays exact: each action deleting a
+        renamed fact requires a fact with the same new name. Returns fact -> new name."""
+        task = self.task
         # the deleters' preconditions inside the pattern, split once: most deleters require the
         # fact they delete, which settles them whatever is renamed
         inexact: dict[int, list[list[int]]] = {}
@@ -605,19 +293,24 @@ class _Analysis:
                 renamed.difference_update(atom[1:])
                 names.clear()
                 changed = True
-        index: dict[tuple, int] = {}
-        atoms: list[tuple] = []
-        members: list[int] = []
-        of_fact: dict[int, int] = {}
-        for k in facts:
-            atom = name_of(k)
-            if atom not in index:
-                index[atom] = len(atoms)
-                atoms.append(atom)
-                members.append(0)
-            of_fact[k] = index[atom]
-            members[index[atom]] += 1
-        return atoms, members, of_fact
+        return name_of
+
+
+def _number_atoms(facts: list[int], name_of) -> tuple[list[tuple], list[int], dict[int, int]]:
+    """(abstract atoms in first-seen order, how many facts each stands for, fact -> atom index)."""
+    index: dict[tuple, int] = {}
+    atoms: list[tuple] = []
+    members: list[int] = []
+    of_fact: dict[int, int] = {}
+    for k in facts:
+        atom = name_of(k)
+        if atom not in index:
+            index[atom] = len(atoms)
+            atoms.append(atom)
+            members.append(0)
+        of_fact[k] = index[atom]
+        members[index[atom]] += 1
+    return atoms, members, of_fact
 
 
 def build_pattern_sum(task: Task, symmetry, core=None, *, max_states: int = PDB_STATE_LIMIT, share: bool = True) -> PatternSum:
@@ -630,84 +323,121 @@ def build_pattern_sum(task: Task, symmetry, core=None, *, max_states: int = PDB_
     one database per pattern, to check that). A database kept from an earlier task with the
     same key serves too, when it holds this task's initial abstract states. `core` is the
     task's `_core.Core` (built here when not given); it projects the actions."""
-    from plannerl.planning.compiled import core_for_task
-
     start = time.perf_counter()
     core = core or core_for_task(task, symmetry)
     analysis = _Analysis(task, core, symmetry)
+    universe = _ObjectUniverse(symmetry)
     weights = fact_weights(task.facts, task.init)
-    objects = list(symmetry.objects) + [OTHER, FREE]
-    object_id = {name: i for i, name in enumerate(objects)}
-    obj_classes = list(symmetry.obj_class) + [-1, -1]
-    abstract = []
+    abstract: list[_Abstract] = []
     shared: dict[tuple, list[int]] = {}
     for p, g in enumerate(analysis.goal_facts):
-        mask, targets = analysis.masks[p], analysis.targets[p]
-        atoms, members, of_fact = analysis.merge_map(mask, targets, symmetry)
-        if len(atoms) > PATTERN_ATOM_LIMIT:
+        found = _project(task, analysis, core, universe, weights, p)
+        if found is None:
             continue
-        pred_id: dict[str, int] = {}
-        fact_pred, args_off, args = array("i"), array("i", [0]), array("i")
-        for atom in atoms:
-            fact_pred.append(pred_id.setdefault(atom[0], len(pred_id)))
-            args.extend(object_id[t] for t in atom[1:])
-            args_off.append(len(args))
-        weight = [1000] * len(atoms)
-        for k, i in of_fact.items():
-            weight[i] = min(weight[i], weights[k])
-        init = sum(1 << of_fact[k] for k in _bits(task.init & mask))
-        goal = sum(1 << of_fact[k] for k in _bits(targets & mask))
-        # only objects the abstract facts name can be interchanged there
-        present = set(args)
-        obj_class = array("i", [cls if i in present else -1 for i, cls in enumerate(obj_classes)])
-        size = (len(atoms) // 64 + 1) * 8
-        projection = array("i", [-1] * len(task.facts))
-        for k, i in of_fact.items():
-            projection[k] = i
-        sub = core.project(p, projection, array("i", members), analysis.fact_group_off, analysis.fact_groups, analysis.owner_of,
-                           analysis.guard_off, analysis.guard_fact_off, analysis.guard_facts, analysis.guard_owner, len(atoms),
-                           init.to_bytes(size, "little"), goal.to_bytes(size, "little"), array("i", weight), fact_pred,
-                           args_off, args, obj_class)
         if share:
-            key, order = _shared_key(task, symmetry, g, targets, atoms, sub)
+            key, found.order = _shared_key(task, symmetry, g, analysis.targets[p], found.atoms, found.sub)
         else:
-            key, order = (p,), list(range(len(atoms)))
+            key, found.order = (p,), list(range(len(found.atoms)))
         shared.setdefault(key, []).append(len(abstract))
-        abstract.append((g, mask, of_fact, init, sub, order))
+        abstract.append(found)
     patterns: list[Pattern | None] = [None] * len(abstract)
     for key, members in shared.items():
-        # a database of an earlier task with the same key serves when it holds our initial states
-        cached = _DATABASES.get(key) if share else None
-        for attempt in (cached, abstract[members[0]][4:] + (None,)):
-            if attempt is None:
-                continue
-            sub, order, states = attempt
-            # member atom i is the database's atom at the same place in the shared order
-            to_db = [[0] * len(order) for _ in members]
-            for renaming, q in zip(to_db, members):
-                for place, i in enumerate(abstract[q][5]):
-                    renaming[i] = order[place]
-            size = (len(order) // 64 + 1) * 8
-            inits = [sum(1 << renaming[i] for i in _bits(abstract[q][3])).to_bytes(size, "little") for renaming, q in zip(to_db, members)]
-            if states is None:
-                states = sub.build_pdb(max_states, b"".join(inits[1:]))
-                if share and states >= 0:
-                    _DATABASES[key] = (sub, order, states)
-                    while len(_DATABASES) > DATABASE_CACHE or sum(v[2] for v in _DATABASES.values()) > DATABASE_CACHE_STATES:
-                        _DATABASES.popitem(last=False)
-                break
-            if all(sub.pdb_has(x) for x in inits):
-                _DATABASES.move_to_end(key)
-                break
-        if states < 0:
+        built = _shared_database(key, [abstract[q] for q in members], max_states, share)
+        if built is None:
             continue  # over the state limit: the database is unusable, the pattern is left out
+        sub, states, to_db = built
         for renaming, q in zip(to_db, members):
-            g, mask, of_fact = abstract[q][:3]
+            item = abstract[q]
             projection = array("i", [-1] * len(task.facts))
-            for k, i in of_fact.items():
+            for k, i in item.of_fact.items():
                 projection[k] = renaming[i]
-            patterns[q] = Pattern(g, _bits(mask), sub, projection.tobytes(), states)
+            patterns[q] = Pattern(item.goal_fact, set_bits(item.mask), sub, projection.tobytes(), states)
     return PatternSum([p for p in patterns if p is not None], time.perf_counter() - start)
+
+
+class _ObjectUniverse:
+    """The core's object ids with the two stand-ins (OTHER, FREE) appended, and their symmetry classes."""
+
+    def __init__(self, symmetry) -> None:
+        self.objects = list(symmetry.objects) + [OTHER, FREE]
+        self.object_id = {name: i for i, name in enumerate(self.objects)}
+        self.obj_classes = list(symmetry.obj_class) + [-1, -1]
+
+
+@dataclass
+class _Abstract:
+    """One goal fact's abstract task before its database is built (`_project`)."""
+
+    goal_fact: int
+    mask: int
+    of_fact: dict[int, int]
+    init: int
+    atoms: list[tuple]
+    sub: object = field(repr=False)
+    order: list[int] = field(default_factory=list)
+
+
+def _project(task: Task, analysis: _Analysis, core, universe: _ObjectUniverse, weights, p: int) -> _Abstract | None:
+    """Pattern `p`'s abstract task, projected by the core; None when it names too many facts."""
+    mask, targets = analysis.masks[p], analysis.targets[p]
+    atoms, members, of_fact = analysis.merge_map(mask, targets)
+    if len(atoms) > PATTERN_ATOM_LIMIT:
+        return None
+    pred_id: dict[str, int] = {}
+    fact_pred, args_off, args = array("i"), array("i", [0]), array("i")
+    for atom in atoms:
+        fact_pred.append(pred_id.setdefault(atom[0], len(pred_id)))
+        args.extend(universe.object_id[t] for t in atom[1:])
+        args_off.append(len(args))
+    weight = [1000] * len(atoms)
+    for k, i in of_fact.items():
+        weight[i] = min(weight[i], weights[k])
+    init = sum(1 << of_fact[k] for k in set_bits(task.init & mask))
+    goal = sum(1 << of_fact[k] for k in set_bits(targets & mask))
+    # only objects the abstract facts name can be interchanged there
+    present = set(args)
+    obj_class = array("i", [cls if i in present else -1 for i, cls in enumerate(universe.obj_classes)])
+    size = (len(atoms) // 64 + 1) * 8
+    projection = array("i", [-1] * len(task.facts))
+    for k, i in of_fact.items():
+        projection[k] = i
+    sub = core.project(p, projection, array("i", members), analysis.fact_group_off, analysis.fact_groups, analysis.owner_of,
+                       analysis.guard_off, analysis.guard_fact_off, analysis.guard_facts, analysis.guard_owner, len(atoms),
+                       init.to_bytes(size, "little"), goal.to_bytes(size, "little"), array("i", weight), fact_pred,
+                       args_off, args, obj_class)
+    return _Abstract(analysis.goal_facts[p], mask, of_fact, init, atoms, sub)
+
+
+def _shared_database(key: tuple, members: list[_Abstract], max_states: int, share: bool):
+    """(database core, its states, per member the map from its atoms to the database's) for
+    patterns sharing `key`, or None when the database would exceed `max_states`.
+
+    A database of an earlier task with the same key serves when it holds our initial states;
+    otherwise the first member's abstract task is built from all members' initial states."""
+    cached = _DATABASES.get(key) if share else None
+    for attempt in (cached, (members[0].sub, members[0].order, None)):
+        if attempt is None:
+            continue
+        sub, order, states = attempt
+        # member atom i is the database's atom at the same place in the shared order
+        to_db = [[0] * len(order) for _ in members]
+        for renaming, item in zip(to_db, members):
+            for place, i in enumerate(item.order):
+                renaming[i] = order[place]
+        size = (len(order) // 64 + 1) * 8
+        inits = [sum(1 << renaming[i] for i in set_bits(item.init)).to_bytes(size, "little")
+                 for renaming, item in zip(to_db, members)]
+        if states is None:
+            states = sub.build_pdb(max_states, b"".join(inits[1:]))
+            if share and states >= 0:
+                _DATABASES[key] = (sub, order, states)
+                while len(_DATABASES) > DATABASE_CACHE or sum(v[2] for v in _DATABASES.values()) > DATABASE_CACHE_STATES:
+                    _DATABASES.popitem(last=False)
+            break
+        if all(sub.pdb_has(x) for x in inits):
+            _DATABASES.move_to_end(key)
+            break
+    return None if states < 0 else (sub, states, to_db)
 
 
 def _shared_key(task: Task, symmetry, goal_fact: int, targets: int, atoms: list[tuple], sub) -> tuple[tuple, list[int]]:
@@ -725,7 +455,7 @@ def _shared_key(task: Task, symmetry, goal_fact: int, targets: int, atoms: list[
     role: dict[str, str] = {}
     for t in task.facts[goal_fact][1:]:
         role.setdefault(t, f"?{len(role)}")
-    rest = [task.facts[k] for k in _bits(targets) if k != goal_fact]
+    rest = [task.facts[k] for k in set_bits(targets) if k != goal_fact]
     while True:
         open_atoms = [(atom[0], *(role.get(t, "~") for t in atom[1:]), atom) for atom in rest if any(t not in role for t in atom[1:])]
         if not open_atoms:

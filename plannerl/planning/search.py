@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from plannerl.errors import LimitError, NoPlanError
 from plannerl.pddl.task import Task
 from plannerl.planning import compiled as _compiled
-from plannerl.planning.symmetry import compose, inverse
+from plannerl.planning.heuristics import build_pattern_sum
+from plannerl.planning.symmetry import Symmetry, compose, inverse
 
 Heuristic = Callable[[int], int]
 INFINITY = float("inf")
@@ -87,13 +88,6 @@ def breadth_first_search(task: Task, start: int | None = None, *, time_limit: fl
                 queue.append(child)
         budget.check(len(parent))
     raise NoPlanError(f"no plan exists: all {len(parent)} reachable states explored")
-
-
-def astar_search(task: Task, heuristic: Heuristic, start: int | None = None, *,
-                 time_limit: float | None = None, max_states: int | None = None) -> SearchResult:
-    """A* with an admissible heuristic; returns the canonical plan (via `optimal_search`)."""
-    return optimal_search(task, heuristic, start, time_limit=time_limit, max_states=max_states,
-                          count_limit=1)
 
 
 def optimal_search(task: Task, heuristic: Heuristic | None = None, start: int | None = None, *,
@@ -224,8 +218,6 @@ class Engine:
     first search) its pattern databases. One per task and symmetry setting (`engine_for`)."""
 
     def __init__(self, task: Task, *, symmetry: bool = True) -> None:
-        from plannerl.planning.symmetry import Symmetry
-
         self.task = task
         self.symmetry = Symmetry(task, enabled=symmetry)
         self.core = _compiled.core_for_task(task, self.symmetry)
@@ -235,8 +227,6 @@ class Engine:
 
     def heuristic_patterns(self) -> list:
         if self.patterns is None:
-            from plannerl.planning.heuristics import build_pattern_sum
-
             built = build_pattern_sum(self.task, self.symmetry, self.core)
             self.patterns = built.core_patterns()
             self.pattern_seconds = built.seconds
@@ -279,8 +269,9 @@ class Engine:
 
 
 def engine_for(task: Task, *, symmetry: bool = True) -> Engine:
-    """The task's engine, made on first use and kept on the task."""
-    engines = task.__dict__.setdefault("_engines", {})
+    """The task's engine, made on first use and kept on the task (`Task.caches.engines`): the
+    pattern databases and symmetry it holds cost more than most searches."""
+    engines = task.caches.engines
     if symmetry not in engines:
         engines[symmetry] = Engine(task, symmetry=symmetry)
     return engines[symmetry]
