@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from plannerl.tasks.answers import extract_answer
+from plannerl.tasks.render import action_sentence, compact_action_sentences, task_templates
 
 VALID = "valid"
 NOT_APPLICABLE = "not_applicable"
@@ -59,14 +60,12 @@ def _sentence_index(task) -> dict[str, list[int]]:
     much as the simulator step itself. The price is paid once per task: about 12 us per ground
     action (55 ms on a 4,400-action Robotouille-scale kitchen, a few percent of that kitchen's
     optimal search, which every evaluated instance needs anyway)."""
-    index = task.__dict__.get("_plannerl_sentences")
+    index = task.caches.sentence_index
     if index is None:
-        from plannerl.tasks.render import action_sentence
-
         index = {}
         for action in range(len(task.actions)):
             index.setdefault(normalize(action_sentence(task, action)), []).append(action)
-        task.__dict__["_plannerl_sentences"] = index
+        task.caches.sentence_index = index
     return index
 
 
@@ -103,8 +102,6 @@ def _compact_match(task, state: int, key: str) -> int | None:
     """The applicable action whose compact sentence (`plannerl.tasks.render.compact_action_sentences`,
     the built-in model's answers) is `key`, or None. Such a sentence depends on the state, so
     only the state's own actions are tried, and only when the domain has compact action templates."""
-    from plannerl.tasks.render import compact_action_sentences, task_templates
-
     if not task_templates(task).compact_actions:
         return None
     valid = task.applicable(state)

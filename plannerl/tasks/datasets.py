@@ -26,9 +26,17 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+from plannerl import atomic
+from plannerl.atomic import check_writable
 from plannerl.errors import NoPlanError, PlannerlError
+from plannerl.parallel import check_jobs, map_seeds
+from plannerl.pddl.reader import find_domain_file, load
+from plannerl.planning.oracle import make_oracle
+from plannerl.planning.planner import load_task
 from plannerl.tasks.answers import DEFAULT_HISTORY_LEN, answer_line
-from plannerl.tasks.render import action_sentence, render_messages
+from plannerl.tasks.generate import generate_instance, make_ranges, solve_instance, write_instance_folder
+from plannerl.tasks.recipes import load_recipe
+from plannerl.tasks.render import action_sentence, render_messages, templates_path
 
 DEFAULT_TEST_FRACTION = 0.1
 DEFAULT_SPLIT_SEED = 0
@@ -78,8 +86,6 @@ def expert_rows(task, *, task_name: str, instance: str, oracle=None, show_valid:
                 history_len: int = DEFAULT_HISTORY_LEN) -> list[dict]:
     """One row per state of the canonical expert trajectory (the history is the expert's own actions)."""
     if oracle is None:
-        from plannerl.planning.oracle import make_oracle
-
         oracle = make_oracle(task)
     plan = oracle.canonical_plan()
     rows = []
@@ -160,9 +166,6 @@ def write_dataset(rows: list[dict], out_dir: str | Path, *, test_fraction: float
 
     `write_problems(folder)` writes the problems the rows come from into OUT/problems/.
     """
-    from plannerl import atomic
-    from plannerl.atomic import check_writable
-
     out = check_writable(out_dir)
     test = split_instances((r["instance"] for r in rows), test_fraction, split_seed)
     summary = summarize(rows, test, test_fraction=test_fraction, split_seed=split_seed)
@@ -184,11 +187,6 @@ def build_dataset(task_name: str, seeds: Iterable[int], out_dir: str | Path, *,
 
     `jobs` > 1 labels the seeds in that many processes (`plannerl.tasks.generate.map_seeds`); the
     files are byte for byte those of `jobs=1`."""
-    from plannerl.atomic import check_writable
-    from plannerl.parallel import check_jobs, map_seeds
-    from plannerl.tasks.generate import make_ranges, write_instance_folder
-    from plannerl.tasks.recipes import load_recipe
-
     split_instances([], test_fraction, split_seed)
     recipe = load_recipe(task_name)
     resolved = make_ranges(**ranges)
@@ -210,9 +208,6 @@ def build_dataset(task_name: str, seeds: Iterable[int], out_dir: str | Path, *,
 def instance_rows(task_name: str, seed: int, *, time_limit: float | None = None, show_valid: bool = True,
                   history_len: int = DEFAULT_HISTORY_LEN, ranges: dict | None = None) -> tuple:
     """(instance without its search, optimal length, expert rows) for one seed: the unit of work of `build_dataset`."""
-    from plannerl.tasks.generate import generate_instance, solve_instance
-    from plannerl.tasks.recipes import load_recipe
-
     instance = generate_instance(task_name, seed, time_limit=time_limit, **(ranges or {}))
     task, oracle, plan = solve_instance(instance, time_limit=time_limit)
     rows = expert_rows(task, task_name=load_recipe(task_name).name, instance=instance.name, oracle=oracle,
@@ -229,13 +224,38 @@ def build_dataset_from_files(domain: str | Path | None, problems: list[str | Pat
 
     Every file is read before any search starts (a bad file fails at once); `jobs` > 1 grounds
     and labels the problems in that many processes, with the same output."""
-    from plannerl import atomic
-    from plannerl.atomic import check_writable
-    from plannerl.parallel import check_jobs, map_seeds
-    from plannerl.pddl.reader import find_domain_file, load
-
     split_instances([], test_fraction, split_seed)
     check_jobs(jobs)
+    loaded = _read_problems(domain, problems)
+    check_writable(out_dir)
+    domain_name = loaded[0][3].name
+    work = partial(_file_rows, task_name=task_name or domain_name, time_limit=time_limit, show_valid=show_valid,
+                   history_len=history_len)
+    report = None if progress is None else (lambda done: progress(done[0], len(done[1])))
+    labelled = map_seeds(work, [(name, problem, domain_path) for name, problem, domain_path, _ in loaded], jobs=jobs,
+                         progress=report)
+    rows = [row for _, new in labelled for row in new]
+    records = [{"name": name, "problem": f"{name}.pddl", "optimal_length": len(new)} for name, new in labelled]
+
+    def write_problems(folder: Path) -> None:
+        index = folder / "instances.json"
+        index.unlink(missing_ok=True)
+        domain_path = loaded[0][2]
+        atomic.write_text(folder / domain_path.name, domain_path.read_text(encoding="utf-8"))
+        templates = templates_path(loaded[0][3])
+        if templates is not None:
+            atomic.write_text(folder / f"{domain_path.stem}.templates.toml", templates.read_text(encoding="utf-8"))
+        for name, problem, _, _ in loaded:
+            atomic.write_text(folder / f"{name}.pddl", problem.read_text(encoding="utf-8"))
+        atomic.write_json(index, {"task": task_name or domain_name, "domain": domain_path.name, "ranges": None,
+                                  "instances": records})
+
+    return write_dataset(rows, out_dir, test_fraction=test_fraction, split_seed=split_seed, write_problems=write_problems)
+
+
+def _read_problems(domain: str | Path | None, problems: list[str | Path]) -> list[tuple[str, Path, Path, object]]:
+    """(instance name, problem file, domain file, parsed domain) of every problem, all read and
+    checked before any search starts: names unique and not the domain's, one domain text."""
     if not problems:
         raise PlannerlError("no problem files given")
     seen: dict[str, Path] = {}
@@ -253,40 +273,12 @@ def build_dataset_from_files(domain: str | Path | None, problems: list[str | Pat
     domain_texts = {d.read_text(encoding="utf-8") for _, _, d, _ in loaded}
     if len(domain_texts) > 1:
         raise PlannerlError(f"the problems use {len(domain_texts)} different domain files; build one dataset per domain")
-    check_writable(out_dir)
-    domain_name = loaded[0][3].name
-    work = partial(_file_rows, task_name=task_name or domain_name, time_limit=time_limit, show_valid=show_valid,
-                   history_len=history_len)
-    report = None if progress is None else (lambda done: progress(done[0], len(done[1])))
-    labelled = map_seeds(work, [(name, problem, domain_path) for name, problem, domain_path, _ in loaded], jobs=jobs,
-                         progress=report)
-    rows = [row for _, new in labelled for row in new]
-    records = [{"name": name, "problem": f"{name}.pddl", "optimal_length": len(new)} for name, new in labelled]
-
-    def write_problems(folder: Path) -> None:
-        from plannerl.tasks.render import templates_path
-
-        index = folder / "instances.json"
-        index.unlink(missing_ok=True)
-        domain_path = loaded[0][2]
-        atomic.write_text(folder / domain_path.name, domain_path.read_text(encoding="utf-8"))
-        templates = templates_path(loaded[0][3])
-        if templates is not None:
-            atomic.write_text(folder / f"{domain_path.stem}.templates.toml", templates.read_text(encoding="utf-8"))
-        for name, problem, _, _ in loaded:
-            atomic.write_text(folder / f"{name}.pddl", problem.read_text(encoding="utf-8"))
-        atomic.write_json(index, {"task": task_name or domain_name, "domain": domain_path.name, "ranges": None,
-                                  "instances": records})
-
-    return write_dataset(rows, out_dir, test_fraction=test_fraction, split_seed=split_seed, write_problems=write_problems)
+    return loaded
 
 
 def _file_rows(item: tuple[str, Path, Path], *, task_name: str, time_limit: float | None, show_valid: bool,
                history_len: int) -> tuple[str, list[dict]]:
     """(instance name, expert rows) of one problem file: the unit of work of `build_dataset_from_files`."""
-    from plannerl.planning.oracle import make_oracle
-    from plannerl.planning.planner import load_task
-
     name, problem, domain_path = item
     task = load_task(domain_path, problem)
     try:

@@ -15,12 +15,14 @@ from __future__ import annotations
 import re
 import string
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
 
+from plannerl.domains import DOMAINS_DIR
 from plannerl.errors import PlannerlError
+from plannerl.pddl.reader import Domain, parse_domain
 from plannerl.tasks.answers import ANSWER_PREFIX, DEFAULT_HISTORY_LEN
 
 GENERIC_INSTRUCTIONS = (
@@ -58,8 +60,6 @@ def templates_path(domain) -> Path | None:
     beside = Path(domain.path).with_suffix(".templates.toml")
     if beside.is_file():
         return beside
-    from plannerl.tasks.recipes import DOMAINS_DIR
-
     shipped = DOMAINS_DIR / f"{domain.name}.templates.toml"
     shipped_domain = DOMAINS_DIR / f"{domain.name}.pddl"
     if shipped.is_file() and shipped_domain.is_file() and _same_signature(domain, _parse_domain(shipped_domain)):
@@ -68,9 +68,8 @@ def templates_path(domain) -> Path | None:
 
 
 @lru_cache(maxsize=8)
-def _parse_domain(path: Path):
-    from plannerl.pddl.reader import parse_domain
-
+def _parse_domain(path: Path) -> Domain:
+    """The shipped domain, parsed once per process (every task rendered checks against it)."""
     return parse_domain(path)
 
 
@@ -157,16 +156,28 @@ def natural_key(name: str) -> tuple:
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part)
 
 
-def _cache(task) -> dict:
-    """Per-task render data (templates, action sentences), kept on the task object."""
-    cache = task.__dict__.get("_plannerl_render")
-    if cache is None:
-        cache = task.__dict__["_plannerl_render"] = {"templates": load_templates(task.domain)}
-    return cache
+@dataclass
+class _RenderData:
+    """What rendering derives once per task (every prompt of a task needs all of it), kept in
+    `Task.caches.render`: its templates, action sentences by index, the object order and the
+    fact sort key."""
+
+    templates: Templates
+    sentences: dict[int, str] = field(default_factory=dict)
+    object_order: list[str] | None = None
+    fact_key: Callable[[tuple], tuple] | None = None
+
+
+def _cache(task) -> _RenderData:
+    caches = task.caches
+    if caches.render is None:
+        caches.render = _RenderData(load_templates(task.domain))
+    return caches.render
 
 
 def task_templates(task) -> Templates:
-    return _cache(task)["templates"]
+    """The templates this task renders with (loaded once per task)."""
+    return _cache(task).templates
 
 
 def fact_sentence(task, atom) -> str:
@@ -179,7 +190,7 @@ def fact_sentence(task, atom) -> str:
 
 def action_sentence(task, action_index: int) -> str:
     """The natural sentence for a ground action, e.g. 'Pick up patty1 from table3 using robot1'."""
-    known = _cache(task).setdefault("sentence", {})
+    known = _cache(task).sentences
     sentence = known.get(action_index)
     if sentence is None:
         sentence = known[action_index] = _action_text(task, task.actions[action_index])
@@ -252,9 +263,9 @@ def _type_sentence(task, obj: str, type_name: str) -> str:
 def _object_order(task) -> list[str]:
     """The objects in prompt order (computed once per task: every state lists them all)."""
     cache = _cache(task)
-    if "object_order" not in cache:
-        cache["object_order"] = _sorted_objects(task)
-    return cache["object_order"]
+    if cache.object_order is None:
+        cache.object_order = _sorted_objects(task)
+    return cache.object_order
 
 
 def _sorted_objects(task) -> list[str]:
@@ -274,9 +285,9 @@ def _fact_key(task):
     """The sort key of facts in prompts, remembered per fact for the task (the static facts and
     most fluent ones recur in every state)."""
     cache = _cache(task)
-    if "fact_key" not in cache:
-        cache["fact_key"] = partial(_remembered_fact_key, {p: i for i, p in enumerate(task.domain.predicates)}, {})
-    return cache["fact_key"]
+    if cache.fact_key is None:
+        cache.fact_key = partial(_remembered_fact_key, {p: i for i, p in enumerate(task.domain.predicates)}, {})
+    return cache.fact_key
 
 
 def _remembered_fact_key(predicate_order: dict[str, int], known: dict[tuple, tuple], atom: tuple) -> tuple:

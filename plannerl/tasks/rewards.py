@@ -18,6 +18,7 @@ period. Nothing else is guessed: an answer that is not exactly a candidate earns
 
 from __future__ import annotations
 
+from plannerl.errors import PlannerlError
 from plannerl.tasks.answers import count_markers, marked_answer, starts_with_marker
 
 
@@ -82,8 +83,6 @@ REWARDS = {"optimal": optimal_reward, "expert": expert_reward}
 
 def reward_functions(kind: str = "optimal", format_weight: float = 0.0) -> tuple[list, list[float]]:
     """The reward functions and weights GRPO is given for `--reward KIND`."""
-    from plannerl.errors import PlannerlError
-
     if kind not in REWARDS:
         raise PlannerlError(f"unknown reward {kind!r} (choose from {', '.join(REWARDS)})")
     if format_weight > 0:
