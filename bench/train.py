@@ -12,7 +12,7 @@ The issue's target: SR >= 0.9 on each of cheese_sandwich, burger, cheese_burger 
 double_cheese_burger, on both splits, with at most 30 minutes of training per task on a
 2-core CPU.
 
-Run: `python bench/train.py --config configs/default.toml --out runs/bench [--tasks a,b] [--markdown]`
+Run: `python bench/train.py --config plannerl/train/defaults.toml --out runs/bench [--tasks a,b] [--markdown]`
 (an existing OUT/<task> run is resumed, so an interrupted benchmark continues).
 """
 
@@ -36,7 +36,8 @@ PAPER_TASKS = ["cheese_sandwich", "burger", "cheese_burger", "double_cheese_burg
 
 
 def bench_task(task: str, config_file: str | None, out: Path, eval_tasks: list[str], overrides: list[str]) -> dict:
-    from plannerl.train.pipeline import merge_config, parse_assignment, resolve_config, train
+    from plannerl.train.config import merge_config, parse_assignment, resolve_config
+    from plannerl.train.pipeline import train
 
     extra: dict = {"task": task, "eval": {"tasks": [task]}}
     for assignment in overrides:
@@ -95,7 +96,7 @@ def rows_for(summary: dict) -> list[list[str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default=str(ROOT / "configs" / "default.toml"))
+    parser.add_argument("--config", default=str(ROOT / "plannerl" / "train" / "defaults.toml"))
     parser.add_argument("--out", default="runs/bench")
     parser.add_argument("--tasks", default=",".join(PAPER_TASKS), help="tasks to train on")
     parser.add_argument("--eval-tasks", default=",".join(PAPER_TASKS), help="tasks every model is evaluated on")

@@ -32,7 +32,7 @@ def train(
     """Train an agent: SFT then single-turn GRPO (then optional recovery rounds), evaluated on held-out seeds."""
     from rich.console import Console
 
-    from plannerl.train.pipeline import merge_config, parse_assignment, resolve_config, saved_config
+    from plannerl.train.config import merge_config, parse_assignment, resolve_config, saved_config
     from plannerl.train.pipeline import train as run_training
 
     overrides: dict = {}

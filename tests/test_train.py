@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 
 from plannerl.errors import PlannerlError
-from plannerl.train.pipeline import DEFAULTS, Run, config_difference, load_config_file, parse_assignment, resolve_config
+from plannerl.train.config import DEFAULTS, DEFAULTS_FILE, config_difference, load_config_file, parse_assignment, resolve_config
+from plannerl.train.rows import RowOptions, replay, task_rows
+from plannerl.train.run import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_shipped_configs_are_valid_and_default_toml_matches_the_builtin_defaults():
-    assert resolve_config(ROOT / "configs" / "default.toml") == resolve_config()
+def test_the_defaults_file_and_the_shipped_configs_pass_the_checks():
+    assert load_config_file(DEFAULTS_FILE) == resolve_config()
     for path in sorted((ROOT / "configs").glob("*.toml")):
         load_config_file(path)
 
@@ -163,7 +165,8 @@ def test_ctrl_c_leaves_a_checkpoint_and_resume_continues_from_the_saved_step(tmp
 
     from transformers import TrainerCallback
 
-    from plannerl.train.pipeline import TrainingInterrupted, train
+    from plannerl.train.pipeline import train
+    from plannerl.train.run import TrainingInterrupted
 
     config = resolve_config(ROOT / "configs" / "smoke.toml", {
         "sft": {"steps": 6, "save_steps": 100, "logging_steps": 1}, "grpo": {"steps": 0}, "recovery": {"rounds": 0},
@@ -237,9 +240,9 @@ def test_choice_objective_scores_like_constrained_decoding_and_learns_the_optima
 
     from plannerl.agents.model import build_default_model, load_model
     from plannerl.agents.policies import ModelPolicy
-    from plannerl.train.pipeline import choice_loss, choice_rows, expert_rows_for
+    from plannerl.train.sft import choice_loss, choice_rows
 
-    rows = expert_rows_for("burger", [1000], history_len=1, off_expert=1, seed=0, style="compact")[:4]
+    rows = _rows("burger", [1000], RowOptions(style="compact", history_len=1, off_expert=1))[:4]
     folder = build_default_model(tmp_path / "base", texts=[row["prompt"] for row in rows], size="micro")
     model, tokenizer = load_model(folder)
     batch = choice_rows(tokenizer, rows, negatives=6, seed=0)
@@ -272,13 +275,12 @@ def test_compact_rows_answer_in_the_compact_sentences_of_their_state():
     the same order as their PDDL forms, so rewards, the choice loss and evaluation agree."""
     from plannerl.tasks.actions import parse_action
     from plannerl.tasks.generate import generate_instance
-    from plannerl.train.pipeline import _replay, expert_rows_for
 
-    rows = expert_rows_for("burger", [1000], history_len=1, off_expert=1, seed=0, style="compact")
+    rows = _rows("burger", [1000], RowOptions(style="compact", history_len=1, off_expert=1))
     task = generate_instance("burger", 1000).load_task()
     moves = 0
     for row in rows:
-        state, _ = _replay(task, row["history_pddl"])
+        state, _ = replay(task, row["history_pddl"])
         for column in ("optimal_actions", "valid_actions"):
             for sentence, pddl in zip(row[column], row[column + "_pddl"], strict=True):
                 assert task.actions[parse_action(task, state, sentence).action].pddl == pddl
@@ -291,11 +293,10 @@ def test_hold_probability_oversamples_held_starts_in_training_rows_only():
     """`data.hold_probability` changes the training instances (every start holds an item at
     1.0, none at 0.0); the default keeps the generator's instances, and out-of-range values
     are refused."""
-    from plannerl.train.pipeline import expert_rows_for
 
     def first_prompts(probability):
-        rows = expert_rows_for("cheese_sandwich", list(range(1000, 1006)), history_len=1, off_expert=0, seed=0,
-                               style="compact", hold_probability=probability)
+        options = RowOptions(style="compact", history_len=1, off_expert=0, hold_probability=probability)
+        rows = _rows("cheese_sandwich", list(range(1000, 1006)), options)
         return [row["prompt"] for row in rows if row["step"] == 0]
 
     assert all("robot1 holds nothing" not in prompt for prompt in first_prompts(1.0))
@@ -306,7 +307,7 @@ def test_hold_probability_oversamples_held_starts_in_training_rows_only():
 
 
 def test_recovery_rows_repeat_the_mistakes_to_about_a_quarter():
-    from plannerl.train.pipeline import recovery_rows
+    from plannerl.train.rows import recovery_rows
 
     expert = [{"prompt": f"e{i}"} for i in range(90)]
     visited = [{"prompt": f"v{i}", "mistake": i < 2} for i in range(10)]
@@ -315,3 +316,7 @@ def test_recovery_rows_repeat_the_mistakes_to_about_a_quarter():
     assert sum(row.get("mistake", False) for row in data) == 2 + 2 * 17  # (90 + 10) / (3 * 2) -> 17 more copies each
     assert 0.2 < sum(row.get("mistake", False) for row in data) / len(data) < 0.3
     assert recovery_rows(expert, [dict(row, mistake=False) for row in visited]) == expert + [dict(row, mistake=False) for row in visited]
+
+
+def _rows(task_name: str, seeds: list[int], options: RowOptions) -> list[dict]:
+    return [row for _, _, rows in task_rows(task_name, seeds, options) for row in rows]

@@ -1,0 +1,200 @@
+"""Training rows: the one builder behind both `plannerl data` and `plannerl train`.
+
+A row is one single-turn problem: a state's prompt in a prompt style, the expert answer, every
+optimal and every valid answer, and the facts needed to replay it. For each generated instance
+the builder labels every state of the expert trajectory and, per expert state, `off_expert`
+states one random non-optimal action away (so SFT also sees slightly wrong states); the oracle
+labels them all. `plannerl data --config C` writes exactly the rows `plannerl train --config C`
+trains on (`training_rows`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+
+from plannerl.atomic import check_writable
+from plannerl.errors import NoPlanError
+from plannerl.parallel import check_jobs, map_seeds
+from plannerl.seeds import parse_seeds
+from plannerl.tasks.answers import DEFAULT_HISTORY_LEN, answer_line
+from plannerl.tasks.datasets import DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, expert_rows, label_state, split_instances, write_dataset
+from plannerl.tasks.generate import generate_instance, is_random, make_ranges, solve_instance, write_instance_folder
+from plannerl.tasks.styles import get_style
+from plannerl.train.config import prompt_style
+
+
+@dataclass(frozen=True)
+class RowOptions:
+    """How states become rows. The defaults are `plannerl data`'s; `options_of(config)` gives a
+    training run's.
+
+    `hold_probability` (None: the generator's 0.25) is the chance that an instance starts with
+    the robot holding an item. Those starts are where a model trained on Robotouille's rate
+    failed most (it walked off with the item instead of putting it down), so training
+    instances may oversample them; evaluation instances always use the generator's rate."""
+
+    style: str = "full"
+    history_len: int = DEFAULT_HISTORY_LEN
+    off_expert: int = 0
+    seed: int = 0                     # draws the off-expert actions
+    show_valid: bool = True
+    hold_probability: float | None = None
+
+
+def options_of(config: dict) -> RowOptions:
+    """The row options of a training config."""
+    data = config["data"]
+    return RowOptions(style=prompt_style(config), history_len=data["history_len"], off_expert=data["off_expert"],
+                      seed=config["seed"], hold_probability=data["hold_probability"])
+
+
+def instance_rows(task_name: str, seed: int, options: RowOptions = RowOptions(), *, time_limit: float | None = None,
+                  ranges: dict | None = None) -> tuple:
+    """(instance without its search, optimal length, rows) for one seed: the unit of work."""
+    instance = generate_instance(task_name, seed, time_limit=time_limit, **generator_ranges(options, ranges))
+    task, oracle, plan = solve_instance(instance, time_limit=time_limit)
+    label = task_label(instance)
+    expert = expert_rows(task, task_name=label, instance=instance.name, oracle=oracle,
+                         show_valid=options.show_valid, history_len=options.history_len)
+    rng = random.Random(f"{options.seed}:{task_name}:{seed}")
+    rows = []
+    for row in expert:
+        state, history = replay(task, row["history_pddl"])
+        rows.append(styled(row, task, state, history, options))
+        wrong = [a for a in task.applicable(state) if a not in oracle.optimal_actions(state)]
+        for action in rng.sample(wrong, min(options.off_expert, len(wrong))):
+            row = label_or_none(task, task.apply(state, action), oracle, history + [action], label, instance.name,
+                                "off_expert", options)
+            if row is not None:
+                rows.append(row)
+    return replace(instance, solved=None), len(plan), rows  # keep the text, free the search
+
+
+def generator_ranges(options: RowOptions, ranges: dict | None) -> dict:
+    """The generator's layout ranges, with the options' hold probability when it is set."""
+    ranges = dict(ranges or {})
+    if options.hold_probability is not None:
+        ranges["hold_probability"] = options.hold_probability
+    return ranges
+
+
+def task_label(instance) -> str:
+    """The `task` column of an instance's rows: its recipe's name, or the family for a random one."""
+    return instance.task_name if is_random(instance.task_name) else instance.recipe.name
+
+
+def task_rows(task_name: str, seeds: Iterable[int], options: RowOptions, *, progress: Callable[[], None] | None = None,
+              jobs: int = 1, time_limit: float | None = None, ranges: dict | None = None) -> list[tuple]:
+    """`instance_rows` of every seed, in seed order (`jobs` processes give the same result)."""
+    work = partial(instance_rows, task_name, options=options, time_limit=time_limit, ranges=ranges)
+    return map_seeds(work, seeds, jobs=jobs, progress=(lambda _: progress()) if progress else None)
+
+
+def training_rows(config: dict, progress: Callable[[], None] | None = None) -> list[dict]:
+    """Every row a training run with `config` trains on."""
+    labelled = task_rows(config["task"], parse_seeds(config["data"]["train_seeds"]), options_of(config), progress=progress)
+    return [row for _, _, rows in labelled for row in rows]
+
+
+def label_or_none(task, state: int, oracle, history: list[int], task_name: str, instance: str, source: str,
+                  options: RowOptions) -> dict | None:
+    """The oracle's row for a state, or None for a goal state or a dead end (nothing to learn)."""
+    if task.is_goal(state):
+        return None
+    try:
+        row = label_state(task, state, oracle, history=history, task_name=task_name, instance=instance,
+                          source=source, history_len=options.history_len, show_valid=options.show_valid)
+    except NoPlanError:
+        return None
+    return styled(row, task, state, history, options)
+
+
+def styled(row: dict, task, state: int, history: list[int], options: RowOptions) -> dict:
+    """The row with its prompt and answers in the options' style; a style without chat has no
+    messages (it is plain text) and its answers are the style's sentences (the PDDL forms stay)."""
+    style = get_style(options.style)
+    if style.name == "full":
+        return row
+    row = {key: value for key, value in row.items() if key != "messages"}
+    row["prompt"] = style.prompt(task, state, history=history, history_len=options.history_len)
+    for column in ("optimal_actions", "valid_actions"):
+        actions = [task.find_action(pddl) for pddl in row[column + "_pddl"]]
+        row[column] = style.action_sentences(task, state, actions)
+    row["expert_action"] = style.action_sentences(task, state, [task.find_action(row["expert_action_pddl"])])[0]
+    row["completion"] = answer_line(row["expert_action"])
+    return row
+
+
+def replay(task, actions_pddl: list[str]) -> tuple[int, list[int]]:
+    """The state after `actions_pddl` from the initial state, and the actions as indices."""
+    state, history = task.init, []
+    for text in actions_pddl:
+        action = task.find_action(text)
+        state = task.apply(state, action)
+        history.append(action)
+    return state, history
+
+
+def episode_rows(results: list, options: RowOptions) -> list[dict]:
+    """Rows for every state the episodes visited, labelled by the oracle (the states after a
+    policy's own mistakes get their optimal actions too). A row whose state the policy left by
+    a non-optimal action has `mistake` true (see `recovery_rows`); each (instance, state,
+    recent history) appears once."""
+    rows, seen = [], set()
+    for result in results:
+        problem, task = result.problem, result.problem.task
+        state, history = task.init, []
+        for action_text in [turn.action for turn in result.turns if turn.valid] + [None]:
+            key = (problem.name, state, tuple(history[-options.history_len:]))
+            if key not in seen:
+                seen.add(key)
+                row = label_or_none(task, state, problem.oracle, list(history), problem.group, problem.name,
+                                    "visited", options)
+                if row is not None:
+                    row["mistake"] = action_text is not None and action_text not in row["optimal_actions_pddl"]
+                    rows.append(row)
+            if action_text is not None:
+                history.append(task.find_action(action_text))
+                state = task.apply(state, history[-1])
+    return rows
+
+
+def recovery_rows(rows: list[dict], visited: list[dict]) -> list[dict]:
+    """A recovery round's SFT data: the expert rows, every visited row, and the mistake rows
+    repeated until they are about a quarter of the whole.
+
+    Why: a round's rollouts make tens of mistakes against thousands of expert rows, and the
+    mistakes sit exactly where the model is wrong (measured: a held item at the start, which
+    the model carried away instead of putting down). Unweighted, a 100-step round would see
+    each of them about once, and a round barely moved the model."""
+    mistakes = [row for row in visited if row.get("mistake")]
+    repeat = max(1, round((len(rows) + len(visited)) / (3 * len(mistakes)))) if mistakes else 0
+    return rows + visited + mistakes * repeat
+
+
+def build_dataset(task_name: str, seeds: Iterable[int], out_dir: str | Path, options: RowOptions = RowOptions(), *,
+                  test_fraction: float = DEFAULT_TEST_FRACTION, split_seed: int = DEFAULT_SPLIT_SEED,
+                  time_limit: float | None = None, progress: Callable[[str, int], None] | None = None, jobs: int = 1,
+                  **ranges) -> dict:
+    """Generate one instance per seed, build its rows, write the dataset folder; returns the summary.
+
+    `jobs` > 1 labels the seeds in that many processes (`plannerl.parallel.map_seeds`); the
+    files are byte for byte those of `jobs=1`."""
+    split_instances([], test_fraction, split_seed)
+    resolved = make_ranges(**generator_ranges(options, ranges))
+    check_jobs(jobs)
+    check_writable(out_dir)
+    work = partial(instance_rows, task_name, options=options, time_limit=time_limit, ranges=ranges)
+    report = None if progress is None else (lambda done: progress(done[0].name, len(done[2])))
+    labelled = map_seeds(work, seeds, jobs=jobs, progress=report)
+    rows = [row for _, _, new in labelled for row in new]
+
+    def write_problems(folder: Path) -> None:
+        write_instance_folder(folder, [inst for inst, _, _ in labelled], [n for _, n, _ in labelled],
+                              task_name=task_label(labelled[0][0]) if labelled else task_name, ranges=resolved)
+
+    return write_dataset(rows, out_dir, test_fraction=test_fraction, split_seed=split_seed, write_problems=write_problems)
