@@ -10,17 +10,23 @@ file is complete and renamed, or its temporary file removed, and then takes effe
 a temporary file behind. A SIGKILL (or a power cut) can: the target is still the old or the new
 file, and a stale `.NAME.*.tmp` beside it is safe to delete.
 
+Folders: `replace_folder` swaps a complete folder (a saved model) into place in one step.
+
 Failures (folder not writable, disk full, file-size limit) raise one `PlannerlError` line
 naming the file; the temporary file is removed and the old file, if any, is left untouched.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import secrets
+import shutil
 import signal
 import stat
+import sys
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -139,8 +145,6 @@ def _sigint_deferred() -> Iterator[None]:
 
 def check_writable(folder: str | Path) -> Path:
     """Fail now, not after an hour of planning, if `folder` cannot take new files."""
-    import tempfile
-
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -149,3 +153,34 @@ def check_writable(folder: str | Path) -> Path:
     except OSError as exc:
         raise PlannerlError(f"output folder {folder} is not writable: {exc.strerror}") from None
     return folder
+
+
+def replace_folder(staging: Path, target: Path) -> None:
+    """Put the complete folder `staging` at `target` in one step, then delete the old one.
+
+    A folder cannot be renamed over a non-empty folder, and moving the old one aside first
+    leaves a moment with no `target` at all (a SIGKILL there loses the model). On Linux the two
+    are exchanged atomically (renameat2 RENAME_EXCHANGE); elsewhere, or on a filesystem
+    without it, the old folder is moved aside first."""
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    if not _exchange(staging, target):
+        aside = target.with_name(f".{target.name}.old")
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(target, aside)
+        os.replace(staging, target)
+        staging = aside
+    shutil.rmtree(staging, ignore_errors=True)  # now the old folder
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with Linux's renameat2(RENAME_EXCHANGE); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:  # glibc older than 2.28, or another libc
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0

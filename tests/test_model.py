@@ -100,7 +100,7 @@ def test_unknown_size_is_refused(tmp_path):
 
 
 def test_replace_folder_swaps_a_whole_folder_in_and_leaves_nothing_behind(tmp_path):
-    from plannerl.agents.model import replace_folder
+    from plannerl.atomic import replace_folder
 
     target, staging = tmp_path / "model", tmp_path / ".model.saving"
     staging.mkdir()

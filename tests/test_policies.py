@@ -99,13 +99,30 @@ def full_sequence_choice(policy, problem) -> str:
 
 @pytest.mark.parametrize("per_pass", [256, 3])
 def test_constrained_choice_is_the_most_likely_valid_answer(model_dir, problems, per_pass, monkeypatch):
-    import plannerl.agents.policies
+    import plannerl.agents.scoring
 
-    monkeypatch.setattr(plannerl.agents.policies, "CANDIDATES_PER_PASS", per_pass)  # 3: candidates split over passes
+    monkeypatch.setattr(plannerl.agents.scoring, "CANDIDATES_PER_PASS", per_pass)  # 3: candidates split over passes
     policy = ModelPolicy(str(model_dir), constrained=True, batch_size=len(problems))
     results = play(problems, policy)
     for problem, result in zip(problems, results):
         assert result.turns[0].action == full_sequence_choice(policy, problem)
+
+
+def test_model_policy_threads_come_from_the_caller_not_a_hard_coded_one(model_dir):
+    """`threads` pins torch's threads; without it a policy (and the model load under it) keeps
+    what the process configured, e.g. a training run's runtime.threads."""
+    import torch
+
+    from plannerl.agents.model import DEFAULT_THREADS, configure_torch_cpu
+
+    try:
+        ModelPolicy(str(model_dir), threads=2)
+        assert torch.get_num_threads() == 2
+        configure_torch_cpu(3)
+        ModelPolicy(str(model_dir))
+        assert torch.get_num_threads() == 3
+    finally:
+        configure_torch_cpu(DEFAULT_THREADS)
 
 
 def test_sampling_is_seeded(model_dir, burger):

@@ -12,11 +12,14 @@ repository's own Python code runs only with `trust_remote_code=True`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 from pathlib import Path
 
+from plannerl.agents.tokenizer import DEFAULT_VOCAB_SIZE, domain_texts, round_trip_failures, train_tokenizer
+from plannerl.atomic import replace_folder
 from plannerl.errors import PlannerlError
 
 # name -> (hidden size, layers, attention heads, MLP size). "tiny" is the default model
@@ -30,15 +33,27 @@ MAX_POSITIONS = 8192
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
-def configure_torch_cpu(threads: int = 1) -> None:
-    """Pin torch's CPU threads. One thread, deliberately: on a shared 2-core machine two threads
-    made step times swing 20x (they spin-wait on each other while other jobs hold a core), one
-    was stable. OMP_WAIT_POLICY=PASSIVE stops idle OpenMP workers from spinning; it only takes
-    effect if set before torch first loads, so entry points call this before importing torch."""
+DEFAULT_THREADS = 1
+_pinned_threads: int | None = None  # what this process pinned torch to, once it has
+
+
+def configure_torch_cpu(threads: int | None = None) -> None:
+    """Pin torch's CPU threads: to `threads` when given (a run's `runtime.threads`), else keep
+    what this process pinned before, else DEFAULT_THREADS. Loading a model calls this without
+    `threads`, so it never undoes the configured count.
+
+    One thread by default, deliberately: on a shared 2-core machine two threads made step times
+    swing 20x (they spin-wait on each other while other jobs hold a core), one was stable.
+    OMP_WAIT_POLICY=PASSIVE stops idle OpenMP workers from spinning; it only takes effect if set
+    before torch first loads, so entry points call this before importing torch."""
+    global _pinned_threads
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
+    if threads is None:
+        threads = _pinned_threads if _pinned_threads is not None else DEFAULT_THREADS
+    _pinned_threads = threads
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 
@@ -52,8 +67,6 @@ def build_default_model(out_dir: str | Path, *, seed: int = 0, texts=None, size:
     configure_torch_cpu()
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
-
-    from plannerl.agents.tokenizer import DEFAULT_VOCAB_SIZE, domain_texts, round_trip_failures, train_tokenizer
 
     corpus = domain_texts(texts)
     tokenizer = train_tokenizer(corpus, vocab_size or DEFAULT_VOCAB_SIZE)
@@ -89,40 +102,6 @@ def save_model(model, tokenizer, out_dir: str | Path) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise PlannerlError(f"cannot write model folder {out_dir}: {exc.strerror}") from None
     return out_dir
-
-
-def replace_folder(staging: Path, target: Path) -> None:
-    """Put the complete folder `staging` at `target` in one step, then delete the old one.
-
-    A folder cannot be renamed over a non-empty folder, and moving the old one aside first
-    leaves a moment with no `target` at all (a SIGKILL there loses the model). On Linux the two
-    are exchanged atomically (renameat2 RENAME_EXCHANGE); elsewhere, or on a filesystem
-    without it, the old folder is moved aside first."""
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    if not _exchange(staging, target):
-        aside = target.with_name(f".{target.name}.old")
-        shutil.rmtree(aside, ignore_errors=True)
-        os.replace(target, aside)
-        os.replace(staging, target)
-        staging = aside
-    shutil.rmtree(staging, ignore_errors=True)  # now the old folder
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically with Linux's renameat2(RENAME_EXCHANGE); False where unsupported."""
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    libc = ctypes.CDLL(None, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is None:  # glibc older than 2.28, or another libc
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 def resolve_model_source(name_or_path: str | Path) -> str:
@@ -191,8 +170,6 @@ def load_tokenizer_for(source: str, *, trust_remote_code: bool = False):
     """The model folder's tokenizer. Our own (class PreTrainedTokenizerFast in
     tokenizer_config.json) is loaded with that class directly: AutoTokenizer would pick the
     class named by config.json's model type (Qwen2) and mangle the custom vocabulary."""
-    import json
-
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     tokenizer_config = Path(source) / "tokenizer_config.json"

@@ -14,18 +14,21 @@ like any other answer: the planner's own answers go through the same parser as a
 
 from __future__ import annotations
 
-import inspect
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+
 from plannerl.agents.evaluate import Observation, QuitEpisode
+from plannerl.agents.model import configure_torch_cpu, load_model, prompt_text
+from plannerl.agents.scoring import score_answers, score_candidates  # noqa: F401 (plannerl.train.sft imports it from here)
 from plannerl.errors import PlannerlError
 from plannerl.tasks.answers import answer_line
 from plannerl.tasks.render import action_sentence
 from plannerl.tasks.styles import PROMPT_STYLES, get_style
-
-CANDIDATES_PER_PASS = 256
 
 
 def answer_text(task, action: int) -> str:
@@ -112,16 +115,16 @@ class ModelPolicy:
     model's log-likelihood (summed over its tokens, end-of-sequence included) and the best one
     is answered, so every answer is valid and the policy's preference among valid actions is
     what is measured. Observations are answered `batch_size` at a time.
+
+    `threads` pins torch's CPU threads (`configure_torch_cpu`); None keeps what the process
+    already set (a training run's `runtime.threads`), or plannerl's default of one thread.
     """
 
     def __init__(self, name_or_path: str, *, label: str | None = None, sample: bool = False, temperature: float = 1.0,
                  seed: int = 0, constrained: bool = False, batch_size: int = 8, max_new_tokens: int = 64,
-                 trust_remote_code: bool = False) -> None:
-        import torch
-
-        from plannerl.agents.model import load_model
-
-        torch.set_num_threads(1)
+                 trust_remote_code: bool = False, threads: int | None = None) -> None:
+        if threads is not None:
+            configure_torch_cpu(threads)
         if batch_size < 1:
             raise PlannerlError(f"--batch-size must be at least 1, got {batch_size}")
         if max_new_tokens < 1:
@@ -148,8 +151,7 @@ class ModelPolicy:
             raise PlannerlError(f"{name_or_path}: the tokenizer has neither a pad nor an end-of-sequence token")
 
     def prompt_texts(self, observations: Sequence[Observation]) -> list[str]:
-        from plannerl.agents.model import prompt_text
-
+        """The text the model reads for each observation, formatted exactly as its training rows."""
         if self.prompt_style != "full":  # a model trained on compact or todo prompts reads them as plain text
             return [obs.prompt(self.prompt_style) for obs in observations]
         return [prompt_text(self.tokenizer, obs.prompt(), obs.messages()) for obs in observations]
@@ -190,78 +192,9 @@ class ModelPolicy:
             prompts.append(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
             candidates.append([self.tokenizer(text, add_special_tokens=False)["input_ids"] + ([eos] if eos is not None else [])
                                for text in texts[-1]])
-        scores = self._score(prompts, candidates)
+        scores = score_answers(self.model, prompts, candidates, self.tokenizer.pad_token_id)
         return [options[max(range(len(options)), key=lambda k: (found[k], -k))] if options else ""
                 for options, found in zip(texts, scores)]
-
-    def _score(self, prompts: list[list[int]], candidates: list[list[list[int]]]) -> list[list[float]]:
-        """Summed log-probability of every candidate after its prompt, for a batch of prompts.
-
-        The prompts run once, left-padded in one batch; each prompt's key/value cache is then
-        shared by its candidates (rows of the cache selected per candidate), and all the
-        candidates run in one short batched pass. A state with 40 valid actions costs its share
-        of one prompt pass plus one short pass, not 40 full passes. Work is split into groups
-        of at most CANDIDATES_PER_PASS candidates to bound memory.
-        """
-        scores: list[list[float]] = [[0.0] * len(options) for options in candidates]
-        group: list[tuple[int, int, int]] = []  # (prompt, first candidate, end)
-        size = 0
-        for index, options in enumerate(candidates):
-            for start in range(0, len(options), CANDIDATES_PER_PASS):
-                end = min(len(options), start + CANDIDATES_PER_PASS)
-                if group and size + end - start > CANDIDATES_PER_PASS:
-                    self._score_group(prompts, candidates, group, scores)
-                    group, size = [], 0
-                group.append((index, start, end))
-                size += end - start
-        if group:
-            self._score_group(prompts, candidates, group, scores)
-        return scores
-
-    def _score_group(self, prompts, candidates, group, scores) -> None:
-        import torch
-
-        rows = [(index, k) for index, start, end in group for k in range(start, end)]
-        with torch.no_grad():
-            found = score_candidates(self.model, [prompts[index] for index, _, _ in group],
-                                     [[candidates[index][k] for k in range(start, end)] for index, start, end in group],
-                                     self.tokenizer.pad_token_id)
-        for (index, k), value in zip(rows, found.tolist()):
-            scores[index][k] = value
-
-
-def score_candidates(model, prompts: list[list[int]], candidates: list[list[list[int]]], pad: int):
-    """Summed log-probability of each candidate answer after its prompt, as one flat tensor
-    (prompt by prompt, candidates in order); differentiable, so training (`plannerl.train.pipeline.choice_loss`)
-    optimises the very scores constrained decoding ranks.
-
-    The prompts run once, left-padded in one batch; each prompt's key/value cache is then
-    shared by its candidates (rows of the cache selected per candidate), and all candidates run
-    in one short batched pass.
-    """
-    import torch
-
-    device = next(model.parameters()).device
-    # transformers 5 names the cache argument `cache`; 4.x named it `past_key_values`
-    cache_name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    width = max(len(p) for p in prompts)
-    prompt_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
-    prompt_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
-    slots = torch.tensor([i for i, options in enumerate(candidates) for _ in options], device=device)
-    flat = [ids for options in candidates for ids in options]
-    longest = max(len(ids) for ids in flat)
-    answer_ids = torch.tensor([ids + [pad] * (longest - len(ids)) for ids in flat], device=device)
-    answer_mask = torch.tensor([[1] * len(ids) + [0] * (longest - len(ids)) for ids in flat], device=device)
-    out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=(prompt_mask.cumsum(1) - 1).clamp(min=0),
-                use_cache=True)
-    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)[slots].gather(1, answer_ids[:, :1])[:, 0]
-    cache = getattr(out, cache_name)
-    cache.batch_select_indices(slots)
-    logits = model(input_ids=answer_ids, attention_mask=torch.cat([prompt_mask[slots], answer_mask], dim=1),
-                   position_ids=prompt_mask.sum(1)[slots, None] + torch.arange(longest, device=device)[None, :],
-                   use_cache=True, **{cache_name: cache}).logits.float()
-    rest = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, answer_ids[:, 1:, None])[..., 0]
-    return first + (rest * answer_mask[:, 1:]).sum(1)
 
 
 def shared_history_len(policies: Sequence, requested: int | None, default: int = 5) -> int:
@@ -302,8 +235,6 @@ class HumanPolicy:
     batch_size = 1
 
     def __init__(self, *, console=None, read: Callable[[str], str] | None = None) -> None:
-        from rich.console import Console
-
         self.console = console or Console()
         self.read = read or (lambda prompt: self.console.input(prompt))
         self._shown: tuple[int, int, int] | None = None
@@ -312,11 +243,6 @@ class HumanPolicy:
         return [self._ask(obs) for obs in observations]
 
     def _ask(self, obs: Observation) -> str:
-        from rich.markup import escape
-        from rich.panel import Panel
-
-        from plannerl.tasks.render import action_sentence
-
         valid = obs.valid_actions()
         sentences = [action_sentence(obs.task, a) for a in valid]
         where = (obs.episode, obs.run, obs.step)
@@ -345,8 +271,6 @@ class HumanPolicy:
             return choice
 
     def _list(self, sentences: Sequence[str]) -> None:
-        from rich.markup import escape
-
         if not sentences:
             self.console.print("[red]no valid action in this state[/]")
         for number, sentence in enumerate(sentences, 1):

@@ -13,9 +13,9 @@ tokens than GPT-2-style word splitting (176 vs 586 per prompt, measured), and tr
 evaluation cost scale with tokens. Digits stay separate tokens, so `table17` is `table` + `1` +
 `7` and object numbers share embeddings across instances.
 
-The tokenizer is saved as an ordinary `tokenizer.json` and loaded with
-`PreTrainedTokenizerFast` (never `AutoTokenizer` on a qwen2 config folder: it would pick the
-Qwen tokenizer class for our custom vocabulary).
+The tokenizer is saved as an ordinary `tokenizer.json` and loaded with `PreTrainedTokenizerFast`
+by `plannerl.agents.model.load_tokenizer_for` (never `AutoTokenizer` on a qwen2 config folder:
+it would pick the Qwen tokenizer class for our custom vocabulary).
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from pathlib import Path
 
 from plannerl.domains import DOMAINS_DIR
 from plannerl.errors import PlannerlError
+from plannerl.planning.planner import load_task
+from plannerl.tasks.generate import generate_instance
+from plannerl.tasks.render import action_sentence, render_prompt
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
@@ -44,10 +47,6 @@ def task_strings(task) -> list[str]:
     strings = [action.pddl for action in task.actions]
     strings += ["(" + " ".join(fact) + ")" for fact in task.facts]
     strings += sorted(task.objects)
-    try:
-        from plannerl.tasks.render import action_sentence
-    except ImportError:  # the renderer is built in parallel; PDDL forms still cover every name
-        return strings
     strings += [action_sentence(task, index) for index in range(len(task.actions))]
     return strings
 
@@ -55,10 +54,6 @@ def task_strings(task) -> list[str]:
 def task_prompts(task, *, steps: int = 12, seed: int = 0) -> list[str]:
     """Rendered prompts along a seeded random walk from the initial state: the boilerplate and
     state sentences the model reads most, without any search (cheap on the largest instances)."""
-    try:
-        from plannerl.tasks.render import render_prompt
-    except ImportError:
-        return []
     rng = random.Random(seed)
     state, history, prompts = task.init, [], []
     for _ in range(steps):
@@ -74,16 +69,9 @@ def task_prompts(task, *, steps: int = 12, seed: int = 0) -> list[str]:
 def domain_texts(extra: Iterable[str] | None = None, *, generated_seeds: int = 8) -> list[str]:
     """Text to learn merges from: shipped problems, a few generated instances per paper task,
     their action strings and prompts, plus `extra` (e.g. a dataset's prompts)."""
-    from plannerl.planning.planner import load_task
-
     tasks = [load_task(None, path) for path in shipped_problem_paths()]
-    try:
-        from plannerl.tasks.generate import generate_instance
-    except ImportError:
-        generate_instance = None
-    if generate_instance is not None:
-        for name in PAPER_TASKS:
-            tasks += [generate_instance(name, seed, best_binding=False).load_task() for seed in range(1, generated_seeds + 1)]
+    for name in PAPER_TASKS:
+        tasks += [generate_instance(name, seed, best_binding=False).load_task() for seed in range(1, generated_seeds + 1)]
     texts: list[str] = []
     for index, task in enumerate(tasks):
         texts += task_strings(task)
@@ -118,16 +106,6 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE):
         clean_up_tokenization_spaces=False,  # decoding must give back exactly what was encoded
         model_max_length=1_000_000,
     )
-
-
-def load_tokenizer(path: str | Path):
-    """Load a tokenizer saved by `train_tokenizer` (+ `save_pretrained`)."""
-    from transformers import PreTrainedTokenizerFast
-
-    path = Path(path)
-    if not (path / "tokenizer.json").is_file():
-        raise PlannerlError(f"{path}: no tokenizer.json in this folder")
-    return PreTrainedTokenizerFast.from_pretrained(str(path), local_files_only=True)
 
 
 def round_trip_failures(tokenizer, strings: Iterable[str]) -> list[str]:
