@@ -37,8 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 from plannerl.errors import LimitError  # noqa: E402
 from plannerl.parallel import map_seeds  # noqa: E402
-from plannerl.tasks.datasets import expert_rows, instance_rows  # noqa: E402
+from plannerl.tasks.datasets import expert_rows  # noqa: E402
 from plannerl.tasks.generate import DEFAULT_RANGES, generate_instance, list_tasks, solve_instance  # noqa: E402
+from plannerl.train.rows import instance_rows  # noqa: E402
 
 HEAVY = {"double_cheese_burger", "lettuce_tomato_sandwich"}
 TARGET_SECONDS_PER_1000 = 120.0

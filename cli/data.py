@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from plannerl.errors import PlannerlError
+from plannerl.seeds import parse_seeds
+from plannerl.tasks.answers import DEFAULT_HISTORY_LEN
 
 
 def register(app: typer.Typer) -> None:
@@ -63,7 +65,6 @@ def generate(
     from rich.console import Console
     from rich.table import Table
 
-    from plannerl.seeds import parse_seeds
     from plannerl.tasks.generate import check_task, write_instances
 
     console = Console()
@@ -122,10 +123,14 @@ def data(
     files: list[Path] = typer.Argument(None, help="[DOMAIN] PROBLEM...: PDDL problems (domain found beside them when omitted)."),
     task: str = typer.Option(None, "--task", help="Generate instances of this task instead of reading problem files."),
     seeds: str = typer.Option(None, "--seeds", help="Seeds for --task: 7, 1,2,5, 0:999 or 42:420:42 (STOP inclusive)."),
+    config: Path = typer.Option(None, "--config", help="Write exactly the rows `plannerl train --config` trains on."),
     out: Path = typer.Option(..., "--out", help="Output folder: train.jsonl, test.jsonl, summary.json, problems/."),
-    test_fraction: float = typer.Option(0.1, "--test-fraction", help="Share of instances held out for test."),
+    test_fraction: float = typer.Option(None, "--test-fraction", help="Share of instances held out for test (0.1; 0 with --config)."),
     split_seed: int = typer.Option(0, "--split-seed", help="Seed of the train/test split by instance."),
-    history_len: int = typer.Option(5, "--history-len", help="Previous actions shown in the prompt (0: none)."),
+    style: str = typer.Option("full", "--style", help="Prompt style: full, compact or todo (what the built-in model reads)."),
+    off_expert: int = typer.Option(0, "--off-expert", help="Per expert state, states one random non-optimal action away."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the off-expert actions (a training run uses its `seed`)."),
+    history_len: int = typer.Option(DEFAULT_HISTORY_LEN, "--history-len", help="Previous actions shown in the prompt (0: none)."),
     no_valid: bool = typer.Option(False, "--no-valid-actions", help="Leave the list of valid actions out of the prompt."),
     task_name: str = typer.Option(None, "--task-name", help="The rows' task field for problem files (default: domain name)."),
     extra_stations: str = _EXTRA,
@@ -136,17 +141,23 @@ def data(
 ) -> None:
     """Single-turn rows (state prompt -> every optimal action), split by instance, for SFT and GRPO."""
     from rich.console import Console
-    from rich.table import Table
 
-    from plannerl.seeds import parse_seeds
-    from plannerl.tasks.datasets import build_dataset, build_dataset_from_files
+    from plannerl.pddl.reader import is_domain_file
+    from plannerl.tasks.datasets import build_dataset_from_files
+    from plannerl.train.config import resolve_config
+    from plannerl.train.rows import RowOptions, build_dataset, config_dataset
 
     console = Console()
-    if history_len < 0:
-        raise PlannerlError(f"--history-len must be 0 or more, got {history_len}")
-    common = {"test_fraction": test_fraction, "split_seed": split_seed, "show_valid": not no_valid,
-              "history_len": history_len, "time_limit": time_limit, "jobs": jobs}
-    if task is not None:
+    if history_len < 0 or off_expert < 0:
+        raise PlannerlError(f"--history-len and --off-expert must be 0 or more, got {history_len} and {off_expert}")
+    options = RowOptions(style=style, history_len=history_len, off_expert=off_expert, seed=seed, show_valid=not no_valid,
+                         hold_probability=hold_probability)
+    if config is not None:
+        if files or task or seeds:
+            raise PlannerlError("--config sets the task and seeds; give neither problem files nor --task/--seeds with it")
+        resolved = resolve_config(config)
+        total = len(parse_seeds(resolved["data"]["train_seeds"]))
+    elif task is not None:
         if files:
             raise PlannerlError("give either problem files or --task with --seeds, not both")
         if seeds is None:
@@ -155,11 +166,13 @@ def data(
         total = len(seed_list)
     else:
         if not files:
-            raise PlannerlError("give PDDL problem files, or --task TASK --seeds SPEC")
+            raise PlannerlError("give PDDL problem files, --task TASK --seeds SPEC, or --config FILE")
         if seeds is not None:
             raise PlannerlError("--seeds only applies with --task")
-        domain, problems = (files[0], files[1:]) if len(files) > 1 and _is_domain(files[0]) else (None, files)
+        domain, problems = (files[0], files[1:]) if len(files) > 1 and is_domain_file(files[0]) else (None, files)
         total = len(problems)
+    fraction = (0.0 if config is not None else 0.1) if test_fraction is None else test_fraction
+    common = {"test_fraction": fraction, "split_seed": split_seed, "time_limit": time_limit, "jobs": jobs}
     with _progress(console, total, "labelling") as bar:
         job = bar.add_task("", total=total)
 
@@ -167,15 +180,24 @@ def data(
             bar.update(job, advance=1, description=f"{instance}: {rows} rows")
 
         try:
-            if task is not None:
-                summary = build_dataset(task, seed_list, out, progress=advance,
-                                        **common, **_ranges(extra_stations, distractors, hold_probability))
+            if config is not None:
+                summary = config_dataset(resolved, out, progress=advance, **common)
+            elif task is not None:
+                summary = build_dataset(task, seed_list, out, options, progress=advance,
+                                        **common, **_ranges(extra_stations, distractors, None))
             else:
-                summary = build_dataset_from_files(domain, problems, out, task_name=task_name, progress=advance, **common)
+                summary = build_dataset_from_files(domain, problems, out, task_name=task_name, progress=advance,
+                                                   show_valid=options.show_valid, history_len=history_len, **common)
         except KeyboardInterrupt:  # the dataset is written together at the end: say how far it got
             console.print(f"interrupted after {int(bar.tasks[0].completed)}/{total} instances; a dataset "
                           f"folder is complete only when it has summary.json")
             raise
+    _print_summary(console, summary, out)
+
+
+def _print_summary(console, summary: dict, out: Path) -> None:
+    from rich.table import Table
+
     table = Table("task", "instances", "rows", "optimal length", "optimal actions/row", "prompt chars mean/max",
                   "prompt tokens mean/max")
     for name, stats in [*summary["tasks"].items(), ("all", summary)]:
@@ -189,12 +211,3 @@ def data(
     console.print(f"train: {summary['train']['rows']} rows from {summary['train']['instances']} instances; "
                   f"test: {summary['test']['rows']} rows from {summary['test']['instances']} instances")
     console.print(f"wrote {out}/train.jsonl, test.jsonl, summary.json and problems/")
-
-
-def _is_domain(path: Path) -> bool:
-    """True when the file defines a domain (so the first argument is DOMAIN, not a problem)."""
-    import re
-
-    from plannerl.pddl.reader import read_text, strip_comments
-
-    return re.search(r"\(\s*define\s*\(\s*domain\s", strip_comments(read_text(path)), re.IGNORECASE) is not None

@@ -16,9 +16,10 @@ from plannerl.errors import PlannerlError
 from plannerl.planning.oracle import Oracle
 from plannerl.planning.planner import load_task
 from plannerl.tasks.actions import match_answer, parse_action
-from plannerl.tasks.datasets import build_dataset, build_dataset_from_files, expert_rows, label_state, split_instances
+from plannerl.tasks.datasets import build_dataset_from_files, expert_rows, label_state, split_instances
 from plannerl.tasks.generate import generate_instance, solve_instance
 from plannerl.tasks.render import render_messages, render_prompt
+from plannerl.train.rows import build_dataset
 
 BLOCKS = FIXTURES / "data" / "blocks"
 # Layouts small enough for the breadth-first cross-checks (the defaults go up to 28 stations).

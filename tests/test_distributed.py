@@ -135,7 +135,7 @@ def test_grpo_generation_falls_back_to_transformers_here_and_refuses_an_impossib
 
     import torch
 
-    from plannerl.agents.distributed import grpo_generation
+    from plannerl.train.grpo import grpo_generation
 
     flags, line = grpo_generation("auto")
     if importlib.util.find_spec("vllm") is None or not torch.cuda.is_available():  # this CPU machine
@@ -154,7 +154,7 @@ def test_grpo_config_accepts_the_vllm_flags():
     """The flags are real GRPOConfig fields of the installed TRL (a rename would fail here, not on a GPU cluster)."""
     from trl import GRPOConfig
 
-    from plannerl.agents.distributed import grpo_generation
+    from plannerl.train.grpo import grpo_generation
 
     flags, _ = grpo_generation("server", vllm_installed=True, gpu=True)
     args = GRPOConfig(output_dir="unused", use_cpu=True, report_to="none", **flags)

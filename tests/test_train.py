@@ -320,3 +320,25 @@ def test_recovery_rows_repeat_the_mistakes_to_about_a_quarter():
 
 def _rows(task_name: str, seeds: list[int], options: RowOptions) -> list[dict]:
     return [row for _, _, rows in task_rows(task_name, seeds, options) for row in rows]
+
+
+def test_plannerl_data_with_a_config_writes_exactly_the_rows_training_uses(tmp_path):
+    """`plannerl data --config C` and `plannerl train --config C` share one row builder: the
+    dataset's train.jsonl is the run's rows, in order (todo style, off-expert states, held starts)."""
+    import subprocess
+    import sys
+
+    from plannerl.train.rows import training_rows
+
+    config_file = tmp_path / "rows.toml"
+    config_file.write_text('task = "cheese_burger"\nseed = 3\n[data]\ntrain_seeds = "1000:1002"\noff_expert = 2\n'
+                           'hold_probability = 1.0\nhistory_len = 2\n')
+    done = subprocess.run([sys.executable, "-m", "plannerl.cli", "data", "--config", str(config_file), "--out",
+                           str(tmp_path / "data")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    written = [json.loads(line) for line in (tmp_path / "data" / "train.jsonl").read_text().splitlines()]
+    expected = training_rows(resolve_config(config_file))
+    assert written == expected
+    assert {row["source"] for row in written} == {"expert", "off_expert"}
+    assert all("messages" not in row and row["prompt"].startswith("Goal:") for row in written)
+    assert (tmp_path / "data" / "test.jsonl").read_text() == ""

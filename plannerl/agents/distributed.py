@@ -243,38 +243,3 @@ def evaluate_sharded(policies: Sequence, task_names: Sequence[str], seeds: Seque
         write_report(report, merged, config or {})
     barrier()
     return merged
-
-
-# ---------------------------------------------------------------------------------------------
-# GRPO generation: vLLM where it runs, transformers otherwise
-
-VLLM_MODES = ("auto", "off", "colocate", "server")
-
-
-def grpo_generation(mode: str, *, vllm_installed: bool | None = None, gpu: bool | None = None) -> tuple[dict, str]:
-    """TRL GRPOConfig flags for the completions' generation, and one line saying which was chosen.
-
-    `runtime.vllm`: auto (vLLM colocated when it is installed and a GPU is present, else
-    transformers' generate), off, colocate (vLLM inside each training process, sharing its GPU)
-    or server (a separate `trl vllm-serve` process at TRL's default 0.0.0.0:8000). Asking for vLLM where it
-    cannot run is an error; auto never is.
-    """
-    if mode not in VLLM_MODES:
-        raise PlannerlError(f"runtime.vllm must be one of {', '.join(VLLM_MODES)}, got {mode!r}")
-    if mode == "off":
-        return {}, "grpo generation: transformers (runtime.vllm = off)"
-    if vllm_installed is None:
-        import importlib.util
-
-        vllm_installed = importlib.util.find_spec("vllm") is not None
-    if gpu is None:
-        import torch
-
-        gpu = torch.cuda.is_available()
-    missing = "vLLM is not installed" if not vllm_installed else "no GPU is present" if not gpu else None
-    if missing and mode == "auto":
-        return {}, f"grpo generation: transformers ({missing})"
-    if missing:
-        raise PlannerlError(f"runtime.vllm = {mode}, but {missing}; use runtime.vllm = auto or off")
-    chosen = "colocate" if mode == "auto" else mode
-    return {"use_vllm": True, "vllm_mode": chosen}, f"grpo generation: vLLM ({chosen} mode)"

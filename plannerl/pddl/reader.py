@@ -540,3 +540,8 @@ def load(domain_path: str | Path | None, problem_path: str | Path) -> tuple[Doma
         domain_path = find_domain_file(problem_path)
     domain = parse_domain(domain_path)
     return domain, parse_problem(problem_path, domain)
+
+
+def is_domain_file(path: str | Path) -> bool:
+    """True when the file defines a domain (so a command's first argument is DOMAIN, not a problem)."""
+    return re.search(r"\(\s*define\s*\(\s*domain\s", strip_comments(read_text(path)), re.IGNORECASE) is not None

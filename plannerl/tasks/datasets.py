@@ -2,7 +2,8 @@
 
 `label_state` labels ANY state with the oracle (h* and every optimal action), so training can
 add the states its own policy visits; `expert_rows` labels each state of the canonical expert
-trajectory. `build_dataset` does it for generated instances, `build_dataset_from_files` for
+trajectory. `plannerl.train.rows.build_dataset` does it for generated instances (in any prompt
+style, with off-expert states), `build_dataset_from_files` for
 PDDL problems on disk; both call `write_dataset`.
 
 Output folder:
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -34,8 +34,6 @@ from plannerl.pddl.reader import find_domain_file, load
 from plannerl.planning.oracle import make_oracle
 from plannerl.planning.planner import load_task
 from plannerl.tasks.answers import DEFAULT_HISTORY_LEN, answer_line
-from plannerl.tasks.generate import generate_instance, make_ranges, solve_instance, write_instance_folder
-from plannerl.tasks.recipes import load_recipe
 from plannerl.tasks.render import action_sentence, render_messages, templates_path
 
 DEFAULT_TEST_FRACTION = 0.1
@@ -177,42 +175,6 @@ def write_dataset(rows: list[dict], out_dir: str | Path, *, test_fraction: float
     atomic.write_text(out / "README.md", _card(summary, bool(test)))
     atomic.write_json(out / "summary.json", summary)
     return summary
-
-
-def build_dataset(task_name: str, seeds: Iterable[int], out_dir: str | Path, *,
-                  test_fraction: float = DEFAULT_TEST_FRACTION, split_seed: int = DEFAULT_SPLIT_SEED,
-                  show_valid: bool = True, history_len: int = DEFAULT_HISTORY_LEN, time_limit: float | None = None,
-                  progress: Callable[[str, int], None] | None = None, jobs: int = 1, **ranges) -> dict:
-    """Generate one instance per seed, label its expert trajectory, write the dataset; returns the summary.
-
-    `jobs` > 1 labels the seeds in that many processes (`plannerl.tasks.generate.map_seeds`); the
-    files are byte for byte those of `jobs=1`."""
-    split_instances([], test_fraction, split_seed)
-    recipe = load_recipe(task_name)
-    resolved = make_ranges(**ranges)
-    check_jobs(jobs)
-    check_writable(out_dir)
-    work = partial(instance_rows, task_name, time_limit=time_limit, show_valid=show_valid, history_len=history_len,
-                   ranges=ranges)
-    report = None if progress is None else (lambda done: progress(done[0].name, len(done[2])))
-    labelled = map_seeds(work, seeds, jobs=jobs, progress=report)
-    rows = [row for _, _, new in labelled for row in new]
-
-    def write_problems(folder: Path) -> None:
-        write_instance_folder(folder, [inst for inst, _, _ in labelled], [n for _, n, _ in labelled], task_name=recipe.name,
-                              ranges=resolved)
-
-    return write_dataset(rows, out_dir, test_fraction=test_fraction, split_seed=split_seed, write_problems=write_problems)
-
-
-def instance_rows(task_name: str, seed: int, *, time_limit: float | None = None, show_valid: bool = True,
-                  history_len: int = DEFAULT_HISTORY_LEN, ranges: dict | None = None) -> tuple:
-    """(instance without its search, optimal length, expert rows) for one seed: the unit of work of `build_dataset`."""
-    instance = generate_instance(task_name, seed, time_limit=time_limit, **(ranges or {}))
-    task, oracle, plan = solve_instance(instance, time_limit=time_limit)
-    rows = expert_rows(task, task_name=load_recipe(task_name).name, instance=instance.name, oracle=oracle,
-                       show_valid=show_valid, history_len=history_len)
-    return replace(instance, solved=None), len(plan), rows  # keep the text, free the search
 
 
 def build_dataset_from_files(domain: str | Path | None, problems: list[str | Path], out_dir: str | Path, *,

@@ -7,15 +7,46 @@ that one sampled answer is rewarded (teacher-forced, no sampling) and only mixed
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import random
 from pathlib import Path
 
-from plannerl.agents.distributed import grpo_generation, main_process_first
+from plannerl.agents.distributed import main_process_first
 from plannerl.agents.model import encode_prompt, load_model, prompt_text
+from plannerl.errors import PlannerlError
 from plannerl.tasks.rewards import reward_functions
 from plannerl.train.models import finish_stage, load_for_training, precision_flags, training_device
 from plannerl.train.run import Run, train_with_resume, trainer_callback
+
+VLLM_MODES = ("auto", "off", "colocate", "server")
+
+
+def grpo_generation(mode: str, *, vllm_installed: bool | None = None, gpu: bool | None = None) -> tuple[dict, str]:
+    """TRL GRPOConfig flags for the completions' generation, and one line saying which was chosen.
+
+    `runtime.vllm`: auto (vLLM colocated when it is installed and a GPU is present, else
+    transformers' generate), off, colocate (vLLM inside each training process, sharing its GPU)
+    or server (a separate `trl vllm-serve` process at TRL's default 0.0.0.0:8000). Asking for vLLM where it
+    cannot run is an error; auto never is.
+    """
+    if mode not in VLLM_MODES:
+        raise PlannerlError(f"runtime.vllm must be one of {', '.join(VLLM_MODES)}, got {mode!r}")
+    if mode == "off":
+        return {}, "grpo generation: transformers (runtime.vllm = off)"
+    if vllm_installed is None:
+        vllm_installed = importlib.util.find_spec("vllm") is not None
+    if gpu is None:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    missing = "vLLM is not installed" if not vllm_installed else "no GPU is present" if not gpu else None
+    if missing and mode == "auto":
+        return {}, f"grpo generation: transformers ({missing})"
+    if missing:
+        raise PlannerlError(f"runtime.vllm = {mode}, but {missing}; use runtime.vllm = auto or off")
+    chosen = "colocate" if mode == "auto" else mode
+    return {"use_vllm": True, "vllm_mode": chosen}, f"grpo generation: vLLM ({chosen} mode)"
 
 
 def answer_probabilities(model, tokenizer, rows: list[dict], *, temperature: float, reward: str,

@@ -8,13 +8,13 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from plannerl.agents.distributed import barrier, grpo_generation, init_process_group, is_main_process, main_process_first
+from plannerl.agents.distributed import barrier, init_process_group, is_main_process, main_process_first
 from plannerl.agents.model import configure_torch_cpu, resolve_model_source
 from plannerl.atomic import write_json
 from plannerl.progress import quiet_progress, rich_progress
 from plannerl.seeds import parse_seeds
 from plannerl.train.evaluation import eval_episodes, evaluate_model
-from plannerl.train.grpo import run_grpo
+from plannerl.train.grpo import grpo_generation, run_grpo
 from plannerl.train.models import base_model
 from plannerl.train.recovery import validated, visited_rows
 from plannerl.train.rows import recovery_rows, training_rows

@@ -22,7 +22,7 @@ from plannerl.parallel import check_jobs, map_seeds
 from plannerl.seeds import parse_seeds
 from plannerl.tasks.answers import DEFAULT_HISTORY_LEN, answer_line
 from plannerl.tasks.datasets import DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, expert_rows, label_state, split_instances, write_dataset
-from plannerl.tasks.generate import generate_instance, is_random, make_ranges, solve_instance, write_instance_folder
+from plannerl.tasks.generate import check_task, generate_instance, is_random, make_ranges, solve_instance, write_instance_folder
 from plannerl.tasks.styles import get_style
 from plannerl.train.config import prompt_style
 
@@ -185,6 +185,7 @@ def build_dataset(task_name: str, seeds: Iterable[int], out_dir: str | Path, opt
     `jobs` > 1 labels the seeds in that many processes (`plannerl.parallel.map_seeds`); the
     files are byte for byte those of `jobs=1`."""
     split_instances([], test_fraction, split_seed)
+    check_task(task_name)  # an unknown task or a bad recipe file fails before the folder is made
     resolved = make_ranges(**generator_ranges(options, ranges))
     check_jobs(jobs)
     check_writable(out_dir)
@@ -198,3 +199,14 @@ def build_dataset(task_name: str, seeds: Iterable[int], out_dir: str | Path, opt
                               task_name=task_label(labelled[0][0]) if labelled else task_name, ranges=resolved)
 
     return write_dataset(rows, out_dir, test_fraction=test_fraction, split_seed=split_seed, write_problems=write_problems)
+
+
+def config_dataset(config: dict, out_dir: str | Path, *, test_fraction: float = 0.0, split_seed: int = DEFAULT_SPLIT_SEED,
+                   time_limit: float | None = None, progress: Callable[[str, int], None] | None = None,
+                   jobs: int = 1) -> dict:
+    """The rows a training run with `config` trains on (`training_rows`), written as a dataset
+    folder (`plannerl data --config`): with the default test_fraction 0, OUT/train.jsonl holds
+    them all, in training order."""
+    return build_dataset(config["task"], parse_seeds(config["data"]["train_seeds"]), out_dir, options_of(config),
+                         test_fraction=test_fraction, split_seed=split_seed, time_limit=time_limit, progress=progress,
+                         jobs=jobs)
