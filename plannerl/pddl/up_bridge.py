@@ -12,6 +12,7 @@ line naming the file (and the line, where UP knows it).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -258,8 +259,6 @@ def validate_with_up(domain_path: str | Path | None, problem_path: str | Path, p
 
 def fast_downward_driver() -> Path:
     """The `fast-downward.py` driver shipped inside the up-fast-downward wheel."""
-    import importlib.util
-
     spec = importlib.util.find_spec("up_fast_downward")
     if spec is None or not spec.submodule_search_locations:
         raise PlannerlError("up-fast-downward is not installed (pip install up-fast-downward)")

@@ -39,10 +39,6 @@ class ParsedAction:
     unmet: list[str] = field(default_factory=list)
     answer: str = ""
 
-    @property
-    def is_valid(self) -> bool:
-        return self.kind == VALID
-
 
 def normalize(text: str) -> str:
     """Lower case, brackets/commas/quotes/emphasis gone, spaces collapsed, no trailing full stop."""
