@@ -144,7 +144,7 @@ def data(
 
     from plannerl.pddl.reader import is_domain_file
     from plannerl.tasks.datasets import build_dataset_from_files
-    from plannerl.train.config import resolve_config
+    from plannerl.train.config import resolve_config, training_tasks
     from plannerl.train.rows import RowOptions, build_dataset, config_dataset
 
     console = Console()
@@ -156,7 +156,7 @@ def data(
         if files or task or seeds:
             raise PlannerlError("--config sets the task and seeds; give neither problem files nor --task/--seeds with it")
         resolved = resolve_config(config)
-        total = len(parse_seeds(resolved["data"]["train_seeds"]))
+        total = len(parse_seeds(resolved["data"]["train_seeds"])) * len(training_tasks(resolved))
     elif task is not None:
         if files:
             raise PlannerlError("give either problem files or --task with --seeds, not both")

@@ -45,7 +45,7 @@ def train(
         if value is not None:
             overrides.setdefault(section, {})[key] = value
     resolved = resolve_config(config, overrides)
-    out = out or Path("runs") / f"{resolved['task']}-seed{resolved['seed']}"
+    out = out or Path("runs") / f"{'mix' if resolved['tasks'] else resolved['task']}-seed{resolved['seed']}"
     if resume:  # continue with the run's own settings; what is given here must agree with them
         resolved = resolve_config(config, overrides, base=saved_config(out))
     console = Console()

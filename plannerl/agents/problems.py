@@ -18,7 +18,7 @@ from plannerl.errors import NoPlanError, PlannerlError
 from plannerl.pddl.task import Task
 from plannerl.planning.oracle import Oracle, make_oracle
 from plannerl.planning.planner import load_task
-from plannerl.tasks.generate import base_instance, generate_instance, list_tasks, paper_step_limit, solve_instance
+from plannerl.tasks.generate import base_instance, check_task, generate_instance, is_random, known_tasks, paper_step_limit, solve_instance
 
 
 @dataclass
@@ -65,14 +65,16 @@ def _default_step_limit(task_name: str | None, optimal: int) -> int:
     return math.ceil(1.5 * optimal)
 
 
-def problems_from_tasks(task_names: Sequence[str], seeds: Sequence[int | None], *, max_steps: int | None = None) -> list[EvalProblem]:
+def problems_from_tasks(task_names: Sequence[str], seeds: Sequence[int | None], *, max_steps: int | None = None,
+                        exclude: Sequence[str] = ()) -> list[EvalProblem]:
     """Generated instances: every task x every seed, in that order; seed None is the task's
-    unrandomised (Robotouille base) layout."""
-    return list(iter_problems_from_tasks(task_names, seeds, max_steps=max_steps))
+    unrandomised (Robotouille base) layout. `exclude` names the recipes whose goals the
+    "random" task's recipes must avoid (held-out tasks stay held out)."""
+    return list(iter_problems_from_tasks(task_names, seeds, max_steps=max_steps, exclude=exclude))
 
 
 def iter_problems_from_tasks(task_names: Sequence[str], seeds: Sequence[int | None], *,
-                             max_steps: int | None = None) -> Iterator[EvalProblem]:
+                             max_steps: int | None = None, exclude: Sequence[str] = ()) -> Iterator[EvalProblem]:
     """Like `problems_from_tasks`, labelling each instance only when it is reached.
 
     Task names and the seed list are checked now, so a typo fails before any search; each
@@ -81,19 +83,28 @@ def iter_problems_from_tasks(task_names: Sequence[str], seeds: Sequence[int | No
     """
     if max_steps is not None and max_steps < 1:
         raise PlannerlError(f"--max-steps must be at least 1, got {max_steps}")
-    known = list(list_tasks())
+    known = list(known_tasks())
     for task_name in task_names:
         if task_name not in known:
             raise PlannerlError(f"unknown task {task_name!r}; known tasks: {', '.join(known)}")
         if not seeds:
             raise PlannerlError(f"task {task_name!r} has no instances: the seed list is empty")
-    return _label_generated(list(task_names), list(seeds), max_steps)
+        if is_random(task_name) and None in seeds:
+            raise PlannerlError(f"task {task_name!r} has no base layout: each seed draws its recipe, so give seeds")
+        check_task(task_name, exclude=exclude if is_random(task_name) else ())
+    return _label_generated(list(task_names), list(seeds), max_steps, tuple(exclude))
 
 
-def _label_generated(task_names: list[str], seeds: list[int | None], max_steps: int | None) -> Iterator[EvalProblem]:
+def _label_generated(task_names: list[str], seeds: list[int | None], max_steps: int | None,
+                     exclude: tuple[str, ...]) -> Iterator[EvalProblem]:
     for task_name in task_names:
         for seed in seeds:
-            instance = base_instance(task_name) if seed is None else generate_instance(task_name, seed)
+            if seed is None:
+                instance = base_instance(task_name)
+            elif is_random(task_name):
+                instance = generate_instance(task_name, seed, exclude=exclude)
+            else:
+                instance = generate_instance(task_name, seed)
             where = f"{task_name} base layout" if seed is None else f"{task_name} seed {seed}"
             task, oracle, _ = solve_instance(instance)  # the generator's own search, reused when it already ran
             yield make_problem(task, name=instance.name, task_name=task_name, seed=seed, source=where,

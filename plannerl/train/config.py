@@ -17,6 +17,7 @@ from pathlib import Path
 
 from plannerl.errors import PlannerlError
 from plannerl.seeds import parse_seeds
+from plannerl.tasks.generate import check_task, is_random, known_tasks, list_tasks
 from plannerl.tasks.styles import resolve_style
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
@@ -145,6 +146,7 @@ def resolve_config(config_file: str | Path | None = None, overrides: dict | None
         check_config(overrides, source="command line")
         config = merge_config(config, overrides)
     _check_seed_sets(config)
+    training_tasks(config)
     return config
 
 
@@ -198,3 +200,30 @@ def config_difference(saved: dict, requested: dict, prefix: str = "") -> str | N
 def prompt_style(config: dict) -> str:
     """The prompt style a run's rows are rendered in (`data.prompt`, "auto" resolved for its model)."""
     return resolve_style(config["data"]["prompt"], config["model"])
+
+
+def training_tasks(config: dict) -> list[str]:
+    """The tasks a run trains on: `tasks` (or `[task]`) without the `exclude_tasks`, checked:
+    an unknown name, an excluded name that is no shipped recipe, or an empty mix is an error
+    naming the key."""
+    known, shipped = known_tasks(), list_tasks()
+    mix = config["tasks"] or [config["task"]]
+    for name in mix:
+        if name not in known:
+            key = "tasks" if config["tasks"] else "task"
+            raise PlannerlError(f"{key}: unknown task {name!r} (known: {', '.join(known)})")
+    for name in config["exclude_tasks"]:
+        if name not in shipped:
+            raise PlannerlError(f"exclude_tasks: {name!r} is not a shipped recipe (known: {', '.join(shipped)})")
+    kept = [name for name in dict.fromkeys(mix) if name not in config["exclude_tasks"]]
+    if not kept:
+        raise PlannerlError(f"tasks: the mix {mix} is empty once exclude_tasks {config['exclude_tasks']} are left out")
+    for name in kept:
+        if is_random(name):
+            check_task(name, exclude=config["exclude_tasks"])
+    return kept
+
+
+def task_exclusions(config: dict, task_name: str) -> tuple[str, ...]:
+    """The recipes task `task_name`'s instances must avoid: `exclude_tasks` for "random", none otherwise."""
+    return tuple(config["exclude_tasks"]) if is_random(task_name) else ()

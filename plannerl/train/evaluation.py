@@ -11,14 +11,15 @@ from plannerl.agents.metrics import build_report
 from plannerl.agents.policies import ModelPolicy
 from plannerl.agents.problems import problems_from_tasks
 from plannerl.seeds import parse_seeds
+from plannerl.train.config import training_tasks
 from plannerl.train.run import Run
 
 SPLITS = (("seeds", "seeds"), ("heldout", "heldout_seeds"))   # (report name, eval config key)
 
 
 def eval_tasks(config: dict) -> list[str]:
-    """The tasks a run is evaluated on: `eval.tasks`, or the training task."""
-    return config["eval"]["tasks"] or [config["task"]]
+    """The tasks a run is evaluated on: `eval.tasks`, or the training tasks."""
+    return config["eval"]["tasks"] or training_tasks(config)
 
 
 def eval_episodes(config: dict) -> int:
@@ -33,7 +34,7 @@ def evaluate_model(run: Run, stage: str, model_dir: Path, progress=None) -> dict
     summary = {}
     for split, key in SPLITS:
         def report(key: str = key, split: str = split) -> dict:
-            problems = problems_from_tasks(eval_tasks(config), parse_seeds(evaluation[key]))
+            problems = problems_from_tasks(eval_tasks(config), parse_seeds(evaluation[key]), exclude=config["exclude_tasks"])
             policy = ModelPolicy(str(model_dir), label=stage, constrained=evaluation["constrained"],
                                  batch_size=evaluation["batch_size"])
             results = play(problems, policy, invalid=evaluation["invalid"], history_len=config["data"]["history_len"],

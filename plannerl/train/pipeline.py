@@ -13,6 +13,7 @@ from plannerl.agents.model import configure_torch_cpu, resolve_model_source
 from plannerl.atomic import write_json
 from plannerl.progress import quiet_progress, rich_progress
 from plannerl.seeds import parse_seeds
+from plannerl.train.config import training_tasks
 from plannerl.train.evaluation import eval_episodes, evaluate_model
 from plannerl.train.grpo import grpo_generation, run_grpo
 from plannerl.train.models import base_model
@@ -50,7 +51,7 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
         barrier()
         clock.total_training()
         evaluations = _evaluate_stages(run, clock, stage_models, bars, say)
-    summary = {"run": str(run.root), "task": config["task"], "rows": len(rows), "visited_rows": len(visited),
+    summary = {"run": str(run.root), "task": ", ".join(training_tasks(config)), "rows": len(rows), "visited_rows": len(visited),
                "model": str(final), "stages": sorted(stage_models), "evaluation": evaluations}
     if is_main_process():
         run.plot_curves()
@@ -66,7 +67,7 @@ def _train_stages(run: Run, clock: StageClock, bars, say, callbacks) -> tuple[li
     with main_process_first():  # the main process builds and writes them, the others read them
         rows = _rows(run, bars)
         model_dir = base_model(run, rows)
-    say(f"data: {len(rows)} training rows from {config['task']} seeds {config['data']['train_seeds']}")
+    say(f"data: {len(rows)} training rows from {', '.join(training_tasks(config))} seeds {config['data']['train_seeds']}")
     clock.lap("data_and_base_model")
     stage_models: dict[str, Path] = {}
     if config["sft"]["steps"]:
@@ -90,7 +91,8 @@ def _train_stages(run: Run, clock: StageClock, bars, say, callbacks) -> tuple[li
 def _rows(run: Run, bars) -> list[dict]:
     """The training rows (`plannerl.train.rows.training_rows`), built once into run/data/train.jsonl."""
     def build() -> list[dict]:
-        with bars("instances -> rows", len(parse_seeds(run.config["data"]["train_seeds"]))) as advance:
+        total = len(parse_seeds(run.config["data"]["train_seeds"])) * len(training_tasks(run.config))
+        with bars("instances -> rows", total) as advance:
             return training_rows(run.config, progress=advance)
 
     rows = run.cached("data/train.jsonl", build)

@@ -11,15 +11,16 @@ from plannerl.agents.episodes import play
 from plannerl.agents.policies import ModelPolicy
 from plannerl.agents.problems import problems_from_tasks
 from plannerl.seeds import parse_seeds
+from plannerl.train.config import training_tasks
 from plannerl.train.rows import episode_rows, options_of
 from plannerl.train.run import Run
 
 
 def rollouts(run: Run, seeds: str, model_dir: Path, label: str, progress=None) -> list:
-    """The model playing the training task's instances `seeds` the way recovery rolls out:
+    """The model playing every training task's instances `seeds` the way recovery rolls out:
     greedy, `recovery.constrained`, the retry rule and the paper's step limits."""
     config = run.config
-    problems = problems_from_tasks([config["task"]], parse_seeds(seeds))
+    problems = problems_from_tasks(training_tasks(config), parse_seeds(seeds), exclude=config["exclude_tasks"])
     policy = ModelPolicy(str(model_dir), label=label, constrained=config["recovery"]["constrained"],
                          batch_size=config["eval"]["batch_size"])
     return play(problems, policy, invalid="retry", history_len=config["data"]["history_len"],

@@ -24,7 +24,7 @@ from plannerl.tasks.answers import DEFAULT_HISTORY_LEN, answer_line
 from plannerl.tasks.datasets import DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, expert_rows, label_state, split_instances, write_dataset
 from plannerl.tasks.generate import check_task, generate_instance, is_random, make_ranges, solve_instance, write_instance_folder
 from plannerl.tasks.styles import get_style
-from plannerl.train.config import prompt_style
+from plannerl.train.config import prompt_style, task_exclusions, training_tasks
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,11 @@ def options_of(config: dict) -> RowOptions:
 
 
 def instance_rows(task_name: str, seed: int, options: RowOptions = RowOptions(), *, time_limit: float | None = None,
-                  ranges: dict | None = None) -> tuple:
-    """(instance without its search, optimal length, rows) for one seed: the unit of work."""
-    instance = generate_instance(task_name, seed, time_limit=time_limit, **generator_ranges(options, ranges))
+                  ranges: dict | None = None, exclude: tuple[str, ...] = ()) -> tuple:
+    """(instance without its search, optimal length, rows) for one seed: the unit of work.
+    `exclude` (the "random" task only) names recipes whose goals the drawn recipe must avoid."""
+    extra = {"exclude": exclude} if exclude else {}
+    instance = generate_instance(task_name, seed, time_limit=time_limit, **extra, **generator_ranges(options, ranges))
     task, oracle, plan = solve_instance(instance, time_limit=time_limit)
     label = task_label(instance)
     expert = expert_rows(task, task_name=label, instance=instance.name, oracle=oracle,
@@ -88,16 +90,41 @@ def task_label(instance) -> str:
 
 
 def task_rows(task_name: str, seeds: Iterable[int], options: RowOptions, *, progress: Callable[[], None] | None = None,
-              jobs: int = 1, time_limit: float | None = None, ranges: dict | None = None) -> list[tuple]:
+              jobs: int = 1, time_limit: float | None = None, ranges: dict | None = None,
+              exclude: tuple[str, ...] = ()) -> list[tuple]:
     """`instance_rows` of every seed, in seed order (`jobs` processes give the same result)."""
-    work = partial(instance_rows, task_name, options=options, time_limit=time_limit, ranges=ranges)
+    work = partial(instance_rows, task_name, options=options, time_limit=time_limit, ranges=ranges, exclude=exclude)
     return map_seeds(work, seeds, jobs=jobs, progress=(lambda _: progress()) if progress else None)
 
 
 def training_rows(config: dict, progress: Callable[[], None] | None = None) -> list[dict]:
-    """Every row a training run with `config` trains on."""
-    labelled = task_rows(config["task"], parse_seeds(config["data"]["train_seeds"]), options_of(config), progress=progress)
-    return [row for _, _, rows in labelled for row in rows]
+    """Every row a training run with `config` trains on: each task of the mix on the training
+    seeds, balanced per task (`balance_tasks`)."""
+    seeds, options = parse_seeds(config["data"]["train_seeds"]), options_of(config)
+    per_task = []
+    for task_name in training_tasks(config):
+        labelled = task_rows(task_name, seeds, options, progress=progress, exclude=task_exclusions(config, task_name))
+        per_task.append([row for _, _, rows in labelled for row in rows])
+    return balance_tasks(per_task, seed=config["seed"])
+
+
+def balance_tasks(per_task: list[list[dict]], *, seed: int) -> list[dict]:
+    """The rows of every task, each task's repeated (whole copies, then a seeded sample of the
+    rest) up to the largest task's count, tasks in mix order.
+
+    Why: a long recipe has several times the states of a short one, so without this the rows
+    of double_cheese_burger would drown burger's; balancing per task (not per row) gives every
+    goal the same weight in SFT, in GRPO's prompt pool and in recovery's expert rows. One task
+    comes back as it is."""
+    if len(per_task) == 1:
+        return per_task[0]
+    target = max(len(rows) for rows in per_task)
+    rng = random.Random(f"balance:{seed}")
+    balanced: list[dict] = []
+    for rows in per_task:
+        copies, rest = divmod(target, len(rows)) if rows else (0, 0)
+        balanced += rows * copies + rng.sample(rows, rest)
+    return balanced
 
 
 def label_or_none(task, state: int, oracle, history: list[int], task_name: str, instance: str, source: str,
@@ -179,17 +206,17 @@ def recovery_rows(rows: list[dict], visited: list[dict]) -> list[dict]:
 def build_dataset(task_name: str, seeds: Iterable[int], out_dir: str | Path, options: RowOptions = RowOptions(), *,
                   test_fraction: float = DEFAULT_TEST_FRACTION, split_seed: int = DEFAULT_SPLIT_SEED,
                   time_limit: float | None = None, progress: Callable[[str, int], None] | None = None, jobs: int = 1,
-                  **ranges) -> dict:
+                  exclude: tuple[str, ...] = (), **ranges) -> dict:
     """Generate one instance per seed, build its rows, write the dataset folder; returns the summary.
 
     `jobs` > 1 labels the seeds in that many processes (`plannerl.parallel.map_seeds`); the
     files are byte for byte those of `jobs=1`."""
     split_instances([], test_fraction, split_seed)
-    check_task(task_name)  # an unknown task or a bad recipe file fails before the folder is made
+    check_task(task_name, exclude=exclude)  # an unknown task or a bad recipe file fails before the folder is made
     resolved = make_ranges(**generator_ranges(options, ranges))
     check_jobs(jobs)
     check_writable(out_dir)
-    work = partial(instance_rows, task_name, options=options, time_limit=time_limit, ranges=ranges)
+    work = partial(instance_rows, task_name, options=options, time_limit=time_limit, ranges=ranges, exclude=tuple(exclude))
     report = None if progress is None else (lambda done: progress(done[0].name, len(done[2])))
     labelled = map_seeds(work, seeds, jobs=jobs, progress=report)
     rows = [row for _, _, new in labelled for row in new]
@@ -207,6 +234,10 @@ def config_dataset(config: dict, out_dir: str | Path, *, test_fraction: float = 
     """The rows a training run with `config` trains on (`training_rows`), written as a dataset
     folder (`plannerl data --config`): with the default test_fraction 0, OUT/train.jsonl holds
     them all, in training order."""
-    return build_dataset(config["task"], parse_seeds(config["data"]["train_seeds"]), out_dir, options_of(config),
-                         test_fraction=test_fraction, split_seed=split_seed, time_limit=time_limit, progress=progress,
-                         jobs=jobs)
+    tasks = training_tasks(config)
+    if len(tasks) == 1:
+        return build_dataset(tasks[0], parse_seeds(config["data"]["train_seeds"]), out_dir, options_of(config),
+                             test_fraction=test_fraction, split_seed=split_seed, time_limit=time_limit, progress=progress,
+                             jobs=jobs, exclude=task_exclusions(config, tasks[0]))
+    rows = training_rows(config, progress=(lambda: progress("", 0)) if progress else None)
+    return write_dataset(rows, check_writable(out_dir), test_fraction=test_fraction, split_seed=split_seed)
