@@ -95,7 +95,7 @@ def choice_loss(model, batch: dict, pad: int):
     candidates, so the model is taught exactly the choice it will make (any optimal action is
     right, and it learns what the wrong ones look like). The second term is ordinary SFT on the
     expert answer, so free generation (GRPO's sampling) still writes answers. Scores come from
-    `plannerl.agents.policies.score_candidates`, the function constrained decoding ranks with."""
+    `plannerl.agents.scoring.score_candidates`, the function constrained decoding ranks with."""
     import torch
 
     candidates = batch["candidates"]
