@@ -142,35 +142,16 @@ def data(
     """Single-turn rows (state prompt -> every optimal action), split by instance, for SFT and GRPO."""
     from rich.console import Console
 
-    from plannerl.pddl.reader import is_domain_file
-    from plannerl.tasks.datasets import build_dataset_from_files
-    from plannerl.train.config import resolve_config, training_tasks
-    from plannerl.train.rows import RowOptions, build_dataset, config_dataset
+    from plannerl.tasks.styles import get_style
+    from plannerl.train.rows import RowOptions
 
     console = Console()
+    get_style(style)  # an unknown --style fails before any work
     if history_len < 0 or off_expert < 0:
         raise PlannerlError(f"--history-len and --off-expert must be 0 or more, got {history_len} and {off_expert}")
     options = RowOptions(style=style, history_len=history_len, off_expert=off_expert, seed=seed, show_valid=not no_valid,
                          hold_probability=hold_probability)
-    if config is not None:
-        if files or task or seeds:
-            raise PlannerlError("--config sets the task and seeds; give neither problem files nor --task/--seeds with it")
-        resolved = resolve_config(config)
-        total = len(parse_seeds(resolved["data"]["train_seeds"])) * len(training_tasks(resolved))
-    elif task is not None:
-        if files:
-            raise PlannerlError("give either problem files or --task with --seeds, not both")
-        if seeds is None:
-            raise PlannerlError("--task needs --seeds (e.g. --seeds 0:999)")
-        seed_list = parse_seeds(seeds)
-        total = len(seed_list)
-    else:
-        if not files:
-            raise PlannerlError("give PDDL problem files, --task TASK --seeds SPEC, or --config FILE")
-        if seeds is not None:
-            raise PlannerlError("--seeds only applies with --task")
-        domain, problems = (files[0], files[1:]) if len(files) > 1 and is_domain_file(files[0]) else (None, files)
-        total = len(problems)
+    total, label = _dataset_job(files, task, seeds, config, options, task_name, _ranges(extra_stations, distractors, None))
     fraction = (0.0 if config is not None else 0.1) if test_fraction is None else test_fraction
     common = {"test_fraction": fraction, "split_seed": split_seed, "time_limit": time_limit, "jobs": jobs}
     with _progress(console, total, "labelling") as bar:
@@ -180,19 +161,44 @@ def data(
             bar.update(job, advance=1, description=f"{instance}: {rows} rows")
 
         try:
-            if config is not None:
-                summary = config_dataset(resolved, out, progress=advance, **common)
-            elif task is not None:
-                summary = build_dataset(task, seed_list, out, options, progress=advance,
-                                        **common, **_ranges(extra_stations, distractors, None))
-            else:
-                summary = build_dataset_from_files(domain, problems, out, task_name=task_name, progress=advance,
-                                                   show_valid=options.show_valid, history_len=history_len, **common)
+            summary = label(out, advance, common)
         except KeyboardInterrupt:  # the dataset is written together at the end: say how far it got
             console.print(f"interrupted after {int(bar.tasks[0].completed)}/{total} instances; a dataset "
                           f"folder is complete only when it has summary.json")
             raise
     _print_summary(console, summary, out)
+
+
+def _dataset_job(files, task, seeds, config, options, task_name, ranges):
+    """How many instances `plannerl data` labels, and the library call that labels and writes
+    them: the rows of a training config, generated instances of a task, or problem files."""
+    from plannerl.pddl.reader import is_domain_file
+    from plannerl.tasks.datasets import build_dataset_from_files
+    from plannerl.train.config import resolve_config, training_tasks
+    from plannerl.train.rows import build_dataset, config_dataset
+
+    if config is not None:
+        if files or task or seeds:
+            raise PlannerlError("--config sets the task and seeds; give neither problem files nor --task/--seeds with it")
+        resolved = resolve_config(config)
+        total = len(parse_seeds(resolved["data"]["train_seeds"])) * len(training_tasks(resolved))
+        return total, lambda out, advance, common: config_dataset(resolved, out, progress=advance, **common)
+    if task is not None:
+        if files:
+            raise PlannerlError("give either problem files or --task with --seeds, not both")
+        if seeds is None:
+            raise PlannerlError("--task needs --seeds (e.g. --seeds 0:999)")
+        seed_list = parse_seeds(seeds)
+        return len(seed_list), lambda out, advance, common: build_dataset(task, seed_list, out, options, progress=advance,
+                                                                          **common, **ranges)
+    if not files:
+        raise PlannerlError("give PDDL problem files, --task TASK --seeds SPEC, or --config FILE")
+    if seeds is not None:
+        raise PlannerlError("--seeds only applies with --task")
+    domain, problems = (files[0], files[1:]) if len(files) > 1 and is_domain_file(files[0]) else (None, files)
+    return len(problems), lambda out, advance, common: build_dataset_from_files(
+        domain, problems, out, task_name=task_name, progress=advance, show_valid=options.show_valid,
+        history_len=options.history_len, **common)
 
 
 def _print_summary(console, summary: dict, out: Path) -> None:
