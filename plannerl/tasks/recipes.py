@@ -24,7 +24,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 from plannerl.domains import DOMAINS_DIR, RECIPES_DIR
@@ -166,17 +166,7 @@ def parse_recipe(data: dict, path: Path) -> Recipe:
     if unknown:
         raise RecipeError(path, unknown[0], f"unknown field (known: {', '.join(sorted(_FIELDS))})")
     types = cooking_types()
-    known_items = ", ".join(types.items)
-
-    def item_list(field: str, value, *, allow_empty: bool = True) -> tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise RecipeError(path, field, "must be a list of item type names")
-        if not value and not allow_empty:
-            raise RecipeError(path, field, "must name at least one item type")
-        for v in value:
-            if v not in types.items:
-                raise RecipeError(path, field, f"unknown ingredient type {v!r} (the cooking domain has: {known_items})")
-        return tuple(value)
+    item_list = partial(_item_list, path, types)
 
     if "layers" not in data:
         raise RecipeError(path, "layers", "missing (the stack to build, bottom first)")
@@ -210,7 +200,31 @@ def parse_recipe(data: dict, path: Path) -> Recipe:
     if step_limit is not None and (not isinstance(step_limit, int) or isinstance(step_limit, bool) or step_limit < 1):
         raise RecipeError(path, "step_limit", "must be a positive integer")
 
-    base = data.get("base")
+    stations, stacks_t, robot = _parse_base(data.get("base"), path, types, layers)
+    recipe = Recipe(name, path, description, layers, cooked, start_cooked, cut, clear_top, tuple(distractors),
+                    step_limit, tuple(stations), stacks_t, robot - 1)
+    if recipe.needs_stove and "stove" not in stations:
+        raise RecipeError(path, "base.stations", "needs a stove: some cooked type does not start cooked")
+    if recipe.needs_board and "board" not in stations:
+        raise RecipeError(path, "base.stations", "needs a board: the recipe cuts items")
+    return recipe
+
+
+def _item_list(path: Path, types: CookingTypes, field: str, value, *, allow_empty: bool = True) -> tuple[str, ...]:
+    """A recipe field that lists item types, checked against the cooking domain."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RecipeError(path, field, "must be a list of item type names")
+    if not value and not allow_empty:
+        raise RecipeError(path, field, "must name at least one item type")
+    for v in value:
+        if v not in types.items:
+            raise RecipeError(path, field, f"unknown ingredient type {v!r} (the cooking domain has: {', '.join(types.items)})")
+    return tuple(value)
+
+
+def _parse_base(base, path: Path, types: CookingTypes, layers: tuple[str, ...]) -> tuple[list, tuple, int]:
+    """The [base] table: stations, stacks (exactly the layers' items) and the robot's station (0-based)."""
+    item_list = partial(_item_list, path, types)
     if not isinstance(base, dict):
         raise RecipeError(path, "base", "missing [base] table (stations, stacks, robot)")
     unknown = sorted(set(base) - _BASE_FIELDS)
@@ -235,13 +249,7 @@ def parse_recipe(data: dict, path: Path) -> Recipe:
         raise RecipeError(path, "base.robot", f"must be a station number from 1 to {len(stations)}")
     if "table" not in stations:
         raise RecipeError(path, "base.stations", "needs at least one table (the stack is built on a table)")
-    recipe = Recipe(name, path, description, layers, cooked, start_cooked, cut, clear_top, tuple(distractors),
-                    step_limit, tuple(stations), stacks_t, robot - 1)
-    if recipe.needs_stove and "stove" not in stations:
-        raise RecipeError(path, "base.stations", "needs a stove: some cooked type does not start cooked")
-    if recipe.needs_board and "board" not in stations:
-        raise RecipeError(path, "base.stations", "needs a board: the recipe cuts items")
-    return recipe
+    return stations, stacks_t, robot
 
 
 def int_range(name: str, value, default: tuple[int, int], bounds: tuple[int, int]) -> tuple[int, int]:
