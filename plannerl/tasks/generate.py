@@ -348,18 +348,7 @@ def candidate_bindings(recipe: Recipe, layout: Layout) -> list[tuple[list[str], 
     options: dict[str, list[list[str]]] = {}
     for type_name, items in groups.items():
         ranked = sorted(items, key=rule_key)
-        specials = [item for item in ranked if special(item)]
-        plain = [item for item in ranked if not special(item)]
-        orders = [ranked]
-        for positions in permutations(range(len(ranked)), len(specials)):
-            order: list[str | None] = [None] * len(ranked)
-            for item, position in zip(specials, positions):
-                order[position] = item
-            rest = iter(plain)
-            filled = [item if item is not None else next(rest) for item in order]
-            if filled not in orders:
-                orders.append(filled)
-        options[type_name] = orders
+        options[type_name] = _layer_orders(ranked, [item for item in ranked if special(item)])
 
     bindings = []
     for choice in product(*options.values()):
@@ -368,6 +357,22 @@ def candidate_bindings(recipe: Recipe, layout: Layout) -> list[tuple[list[str], 
         bindings.append((layers, _build_table(recipe, layout, layers[0], station_of)))
     return bindings
 
+
+
+def _layer_orders(ranked: list[str], specials: list[str]) -> list[list[str]]:
+    """A type's items in every order that places its special items differently among its
+    layers (the plain items keep their rule order), the rule's own order first."""
+    plain = [item for item in ranked if item not in specials]
+    orders = [ranked]
+    for positions in permutations(range(len(ranked)), len(specials)):
+        order: list[str | None] = [None] * len(ranked)
+        for item, position in zip(specials, positions):
+            order[position] = item
+        rest = iter(plain)
+        filled = [item if item is not None else next(rest) for item in order]
+        if filled not in orders:
+            orders.append(filled)
+    return orders
 
 def _build_table(recipe: Recipe, layout: Layout, base: str, station_of: dict[str, str]) -> str:
     """The base's own table; a held base goes on the robot's station if it is an empty table, else the first empty table."""
