@@ -240,6 +240,7 @@ def test_choice_objective_scores_like_constrained_decoding_and_learns_the_optima
 
     from plannerl.agents.model import build_default_model, load_model
     from plannerl.agents.policies import ModelPolicy
+    from plannerl.agents.scoring import score_answers
     from plannerl.train.sft import choice_loss, choice_rows
 
     rows = _rows("burger", [1000], RowOptions(style="compact", history_len=1, off_expert=1))[:4]
@@ -250,8 +251,9 @@ def test_choice_objective_scores_like_constrained_decoding_and_learns_the_optima
     assert all(len(options) <= len(row["optimal_actions"]) + 6 for options, row in zip(batch["candidates"], rows))
 
     policy = ModelPolicy(str(folder))
+    candidate_args = (batch["prompt_ids"], batch["candidates"], tokenizer.pad_token_id)
     expected = []
-    for scores, optimal, expert, options in zip(policy._score(batch["prompt_ids"], batch["candidates"]), batch["optimal"],
+    for scores, optimal, expert, options in zip(score_answers(policy.model, *candidate_args), batch["optimal"],
                                                 batch["expert"], batch["candidates"]):
         right = [s for s, o in zip(scores, optimal) if o]
         expected.append(math.log(sum(map(math.exp, scores))) - math.log(sum(map(math.exp, right)))
@@ -266,7 +268,7 @@ def test_choice_objective_scores_like_constrained_decoding_and_learns_the_optima
         choice_loss(model, batch, tokenizer.pad_token_id).backward()
         optimizer.step()
     policy.model = model.eval()  # the trained weights, scored by constrained decoding
-    for scores, optimal in zip(policy._score(batch["prompt_ids"], batch["candidates"]), batch["optimal"]):
+    for scores, optimal in zip(score_answers(policy.model, *candidate_args), batch["optimal"]):
         assert optimal[max(range(len(scores)), key=scores.__getitem__)] == 1
 
 

@@ -24,7 +24,7 @@ from rich.panel import Panel
 
 from plannerl.agents.evaluate import Observation, QuitEpisode
 from plannerl.agents.model import configure_torch_cpu, load_model, prompt_text
-from plannerl.agents.scoring import score_answers, score_candidates  # noqa: F401 (plannerl.train.sft imports it from here)
+from plannerl.agents.scoring import score_answers
 from plannerl.errors import PlannerlError
 from plannerl.tasks.answers import answer_line
 from plannerl.tasks.render import action_sentence

@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 
 from plannerl.agents.model import encode_prompt, prompt_text
-from plannerl.agents.policies import score_candidates
+from plannerl.agents.scoring import score_candidates
 from plannerl.errors import PlannerlError
 from plannerl.tasks.answers import answer_line
 from plannerl.train.models import finish_stage, load_for_training, precision_flags
