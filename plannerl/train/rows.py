@@ -89,12 +89,13 @@ def task_label(instance) -> str:
     return instance.task_name if is_random(instance.task_name) else instance.recipe.name
 
 
-def task_rows(task_name: str, seeds: Iterable[int], options: RowOptions, *, progress: Callable[[], None] | None = None,
+def task_rows(task_name: str, seeds: Iterable[int], options: RowOptions, *, progress: Callable[[tuple], None] | None = None,
               jobs: int = 1, time_limit: float | None = None, ranges: dict | None = None,
               exclude: tuple[str, ...] = ()) -> list[tuple]:
-    """`instance_rows` of every seed, in seed order (`jobs` processes give the same result)."""
+    """`instance_rows` of every seed, in seed order (`jobs` processes give the same result);
+    `progress` is called with each seed's result as it arrives."""
     work = partial(instance_rows, task_name, options=options, time_limit=time_limit, ranges=ranges, exclude=exclude)
-    return map_seeds(work, seeds, jobs=jobs, progress=(lambda _: progress()) if progress else None)
+    return map_seeds(work, seeds, jobs=jobs, progress=progress)
 
 
 def training_rows(config: dict, progress: Callable[[], None] | None = None) -> list[dict]:
@@ -103,7 +104,8 @@ def training_rows(config: dict, progress: Callable[[], None] | None = None) -> l
     seeds, options = parse_seeds(config["data"]["train_seeds"]), options_of(config)
     per_task = []
     for task_name in training_tasks(config):
-        labelled = task_rows(task_name, seeds, options, progress=progress, exclude=task_exclusions(config, task_name))
+        labelled = task_rows(task_name, seeds, options, progress=(lambda _: progress()) if progress else None,
+                             exclude=task_exclusions(config, task_name))
         per_task.append([row for _, _, rows in labelled for row in rows])
     return balance_tasks(per_task, seed=config["seed"])
 
@@ -216,9 +218,9 @@ def build_dataset(task_name: str, seeds: Iterable[int], out_dir: str | Path, opt
     resolved = make_ranges(**generator_ranges(options, ranges))
     check_jobs(jobs)
     check_writable(out_dir)
-    work = partial(instance_rows, task_name, options=options, time_limit=time_limit, ranges=ranges, exclude=tuple(exclude))
     report = None if progress is None else (lambda done: progress(done[0].name, len(done[2])))
-    labelled = map_seeds(work, seeds, jobs=jobs, progress=report)
+    labelled = task_rows(task_name, seeds, options, progress=report, jobs=jobs, time_limit=time_limit, ranges=ranges,
+                         exclude=tuple(exclude))
     rows = [row for _, _, new in labelled for row in new]
 
     def write_problems(folder: Path) -> None:
