@@ -39,3 +39,7 @@ class LimitError(PlannerlError):
     """A time or state-count limit stopped the work before it could finish."""
 
     exit_code = 4
+
+
+class StateLimitError(LimitError):
+    """The state-count limit stopped a search: unlike a time limit, the same input always hits it."""

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from test_generate import SHIPPED, assert_one_line_error, plannerl
 
-from plannerl.errors import PlannerlError
+from plannerl.errors import PlannerlError, StateLimitError
 from plannerl.planning.planner import solve
+from plannerl.tasks import generate
 from plannerl.tasks.generate import (
     base_instance,
     generate_instance,
@@ -81,6 +82,27 @@ def test_every_instance_is_solvable_with_its_optimal_length(seed):
     goal = instance.problem_text.split("(:goal (and")[1]
     expected = len(recipe.layers) + sum(t in recipe.cooked or t in recipe.cut for t in recipe.layers) + recipe.clear_top
     assert goal.count("\n    (") == expected
+
+
+def test_a_draw_too_hard_to_solve_is_redrawn_deterministically(monkeypatch):
+    """A draw whose search passes the state budget is redrawn from the same stream, never an error.
+
+    The real budget (0.5M states) is passed by about one draw in 60 and costs a minute to
+    reach; a budget of 300 states shows the same rule on quick draws.
+    """
+    first_draws = {seed: generate_instance("random", seed, **FEW) for seed in range(1000, 1012)}
+    monkeypatch.setattr(generate, "RANDOM_MAX_STATES", 300)
+    redrawn = 0
+    for seed, first in first_draws.items():
+        instance = generate_instance("random", seed, **FEW)
+        assert generate_instance("random", seed, **FEW).problem_text == instance.problem_text
+        assert instance.name == f"random_s{seed}" and instance.optimal_length == len(instance.solved[2])
+        solve_instance(replace(instance, solved=None), max_states=300)  # the kept draw fits the budget
+        if instance.problem_text != first.problem_text:
+            redrawn += 1
+            with pytest.raises(StateLimitError):
+                solve_instance(replace(first, solved=None), max_states=300)
+    assert 1 <= redrawn < len(first_draws)
 
 
 def test_no_instance_ever_has_an_excluded_goal():

@@ -120,6 +120,6 @@ class Oracle:
         return out
 
 
-def make_oracle(task: Task, *, time_limit: float | None = None) -> Oracle:
+def make_oracle(task: Task, *, time_limit: float | None = None, max_states: int | None = None) -> Oracle:
     """The oracle every generated instance is solved and labelled with (one place to swap planners)."""
-    return Oracle(task, time_limit=time_limit)
+    return Oracle(task, time_limit=time_limit, max_states=max_states)

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from plannerl.errors import LimitError, NoPlanError
+from plannerl.errors import LimitError, NoPlanError, StateLimitError
 from plannerl.pddl.task import Task
 from plannerl.planning import compiled as _compiled
 from plannerl.planning.heuristics import build_pattern_sum
@@ -60,7 +60,7 @@ class _Budget:
 
     def check(self, states: int) -> None:
         if states > self.max_states:
-            raise LimitError(f"no plan found: stopped after {self.max_states} states (state limit)")
+            raise StateLimitError(f"no plan found: stopped after {self.max_states} states (state limit)")
         if self.deadline is not None and states % 256 == 0 and time.perf_counter() > self.deadline:
             raise LimitError(f"no plan found within the time limit of {self.time_limit:g} s ({states} states seen)")
 
@@ -260,7 +260,7 @@ class Engine:
         status, cstar, expanded, generated, stored, states, gs, edges = self.core.search(
             _compiled.to_bytes(start, self.nfacts), patterns, budget.max_states, remaining)
         if status == 2:
-            raise LimitError(f"no plan found: stopped after {budget.max_states} states (state limit)")
+            raise StateLimitError(f"no plan found: stopped after {budget.max_states} states (state limit)")
         if status == 3:
             raise LimitError(f"no plan found within the time limit of {budget.time_limit:g} s ({stored} states seen)")
         if status == 1:

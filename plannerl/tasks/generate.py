@@ -34,7 +34,7 @@ from itertools import permutations, product
 from pathlib import Path
 
 from plannerl.atomic import check_writable
-from plannerl.errors import LimitError, NoPlanError, PlannerlError
+from plannerl.errors import LimitError, NoPlanError, PlannerlError, StateLimitError
 from plannerl.parallel import check_jobs, map_seeds
 from plannerl.tasks.random_recipes import RANDOM_TASK, layer_range, random_recipe, recipe_data
 from plannerl.tasks.recipes import (
@@ -62,6 +62,10 @@ class Ranges:
 DEFAULT_RANGES = Ranges()
 MAX_RANGE = 64
 COUNTS = ("zero", "one", "two", "three")
+# A random draw whose optimal search stores more states than this is redrawn (`_random_instance`):
+# the hardest of 60 accepted draws stored 0.35M, the one rejected ran past the planner's 5M.
+RANDOM_MAX_STATES = 500_000
+MAX_HARD_REDRAWS = 100
 
 
 @dataclass
@@ -178,10 +182,40 @@ def generate_instance(task_name: str, seed: int, *, best_binding: bool = True, t
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise PlannerlError(f"seed must be a non-negative integer, got {seed!r}")
     rng = random.Random(seed)
+    resolved = make_ranges(**ranges)
+    if is_random(task_name):
+        return _random_instance(seed, rng, resolved, best_binding, time_limit, exclude=exclude, layers=layers)
     recipe = task_recipe(task_name, seed, rng, exclude=exclude, layers=layers)
-    layout = random_layout(recipe, rng, make_ranges(**ranges))
-    name = recipe.name if recipe.seed is not None else f"{recipe.name}_{seed}"
-    return _instance(recipe, seed, name, layout, best_binding, time_limit, task_name=task_name)
+    layout = random_layout(recipe, rng, resolved)
+    return _instance(recipe, seed, f"{recipe.name}_{seed}", layout, best_binding, time_limit, task_name=task_name)
+
+
+def _random_instance(seed: int, rng: random.Random, ranges: Ranges, best_binding: bool, time_limit: float | None, *,
+                     exclude: Iterable[str], layers: int | tuple[int, int] | None) -> Instance:
+    """The random family's instance for `seed`: recipe and layout redrawn from `rng` while too hard to solve.
+
+    A few draws (about 1 in 60) need millions of states to solve optimally: they would stall
+    data generation, or stop it at the planner's limit. A draw whose search exceeds
+    `RANDOM_MAX_STATES` is therefore not a member of the family. A state count, unlike a time
+    limit, does not depend on the machine, so the same seed always gives the same instance. The
+    instance is always solved here (it must be, to know it is a member), under that budget; its
+    oracle then labels further states without it.
+    """
+    for _ in range(MAX_HARD_REDRAWS):
+        recipe = random_recipe(seed, exclude=exclude, layers=layers, rng=rng)
+        layout = random_layout(recipe, rng, ranges)
+        try:
+            instance = _instance(recipe, seed, recipe.name, layout, best_binding, time_limit, task_name=RANDOM_TASK,
+                                 max_states=RANDOM_MAX_STATES)
+            if instance.solved is None:
+                solved = solve_instance(instance, time_limit=time_limit, max_states=RANDOM_MAX_STATES)
+                instance = replace(instance, optimal_length=len(solved[2]), solved=solved)
+        except StateLimitError:
+            continue
+        instance.solved[1].max_states = None
+        return instance
+    raise LimitError(f"random seed {seed}: {MAX_HARD_REDRAWS} draws in a row needed more than "
+                     f"{RANDOM_MAX_STATES} states to solve")
 
 
 def task_recipe(task_name: str, seed: int, rng: random.Random, *, exclude: Iterable[str] = (),
@@ -219,7 +253,7 @@ def base_instance(task_name: str, *, best_binding: bool = True, time_limit: floa
 
 
 def _instance(recipe: Recipe, seed: int | None, name: str, layout: Layout, best_binding: bool,
-              time_limit: float | None, *, task_name: str | None = None) -> Instance:
+              time_limit: float | None, *, task_name: str | None = None, max_states: int | None = None) -> Instance:
     """The instance of the best binding (`task_name` defaults to the recipe's name)."""
     bindings = candidate_bindings(recipe, layout)
     if not best_binding:
@@ -232,7 +266,7 @@ def _instance(recipe: Recipe, seed: int | None, name: str, layout: Layout, best_
                             recipe=recipe)
         if len(bindings) == 1:
             return instance
-        solved = solve_instance(instance, time_limit=time_limit)
+        solved = solve_instance(instance, time_limit=time_limit, max_states=max_states)
         if best is None or len(solved[2]) < best.optimal_length:
             best = replace(instance, optimal_length=len(solved[2]), solved=solved)
     return best
@@ -460,20 +494,20 @@ def problem_text(recipe: Recipe, layout: Layout, name: str, layers: list[str], t
     return "\n".join(lines) + "\n"
 
 
-def solve_instance(instance: Instance, *, time_limit: float | None = None):
+def solve_instance(instance: Instance, *, time_limit: float | None = None, max_states: int | None = None):
     """(task, oracle, canonical plan); an unsolvable instance is an error naming it."""
     if instance.solved is not None:
         return instance.solved
     from plannerl.planning.oracle import make_oracle
 
     task = instance.load_task()
-    oracle = make_oracle(task, time_limit=time_limit)
+    oracle = make_oracle(task, time_limit=time_limit, max_states=max_states)
     try:
         plan = oracle.canonical_plan()
     except NoPlanError as exc:
         raise PlannerlError(f"instance {instance.name} of {instance.task_name} has no plan ({exc})") from None
     except LimitError as exc:
-        raise LimitError(f"instance {instance.name} of {instance.task_name}: {exc}") from None
+        raise type(exc)(f"instance {instance.name} of {instance.task_name}: {exc}") from None
     return task, oracle, plan
 
 
