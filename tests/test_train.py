@@ -29,6 +29,9 @@ def test_unknown_config_key_names_file_line_and_key(tmp_path):
     path.write_text('[grpo]\nnum_generations = 1\n')
     with pytest.raises(PlannerlError, match="num_generations must be at least 2"):
         load_config_file(path)
+    path.write_text('[runtime]\njobs = 0\n')
+    with pytest.raises(PlannerlError, match="runtime.jobs must be at least 1"):
+        load_config_file(path)
     path.write_text('[sft]\nsteps = "many"\n')
     with pytest.raises(PlannerlError, match="sft.steps must be a int"):
         load_config_file(path)

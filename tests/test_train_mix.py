@@ -57,6 +57,8 @@ def test_mixed_rows_are_balanced_per_task_and_random_goals_avoid_the_excluded_re
     counts = Counter(row["task"] for row in rows)
     assert set(counts) == {"cheese_sandwich", "random"} and counts["cheese_sandwich"] == counts["random"]
     assert rows == training_rows(config)  # same config, same rows
+    two_jobs = resolve_config(base=config, overrides={"runtime": {"jobs": 2}})
+    assert training_rows(two_jobs) == rows  # labelled in two processes, the same rows
     from plannerl.tasks.generate import generate_instance
 
     excluded = excluded_signatures(held_out)

@@ -25,6 +25,8 @@ DEFAULTS: dict = tomllib.loads(DEFAULTS_FILE.read_text(encoding="utf-8"))
 CONFIG_NAME = "config.json"   # the resolved config a run folder was started with
 
 STAGE_NAMES = ("sft", "grpo", "recovery")
+# keys whose value counts things that must exist (a batch, a thread, a process)
+AT_LEAST_ONE = ("sft.batch_size", "sft.grad_accum", "grpo.prompts_per_step", "runtime.threads", "runtime.jobs", "eval.batch_size")
 _CHOICES = {
     "runtime.precision": ("auto", "bf16", "fp16", "fp32"),
     "runtime.device": ("auto", "cpu", "cuda"),
@@ -88,7 +90,7 @@ def _check_value(dotted: str, value, default, where: str) -> None:
         raise PlannerlError(f"{where}: data.hold_probability must be from 0 to 1, got {value!r}")
     if dotted == "grpo.num_generations" and value < 2:
         raise PlannerlError(f"{where}: grpo.num_generations must be at least 2 (GRPO compares completions within a group)")
-    if dotted in ("sft.batch_size", "sft.grad_accum", "grpo.prompts_per_step", "runtime.threads", "eval.batch_size") and value < 1:
+    if dotted in AT_LEAST_ONE and value < 1:
         raise PlannerlError(f"{where}: {dotted} must be at least 1, got {value!r}")
     if dotted == "eval.stages" and any(stage not in STAGE_NAMES for stage in value):
         raise PlannerlError(f"{where}: eval.stages entries must be among {', '.join(STAGE_NAMES)}, got {value!r}")

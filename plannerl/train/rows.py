@@ -105,7 +105,7 @@ def training_rows(config: dict, progress: Callable[[], None] | None = None) -> l
     per_task = []
     for task_name in training_tasks(config):
         labelled = task_rows(task_name, seeds, options, progress=(lambda _: progress()) if progress else None,
-                             exclude=task_exclusions(config, task_name))
+                             jobs=config["runtime"]["jobs"], exclude=task_exclusions(config, task_name))
         per_task.append([row for _, _, rows in labelled for row in rows])
     return balance_tasks(per_task, seed=config["seed"])
 
