@@ -63,7 +63,7 @@ DEFAULT_RANGES = Ranges()
 MAX_RANGE = 64
 COUNTS = ("zero", "one", "two", "three")
 # A random draw whose optimal search stores more states than this is redrawn (`_random_instance`):
-# the hardest of 60 accepted draws stored 0.35M, the one rejected ran past the planner's 5M.
+# the hardest of 49 accepted draws (seeds 1000-1048) stored 0.35M, the one rejected ran past the planner's 5M.
 RANDOM_MAX_STATES = 500_000
 MAX_HARD_REDRAWS = 100
 
@@ -194,7 +194,7 @@ def _random_instance(seed: int, rng: random.Random, ranges: Ranges, best_binding
                      exclude: Iterable[str], layers: int | tuple[int, int] | None) -> Instance:
     """The random family's instance for `seed`: recipe and layout redrawn from `rng` while too hard to solve.
 
-    A few draws (about 1 in 60) need millions of states to solve optimally: they would stall
+    A few draws (about 1 in 50) need millions of states to solve optimally: they would stall
     data generation, or stop it at the planner's limit. A draw whose search exceeds
     `RANDOM_MAX_STATES` is therefore not a member of the family. A state count, unlike a time
     limit, does not depend on the machine, so the same seed always gives the same instance. The
