@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from plannerl.errors import PlannerlError
+from plannerl.progress import rich_progress
 from plannerl.train.config import DEFAULTS, DEFAULTS_FILE, config_difference, load_config_file, parse_assignment, resolve_config
 from plannerl.train.rows import RowOptions, replay, task_rows
 from plannerl.train.run import Run
@@ -347,3 +348,13 @@ def test_plannerl_data_with_a_config_writes_exactly_the_rows_training_uses(tmp_p
     assert {row["source"] for row in written} == {"expert", "off_expert"}
     assert all("messages" not in row and row["prompt"].startswith("Goal:") for row in written)
     assert (tmp_path / "data" / "test.jsonl").read_text() == ""
+
+
+def test_progress_off_a_terminal_prints_a_plain_line_per_tenth(capsys):
+    """Under nohup or CI rich draws no bar; a long training stage must still show it is moving."""
+    with rich_progress("label training rows", 20) as advance:
+        for _ in range(20):
+            advance()
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(": ")[1].split()[0] for line in lines] == [f"{n}/20" for n in range(2, 21, 2)]
+    assert lines[-1].startswith("label training rows: 20/20 (100%) 0m")
