@@ -207,9 +207,8 @@ def _random_instance(seed: int, rng: random.Random, ranges: Ranges, best_binding
         try:
             instance = _instance(recipe, seed, recipe.name, layout, best_binding, time_limit, task_name=RANDOM_TASK,
                                  max_states=RANDOM_MAX_STATES)
-            if instance.solved is None:
-                solved = solve_instance(instance, time_limit=time_limit, max_states=RANDOM_MAX_STATES)
-                instance = replace(instance, optimal_length=len(solved[2]), solved=solved)
+            solved = solve_instance(instance, time_limit=time_limit, max_states=RANDOM_MAX_STATES)  # kept if _instance solved it
+            instance = replace(instance, optimal_length=len(solved[2]), solved=solved)
         except StateLimitError:
             continue
         instance.solved[1].max_states = None
