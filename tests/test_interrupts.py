@@ -296,8 +296,8 @@ def test_plan_output_on_a_full_disk_is_one_line_and_keeps_the_old_plan(tmp_path)
 
 
 LONG_COMMANDS = {  # each takes about a minute here, so an interrupt a few seconds in lands mid-work
-    "generate": ["generate", "cheese_burger", "--seeds", "0:199", "--out", "{out}", "--extra-stations", "0-3", "--distractors", "0-2"],
-    "data": ["data", "--task", "cheese_burger", "--seeds", "0:199", "--out", "{out}", "--extra-stations", "0-3", "--distractors", "0-2"],
+    "generate": ["generate", "cheese_burger", "--seeds", "0:1999", "--out", "{out}", "--extra-stations", "0-3", "--distractors", "0-2"],
+    "data": ["data", "--task", "cheese_burger", "--seeds", "0:1999", "--out", "{out}", "--extra-stations", "0-3", "--distractors", "0-2"],
     "eval": ["eval", "--task", "burger", "--seeds", "0:4", "--policy", "random", "--runs", "2000", "-q", "--report", "{out}/report.json"],
 }
 
@@ -336,7 +336,7 @@ def test_sigint_mid_work_says_how_far_and_leaves_only_whole_files(tmp_path, name
         assert f"interrupted: the episodes finished so far are in {out / 'report.json'}" in " ".join(stdout.split())
     else:
         done, total = map(int, re.search(r"interrupted after (\d+)/(\d+) instances", stdout).groups())
-        assert total == 200 and done < total
+        assert total == 2000 and done < total
         assert not (out / ("instances.json" if name == "generate" else "summary.json")).exists()
 
 
@@ -372,7 +372,7 @@ def test_interrupted_rerun_keeps_the_previous_complete_output_consistent(tmp_pat
     writing, generate removes the old instances.json and data the old summary.json first and
     writes them last (their presence marks a complete folder), which `check_outputs` verifies."""
     out = tmp_path / "out"
-    small = [arg.replace("{out}", str(out)).replace("0:199", "0:4") for arg in LONG_COMMANDS[name]]
+    small = [arg.replace("{out}", str(out)).replace("0:1999", "0:4") for arg in LONG_COMMANDS[name]]
     done = plannerl(small, tmp_path)
     assert done.returncode == 0, done.stderr
     check_outputs(name, out)
