@@ -36,7 +36,7 @@ from pathlib import Path
 from plannerl.atomic import check_writable
 from plannerl.errors import LimitError, NoPlanError, PlannerlError, StateLimitError
 from plannerl.parallel import check_jobs, map_seeds
-from plannerl.tasks.random_recipes import RANDOM_TASK, layer_range, random_recipe, recipe_data
+from plannerl.tasks.random_recipes import RANDOM_TASK, layer_range, random_recipe, recipe_data, subgoal_recipe
 from plannerl.tasks.recipes import (
     COOKING_DOMAIN,
     COOKING_TEMPLATES,
@@ -167,7 +167,8 @@ def _probability(value, default: float) -> float:
 
 
 def generate_instance(task_name: str, seed: int, *, best_binding: bool = True, time_limit: float | None = None,
-                      exclude: Iterable[str] = (), layers: int | tuple[int, int] | None = None, **ranges) -> Instance:
+                      exclude: Iterable[str] = (), layers: int | tuple[int, int] | None = None, subgoals: float = 0.0,
+                      **ranges) -> Instance:
     """The randomised instance of `task_name` for `seed` (same seed, same text).
 
     With `best_binding` (the default) every goal binding that could change the optimal length
@@ -178,6 +179,11 @@ def generate_instance(task_name: str, seed: int, *, best_binding: bool = True, t
     `task_name` "random" draws the recipe from the seed first (`random_recipe`, with `layers`
     its stack height range and `exclude` the recipes whose goals it must avoid), then the
     layout from the same stream: the instance `random_s<seed>` carries that recipe.
+
+    `subgoals` (a recipe task, training data): the chance that the seed builds a sub-goal of
+    the recipe instead (`subgoal_recipe`, instance `<recipe>_subgoal_<seed>`). The choice and
+    the sub-goal come from a stream of their own, so a seed that keeps the recipe gives the
+    same instance as with `subgoals` 0.
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise PlannerlError(f"seed must be a non-negative integer, got {seed!r}")
@@ -186,6 +192,9 @@ def generate_instance(task_name: str, seed: int, *, best_binding: bool = True, t
     if is_random(task_name):
         return _random_instance(seed, rng, resolved, best_binding, time_limit, exclude=exclude, layers=layers)
     recipe = task_recipe(task_name, seed, rng, exclude=exclude, layers=layers)
+    subgoal_rng = random.Random(f"subgoal:{seed}")
+    if subgoals and subgoal_rng.random() < subgoals:
+        recipe = subgoal_recipe(recipe, subgoal_rng) or recipe
     layout = random_layout(recipe, rng, resolved)
     return _instance(recipe, seed, f"{recipe.name}_{seed}", layout, best_binding, time_limit, task_name=task_name)
 

@@ -105,6 +105,40 @@ def random_recipe(seed: int, *, exclude: Iterable[str] = (), layers: int | tuple
                         f"after {MAX_REDRAWS} draws (seed {seed})")
 
 
+def subgoal_recipe(parent: Recipe, rng: random.Random) -> Recipe | None:
+    """A sub-goal of `parent` drawn from `rng`, never another known recipe's goal (None if the draws find none).
+
+    Why: a model trained on one recipe sees one goal, so it learns that recipe's action
+    sequence and ignores the goal in its prompt (a double_cheese_burger model scored 0.00 on
+    burger). A sub-goal keeps the parent's base-and-cap shape and a random non-empty
+    subsequence of its fillings, on either base (bottom bun or bread), with the parent's
+    cooked and cut requirements for the types it keeps: the sub-tasks the paper's transfer
+    claim is about. Every other known recipe's goal is excluded, so recipes not trained on
+    stay held out; a draw of the parent's own goal gives the parent. The layout is drawn like a random
+    recipe's (`_base`).
+    """
+    has_cap = len(parent.layers) > 2
+    fillings = list(parent.layers[1:-1] if has_cap else parent.layers[1:])
+    forbidden = excluded_signatures([name for name in list_recipes() if name != parent.name])
+    for _ in range(MAX_REDRAWS):
+        base = rng.choice(sorted(BASES))
+        kept = [t for t in fillings if rng.random() < 0.5] or [rng.choice(fillings)]
+        stack = [base, *kept, *([BASES[base]] if has_cap else [])]
+        present = set(stack)
+        cooked = [t for t in parent.cooked if t in present]
+        start_cooked = [t for t in parent.start_cooked if t in present]
+        cut = [t for t in parent.cut if t in present]
+        data = {"description": describe(stack, cooked, cut), "layers": stack, "cooked": cooked,
+                "start_cooked": start_cooked, "cut": cut, "clear_top": parent.clear_top,
+                "base": _base(rng, stack, needs_stove=len(start_cooked) < len(cooked), needs_board=bool(cut))}
+        recipe = parse_recipe(data, Path(f"{parent.name}_subgoal.toml"))
+        if goal_signature(recipe) == goal_signature(parent):
+            return parent
+        if goal_signature(recipe) not in forbidden:
+            return recipe
+    return None
+
+
 def _draw(rng: random.Random, name: str, size: int) -> Recipe:
     """One recipe of `size` layers; the order of the draws is part of the format (it fixes every seed's recipe)."""
     base = rng.choice(sorted(BASES))

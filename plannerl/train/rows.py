@@ -35,7 +35,11 @@ class RowOptions:
     `hold_probability` (None: the generator's 0.25) is the chance that an instance starts with
     the robot holding an item. Those starts are where a model trained on Robotouille's rate
     failed most (it walked off with the item instead of putting it down), so training
-    instances may oversample them; evaluation instances always use the generator's rate."""
+    instances may oversample them; evaluation instances always use the generator's rate.
+
+    `subgoals` is the chance that a training instance of a recipe task builds one of the
+    recipe's sub-goals instead (`plannerl.tasks.random_recipes.subgoal_recipe`): many goals
+    from one recipe, so the model must read the goal in its prompt."""
 
     style: str = "full"
     history_len: int = DEFAULT_HISTORY_LEN
@@ -43,13 +47,14 @@ class RowOptions:
     seed: int = 0                     # draws the off-expert actions
     show_valid: bool = True
     hold_probability: float | None = None
+    subgoals: float = 0.0
 
 
 def options_of(config: dict) -> RowOptions:
     """The row options of a training config."""
     data = config["data"]
     return RowOptions(style=prompt_style(config), history_len=data["history_len"], off_expert=data["off_expert"],
-                      seed=config["seed"], hold_probability=data["hold_probability"])
+                      seed=config["seed"], hold_probability=data["hold_probability"], subgoals=data["subgoals"])
 
 
 def instance_rows(task_name: str, seed: int, options: RowOptions = RowOptions(), *, time_limit: float | None = None,
@@ -57,6 +62,8 @@ def instance_rows(task_name: str, seed: int, options: RowOptions = RowOptions(),
     """(instance without its search, optimal length, rows) for one seed: the unit of work.
     `exclude` (the "random" task only) names recipes whose goals the drawn recipe must avoid."""
     extra = {"exclude": exclude} if exclude else {}
+    if options.subgoals and not is_random(task_name):
+        extra["subgoals"] = options.subgoals
     instance = generate_instance(task_name, seed, time_limit=time_limit, **extra, **generator_ranges(options, ranges))
     task, oracle, plan = solve_instance(instance, time_limit=time_limit)
     label = task_label(instance)
