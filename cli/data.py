@@ -177,14 +177,15 @@ def _dataset_job(files, task, seeds, config, options, task_name, ranges):
     them: the rows of a training config, generated instances of a task, or problem files."""
     from plannerl.pddl.reader import is_domain_file
     from plannerl.tasks.datasets import build_dataset_from_files
-    from plannerl.train.config import resolve_config, training_tasks
+    from plannerl.train.config import resolve_config
     from plannerl.train.rows import build_dataset, config_dataset
+    from plannerl.train.sources import row_units
 
     if config is not None:
         if files or task or seeds:
             raise PlannerlError("--config sets the task and seeds; give neither problem files nor --task/--seeds with it")
         resolved = resolve_config(config)
-        total = len(parse_seeds(resolved["data"]["train_seeds"])) * len(training_tasks(resolved))
+        total = row_units(resolved)
         return total, lambda out, advance, common: config_dataset(resolved, out, progress=advance, **common)
     if task is not None:
         if files:

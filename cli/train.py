@@ -15,6 +15,9 @@ def register(app: typer.Typer) -> None:
 def train(
     config: Path | None = typer.Option(None, "--config", help="TOML config file (see configs/); flags below override it."),
     task: str | None = typer.Option(None, "--task", help="Task to train on, e.g. cheese_burger."),
+    domain: Path | None = typer.Option(None, "--domain", help="Train on this PDDL domain's --problems instead of a cooking task."),
+    problems: str | None = typer.Option(None, "--problems", help="With --domain: training problems (a folder, a glob or a file)."),
+    heldout: str | None = typer.Option(None, "--heldout", help="With --domain: held-out problems to evaluate on, never trained on."),
     model: str | None = typer.Option(None, "--model", help="'builtin' (built here), a local HF model folder, or a cached hub name."),
     out: Path | None = typer.Option(None, "--out", help="Run folder (default runs/TASK-seedN)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed for model init, data order and sampling."),
@@ -32,20 +35,21 @@ def train(
     """Train an agent: SFT then single-turn GRPO (then optional recovery rounds), evaluated on held-out seeds."""
     from rich.console import Console
 
-    from plannerl.train.config import merge_config, parse_assignment, resolve_config, saved_config
+    from plannerl.train.config import merge_config, parse_assignment, resolve_config, run_name, saved_config
     from plannerl.train.pipeline import train as run_training
 
     overrides: dict = {}
     for assignment in assignments:
         overrides = merge_config(overrides, parse_assignment(assignment))
-    flags = {"task": task, "model": model, "seed": seed, "trust_remote_code": trust_remote_code or None}
+    flags = {"task": task, "model": model, "seed": seed, "trust_remote_code": trust_remote_code or None,
+             "domain": None if domain is None else str(domain), "problems": problems}
     overrides.update({key: value for key, value in flags.items() if value is not None})
     for section, key, value in (("sft", "steps", sft_steps), ("grpo", "steps", grpo_steps), ("recovery", "rounds", recovery_rounds),
-                                ("grpo", "reward", reward), ("lora", "enabled", lora)):
+                                ("grpo", "reward", reward), ("lora", "enabled", lora), ("eval", "problems", heldout)):
         if value is not None:
             overrides.setdefault(section, {})[key] = value
     resolved = resolve_config(config, overrides)
-    out = out or Path("runs") / f"{'mix' if resolved['tasks'] else resolved['task']}-seed{resolved['seed']}"
+    out = out or Path("runs") / f"{run_name(resolved)}-seed{resolved['seed']}"
     if resume:  # continue with the run's own settings; what is given here must agree with them
         resolved = resolve_config(config, overrides, base=saved_config(out))
     console = Console()

@@ -82,12 +82,14 @@ def label_state(task, state: int, oracle, *, history: list[int] | None = None, t
 
 def expert_rows(task, *, task_name: str, instance: str, oracle=None, show_valid: bool = True,
                 history_len: int = DEFAULT_HISTORY_LEN) -> list[dict]:
-    """One row per state of the canonical expert trajectory (the history is the expert's own actions)."""
+    """One row per state of the canonical expert trajectory from the task's initial state (the
+    history is the expert's own actions). `oracle` may be the oracle of another task with the
+    same goal and actions (a start state of the same problem: `plannerl.tasks.problem_sets`)."""
     if oracle is None:
         oracle = make_oracle(task)
-    plan = oracle.canonical_plan()
+    plan = oracle.canonical_plan(task.init)
     rows = []
-    for step, (state, _) in enumerate(oracle.trajectory(plan)):
+    for step, (state, _) in enumerate(oracle.trajectory(plan, task.init)):
         rows.append(label_state(task, state, oracle, history=plan[:step], task_name=task_name, instance=instance,
                                 step=step, source="expert", show_valid=show_valid, history_len=history_len))
     return rows

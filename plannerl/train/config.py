@@ -16,8 +16,10 @@ import tomllib
 from pathlib import Path
 
 from plannerl.errors import PlannerlError
+from plannerl.pddl.reader import parse_domain
 from plannerl.seeds import parse_seeds
 from plannerl.tasks.generate import check_task, is_random, known_tasks, list_tasks
+from plannerl.tasks.problem_sets import find_problems
 from plannerl.tasks.styles import resolve_style
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
@@ -148,6 +150,7 @@ def resolve_config(config_file: str | Path | None = None, overrides: dict | None
         check_config(overrides, source="command line")
         config = merge_config(config, overrides)
     _check_seed_sets(config)
+    check_domain_config(config)
     training_tasks(config)
     return config
 
@@ -207,7 +210,9 @@ def prompt_style(config: dict) -> str:
 def training_tasks(config: dict) -> list[str]:
     """The tasks a run trains on: `tasks` (or `[task]`) without the `exclude_tasks`, checked:
     an unknown name, an excluded name that is no shipped recipe, or an empty mix is an error
-    naming the key."""
+    naming the key. A run on a user's domain trains on one task, named after the domain."""
+    if is_domain_run(config):
+        return [domain_label(config)]
     known, shipped = known_tasks(), list_tasks()
     mix = config["tasks"] or [config["task"]]
     for name in mix:
@@ -229,3 +234,41 @@ def training_tasks(config: dict) -> list[str]:
 def task_exclusions(config: dict, task_name: str) -> tuple[str, ...]:
     """The recipes task `task_name`'s instances must avoid: `exclude_tasks` for "random", none otherwise."""
     return tuple(config["exclude_tasks"]) if is_random(task_name) else ()
+
+
+def is_domain_run(config: dict) -> bool:
+    return bool(config["domain"])
+
+
+def check_domain_config(config: dict) -> None:
+    """The domain keys checked without any search: the domain parses, problems are given and
+    found, and no cooking-only key is set with them."""
+    if not is_domain_run(config):
+        for key, value in (("problems", config["problems"]), ("eval.problems", config["eval"]["problems"])):
+            if value:
+                raise PlannerlError(f"{key}: applies only with domain = DOMAIN.pddl")
+        return
+    for key, value in (("tasks", config["tasks"]), ("exclude_tasks", config["exclude_tasks"]),
+                       ("eval.tasks", config["eval"]["tasks"])):
+        if value:
+            raise PlannerlError(f"{key}: a run on domain {config['domain']} trains on its problems; give {key} or domain, not both")
+    if not config["problems"]:
+        raise PlannerlError(f"problems: domain {config['domain']} needs training problems (a folder, a glob or a file)")
+    if not Path(config["domain"]).is_file():
+        raise PlannerlError(f"domain: {config['domain']}: no such file")
+    parse_domain(config["domain"])
+    find_problems(config["problems"], domain=config["domain"])
+    if config["eval"]["problems"]:
+        find_problems(config["eval"]["problems"], domain=config["domain"], key="eval.problems")
+
+
+def domain_label(config: dict) -> str:
+    """The name a domain run's rows and reports go under: the domain's own name."""
+    return parse_domain(config["domain"]).name
+
+
+def run_name(config: dict) -> str:
+    """A run folder's default name: the domain's name, "mix" for a task mix, else the task."""
+    if is_domain_run(config):
+        return domain_label(config)
+    return "mix" if config["tasks"] else config["task"]

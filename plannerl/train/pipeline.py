@@ -21,6 +21,7 @@ from plannerl.train.recovery import validated, visited_rows
 from plannerl.train.rows import recovery_rows, training_rows
 from plannerl.train.run import Run, StageClock, publish
 from plannerl.train.sft import run_sft
+from plannerl.train.sources import data_source, row_units
 
 
 def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: bool = False, callbacks=(),
@@ -67,7 +68,7 @@ def _train_stages(run: Run, clock: StageClock, bars, say, callbacks) -> tuple[li
     with main_process_first():  # the main process builds and writes them, the others read them
         rows = _rows(run, bars)
         model_dir = base_model(run, rows)
-    say(f"data: {len(rows)} training rows from {', '.join(training_tasks(config))} seeds {config['data']['train_seeds']}")
+    say(f"data: {len(rows)} training rows from {data_source(config)}")
     clock.lap("data_and_base_model")
     stage_models: dict[str, Path] = {}
     if config["sft"]["steps"]:
@@ -91,8 +92,7 @@ def _train_stages(run: Run, clock: StageClock, bars, say, callbacks) -> tuple[li
 def _rows(run: Run, bars) -> list[dict]:
     """The training rows (`plannerl.train.rows.training_rows`), built once into run/data/train.jsonl."""
     def build() -> list[dict]:
-        total = len(parse_seeds(run.config["data"]["train_seeds"])) * len(training_tasks(run.config))
-        with bars("instances -> rows", total) as advance:
+        with bars("instances -> rows", row_units(run.config)) as advance:
             return training_rows(run.config, progress=advance)
 
     rows = run.cached("data/train.jsonl", build)

@@ -9,18 +9,17 @@ from pathlib import Path
 from plannerl.agents.distributed import main_process_first
 from plannerl.agents.episodes import play
 from plannerl.agents.policies import ModelPolicy
-from plannerl.agents.problems import problems_from_tasks
 from plannerl.seeds import parse_seeds
-from plannerl.train.config import training_tasks
 from plannerl.train.rows import episode_rows, options_of
 from plannerl.train.run import Run
+from plannerl.train.sources import rollout_problems
 
 
 def rollouts(run: Run, seeds: str, model_dir: Path, label: str, progress=None) -> list:
-    """The model playing every training task's instances `seeds` the way recovery rolls out:
+    """The model playing the instances of `seeds` (`plannerl.train.sources.rollout_problems`) the way recovery rolls out:
     greedy, `recovery.constrained`, the retry rule and the paper's step limits."""
     config = run.config
-    problems = problems_from_tasks(training_tasks(config), parse_seeds(seeds), exclude=config["exclude_tasks"])
+    problems = rollout_problems(config, seeds)
     policy = ModelPolicy(str(model_dir), label=label, constrained=config["recovery"]["constrained"],
                          batch_size=config["eval"]["batch_size"])
     return play(problems, policy, invalid="retry", history_len=config["data"]["history_len"],

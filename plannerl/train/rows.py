@@ -23,8 +23,10 @@ from plannerl.seeds import parse_seeds
 from plannerl.tasks.answers import DEFAULT_HISTORY_LEN, answer_line
 from plannerl.tasks.datasets import DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, expert_rows, label_state, split_instances, write_dataset
 from plannerl.tasks.generate import check_task, generate_instance, is_random, make_ranges, solve_instance, write_instance_folder
+from plannerl.tasks.problem_sets import training_starts, with_start
 from plannerl.tasks.styles import get_style
-from plannerl.train.config import prompt_style, task_exclusions, training_tasks
+from plannerl.train.config import domain_label, is_domain_run, prompt_style, task_exclusions, training_tasks
+from plannerl.train.sources import problem_set
 
 
 @dataclass(frozen=True)
@@ -66,21 +68,27 @@ def instance_rows(task_name: str, seed: int, options: RowOptions = RowOptions(),
         extra["subgoals"] = options.subgoals
     instance = generate_instance(task_name, seed, time_limit=time_limit, **extra, **generator_ranges(options, ranges))
     task, oracle, plan = solve_instance(instance, time_limit=time_limit)
-    label = task_label(instance)
-    expert = expert_rows(task, task_name=label, instance=instance.name, oracle=oracle,
-                         show_valid=options.show_valid, history_len=options.history_len)
-    rng = random.Random(f"{options.seed}:{task_name}:{seed}")
+    rows = start_rows(task, oracle, task_label(instance), instance.name, options,
+                      random.Random(f"{options.seed}:{task_name}:{seed}"))
+    return replace(instance, solved=None), len(plan), rows  # keep the text, free the search
+
+
+def start_rows(task, oracle, label: str, instance: str, options: RowOptions, rng: random.Random) -> list[dict]:
+    """The rows of one start state (the task's initial state): every state of the expert
+    trajectory, and per expert state `off_expert` states one random non-optimal action away
+    (drawn from `rng`), all labelled by `oracle`."""
     rows = []
-    for row in expert:
+    for row in expert_rows(task, task_name=label, instance=instance, oracle=oracle, show_valid=options.show_valid,
+                           history_len=options.history_len):
         state, history = replay(task, row["history_pddl"])
         rows.append(styled(row, task, state, history, options))
         wrong = [a for a in task.applicable(state) if a not in oracle.optimal_actions(state)]
         for action in rng.sample(wrong, min(options.off_expert, len(wrong))):
-            row = label_or_none(task, task.apply(state, action), oracle, history + [action], label, instance.name,
+            row = label_or_none(task, task.apply(state, action), oracle, history + [action], label, instance,
                                 "off_expert", options)
             if row is not None:
                 rows.append(row)
-    return replace(instance, solved=None), len(plan), rows  # keep the text, free the search
+    return rows
 
 
 def generator_ranges(options: RowOptions, ranges: dict | None) -> dict:
@@ -109,12 +117,31 @@ def training_rows(config: dict, progress: Callable[[], None] | None = None) -> l
     """Every row a training run with `config` trains on: each task of the mix on the training
     seeds, balanced per task (`balance_tasks`)."""
     seeds, options = parse_seeds(config["data"]["train_seeds"]), options_of(config)
+    if is_domain_run(config):
+        return domain_rows(config, options, progress)
     per_task = []
     for task_name in training_tasks(config):
         labelled = task_rows(task_name, seeds, options, progress=(lambda _: progress()) if progress else None,
                              jobs=config["runtime"]["jobs"], exclude=task_exclusions(config, task_name))
         per_task.append([row for _, _, rows in labelled for row in rows])
     return balance_tasks(per_task, seed=config["seed"])
+
+
+def domain_rows(config: dict, options: RowOptions, progress: Callable[[], None] | None = None) -> list[dict]:
+    """A domain run's rows: every training problem's initial state and its random-walk starts
+    (`plannerl.tasks.problem_sets.training_starts`), each labelled like a generated instance;
+    `progress` is called once per problem."""
+    label, rows = domain_label(config), []
+    for problem in problem_set(config):
+        starts = training_starts(problem, walks=config["data"]["walks"], walk_length=config["data"]["walk_length"],
+                                 seed=config["seed"])
+        for k, start in enumerate(starts):
+            name = problem.name if k == 0 else f"{problem.name}_walk{k}"
+            task = problem.task if k == 0 else with_start(problem.task, start, name)
+            rows += start_rows(task, problem.oracle, label, name, options, random.Random(f"{options.seed}:{name}"))
+        if progress:
+            progress()
+    return rows
 
 
 def balance_tasks(per_task: list[list[dict]], *, seed: int) -> list[dict]:
@@ -244,7 +271,7 @@ def config_dataset(config: dict, out_dir: str | Path, *, test_fraction: float = 
     folder (`plannerl data --config`): with the default test_fraction 0, OUT/train.jsonl holds
     them all, in training order."""
     tasks = training_tasks(config)
-    if len(tasks) == 1:
+    if len(tasks) == 1 and not is_domain_run(config):
         return build_dataset(tasks[0], parse_seeds(config["data"]["train_seeds"]), out_dir, options_of(config),
                              test_fraction=test_fraction, split_seed=split_seed, time_limit=time_limit, progress=progress,
                              jobs=jobs, exclude=task_exclusions(config, tasks[0]))

@@ -1,0 +1,114 @@
+"""Generalisation benchmark (issue #17): models trained on a mix or on sub-goals, played on the shipped recipes.
+
+For each `NAME=CONFIG` run, trains `plannerl train --config CONFIG` into OUT/NAME (an existing
+run folder is resumed, a finished one only read), then reads the run's own evaluation of every
+task in its `[eval] tasks`, after its last evaluated stage, on the paper's seeds and the
+held-out seeds. Prints per run and task: SR, ASST and ASST over the optimal length of the same
+episodes (1.00 = every success took a shortest plan), then the SR matrix (rows: run; columns:
+task) and the training minutes; writes it all to OUT/transfer.json.
+
+The issue's targets: the generalist (no shipped recipe trained on) SR >= 0.8 on each of the six
+shipped recipes with <= 60 minutes of training; a double_cheese_burger model SR >= 0.9 on
+cheese_sandwich, burger, cheese_burger and itself; the six-recipe mix SR >= 0.9 on each; ASST
+within 10% of optimal throughout.
+
+Run: `python bench/transfer.py --out runs [--run NAME=CONFIG ...] [--markdown]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tables import print_table  # noqa: E402
+
+from plannerl.atomic import write_json  # noqa: E402
+from plannerl.errors import PlannerlError  # noqa: E402
+
+RUNS = {"generalist": "configs/generalist.toml", "six_tasks": "configs/six_tasks.toml",
+        "dcb_subgoals": "configs/double_cheese_burger.toml"}
+SPLITS = {"seeds": "42..420", "heldout": "5000..5019"}
+
+
+def train_run(config_file: str, run_dir: Path) -> dict:
+    """The run's training summary, training (or resuming) it first unless it has finished."""
+    from plannerl.train.config import resolve_config
+    from plannerl.train.pipeline import train
+
+    config = resolve_config(ROOT / config_file if not Path(config_file).is_file() else config_file)
+    resume = (run_dir / "config.json").is_file()
+    return train(config, run_dir, resume=resume, say=lambda text: print(f"[{run_dir.name}] {text}", flush=True))
+
+
+def task_metrics(report: dict) -> dict:
+    """Per task of an evaluation report: SR, ASST and ASST / optimal length over the successes."""
+    per_task: dict[str, dict] = {}
+    for episode in report["episodes"]:
+        per_task.setdefault(episode["group"], []).append(episode)
+    result = {}
+    for task, episodes in per_task.items():
+        wins = [e for e in episodes if e["success"]]
+        steps, optimal = sum(e["steps"] for e in wins), sum(e["optimal_length"] for e in wins)
+        result[task] = {"episodes": len(episodes), "sr": len(wins) / len(episodes),
+                        "asst": steps / len(wins) if wins else None, "asst_ratio": steps / optimal if wins else None}
+    return result
+
+
+def last_stage_reports(run_dir: Path, config: dict) -> tuple[str, dict]:
+    """(stage, {split: report}) for the last stage of `[eval] stages` the run evaluated."""
+    for stage in reversed(config["eval"]["stages"]):
+        paths = {split: run_dir / "eval" / f"{stage}-{split}.json" for split in SPLITS}
+        if all(path.is_file() for path in paths.values()):
+            return stage, {split: json.loads(path.read_text()) for split, path in paths.items()}
+    raise PlannerlError(f"{run_dir}: no evaluation report of any stage in {config['eval']['stages']}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="runs")
+    parser.add_argument("--run", action="append", default=[], help="NAME=CONFIG (default: the three runs of issue #17)")
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args()
+    runs = dict(item.split("=", 1) for item in args.run) if args.run else RUNS
+    results = {}
+    try:
+        for name, config_file in runs.items():
+            run_dir = Path(args.out) / name
+            summary = train_run(config_file, run_dir)
+            config = json.loads((run_dir / "config.json").read_text())
+            stage, reports = last_stage_reports(run_dir, config)
+            results[name] = {"stage": stage, "training_minutes": summary["seconds"].get("training_total", 0) / 60,
+                             "splits": {split: task_metrics(report) for split, report in reports.items()}}
+    except PlannerlError as exc:
+        print(f"bench/transfer.py: error: {exc}", file=sys.stderr)
+        return 2
+    rows = []
+    for name, result in results.items():
+        for task in result["splits"]["seeds"]:
+            cells = [name, result["stage"], task]
+            for split in SPLITS:
+                values = result["splits"][split][task]
+                cells += [f"{values['sr']:.2f}", "-" if values["asst"] is None else f"{values['asst']:.1f}",
+                          "-" if values["asst_ratio"] is None else f"{values['asst_ratio']:.2f}"]
+            rows.append(cells)
+    headers = ["run", "stage", "evaluated on"] + [f"{h} {s}" for s in SPLITS.values() for h in ("SR", "ASST", "ASST/opt")]
+    print_table(headers, rows, args.markdown)
+    tasks = list(dict.fromkeys(task for result in results.values() for task in result["splits"]["seeds"]))
+    for split, label in SPLITS.items():
+        print()
+        matrix = [[name] + [f"{result['splits'][split][t]['sr']:.2f}" if t in result["splits"][split] else "-" for t in tasks]
+                  for name, result in results.items()]
+        print_table([f"SR (seeds {label}): run \\ task", *tasks], matrix, args.markdown)
+    print()
+    print_table(["run", "training minutes"], [[n, f"{r['training_minutes']:.1f}"] for n, r in results.items()], args.markdown)
+    write_json(Path(args.out) / "transfer.json", results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

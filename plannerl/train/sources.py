@@ -1,0 +1,103 @@
+"""What a run trains and plays on: cooking tasks by seed, or a user's domain and its problem files.
+
+A run with `domain` set trains on that domain's `problems` (and their random-walk starts,
+`plannerl.tasks.problem_sets`) instead of generated recipes; every stage asks this module for
+its instances, so rows, recovery rollouts, validation and evaluation treat both alike:
+
+- recovery rollouts and validation: for a recipe run, the mix's tasks on the stage's seeds; for
+  a domain run, one walked start per seed (`seeded_start`);
+- evaluation splits: a recipe run plays `eval.seeds` and `eval.heldout_seeds`; a domain run plays
+  its training problems as given ("train") and the held-out `eval.problems` ("heldout").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plannerl.agents.problems import EvalProblem, make_problem, problems_from_tasks
+from plannerl.seeds import parse_seeds
+from plannerl.tasks.problem_sets import Problem, check_disjoint, find_problems, load_problems, seeded_start, with_start
+from plannerl.train.config import is_domain_run, training_tasks
+
+_LOADED: dict[tuple, list[Problem]] = {}
+
+
+def problem_set(config: dict, key: str = "problems") -> list[Problem]:
+    """The problems of `key` ("problems" or "eval.problems"), parsed and solved once per process;
+    held-out problems are checked against the training ones."""
+    spec = config["eval"]["problems"] if key == "eval.problems" else config["problems"]
+    paths = find_problems(spec, domain=config["domain"], key=key)
+    cache_key = (str(Path(config["domain"]).resolve()), *((str(p.resolve()), p.stat().st_mtime_ns) for p in paths))
+    if cache_key not in _LOADED:
+        _LOADED[cache_key] = load_problems(config["domain"], paths)
+    problems = _LOADED[cache_key]
+    if key == "eval.problems":
+        check_disjoint(problem_set(config), problems)
+    return problems
+
+
+def rollout_problems(config: dict, seeds: str) -> list[EvalProblem]:
+    """The instances recovery rolls out on (or validates with) for the seed spec `seeds`. A
+    domain's instances carry no task name: they count under the domain's name, as in
+    `plannerl eval --domain`, and get the step limit ceil(1.5 x optimal)."""
+    seed_list = parse_seeds(seeds)
+    if not is_domain_run(config):
+        return problems_from_tasks(training_tasks(config), seed_list, exclude=config["exclude_tasks"])
+    problems, length = problem_set(config), config["data"]["walk_length"]
+    found = []
+    for seed in seed_list:
+        problem, start = seeded_start(problems, seed, length)
+        name = f"{problem.name}_s{seed}"
+        found.append(make_problem(with_start(problem.task, start, name), name=name, seed=seed,
+                                  source=f"{problem.path} walked by seed {seed}", oracle=problem.oracle))
+    return found
+
+
+def eval_splits(config: dict) -> list[str]:
+    """The report names of a run's evaluation splits."""
+    if is_domain_run(config):
+        return ["train", "heldout"] if config["eval"]["problems"] else ["train"]
+    return ["seeds", "heldout"]
+
+
+def split_size(config: dict, split: str) -> int:
+    """How many episodes a split plays, counted without any search."""
+    if is_domain_run(config):
+        key = "eval.problems" if split == "heldout" else "problems"
+        spec = config["eval"]["problems"] if split == "heldout" else config["problems"]
+        return len(find_problems(spec, domain=config["domain"], key=key))
+    return len(eval_tasks(config)) * len(parse_seeds(config["eval"][_SEED_KEYS[split]]))
+
+
+def split_problems(config: dict, split: str) -> list[EvalProblem]:
+    """The instances of one evaluation split."""
+    if not is_domain_run(config):
+        return problems_from_tasks(eval_tasks(config), parse_seeds(config["eval"][_SEED_KEYS[split]]),
+                                   exclude=config["exclude_tasks"])
+    problems = problem_set(config, "eval.problems" if split == "heldout" else "problems")
+    return [make_problem(p.task, name=p.name, source=str(p.path), oracle=p.oracle) for p in problems]
+
+
+_SEED_KEYS = {"seeds": "seeds", "heldout": "heldout_seeds"}
+
+
+def eval_tasks(config: dict) -> list[str]:
+    """The tasks a recipe run is evaluated on: `eval.tasks`, or the training tasks."""
+    return config["eval"]["tasks"] or training_tasks(config)
+
+
+def row_units(config: dict) -> int:
+    """How many units the row builder reports progress in: instances (tasks x training seeds),
+    or a domain run's problem files."""
+    if is_domain_run(config):
+        return len(find_problems(config["problems"], domain=config["domain"]))
+    return len(parse_seeds(config["data"]["train_seeds"])) * len(training_tasks(config))
+
+
+def data_source(config: dict) -> str:
+    """Where a run's rows come from, in words."""
+    if is_domain_run(config):
+        data = config["data"]
+        return (f"{row_units(config)} problems of {config['domain']} with {data['walks']} walks of up to "
+                f"{data['walk_length']} steps each")
+    return f"{', '.join(training_tasks(config))} seeds {config['data']['train_seeds']}"

@@ -1,0 +1,130 @@
+"""Training on a user's own PDDL domain: problem sets, random-walk starts, config errors, a smoke run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from test_generate import assert_one_line_error, plannerl
+
+from plannerl.errors import PlannerlError
+from plannerl.planning.planner import load_task
+from plannerl.tasks.problem_sets import find_problems, load_problems, training_starts
+from plannerl.train.config import resolve_config, training_tasks
+from plannerl.train.rows import training_rows
+from plannerl.train.sources import rollout_problems
+
+ROOT = Path(__file__).resolve().parent.parent
+CLASSIC = ROOT / "tests" / "fixtures" / "classic"
+BLOCKS = CLASSIC / "blocksworld" / "domain.pddl"
+BAD = ROOT / "tests" / "fixtures" / "bad"
+
+
+@pytest.fixture
+def blocks(tmp_path) -> dict:
+    """Blocksworld fixtures split in two folders: p01-p03 to train on, p04 held out."""
+    train, held = tmp_path / "train", tmp_path / "held"
+    train.mkdir(), held.mkdir()
+    for name in ("p01", "p02", "p03"):
+        shutil.copy(CLASSIC / "blocksworld" / f"{name}.pddl", train)
+    shutil.copy(CLASSIC / "blocksworld" / "p04.pddl", held)
+    return {"domain": str(BLOCKS), "problems": str(train), "eval": {"problems": str(held)}}
+
+
+def test_walk_starts_are_distinct_reachable_solvable_and_seeded():
+    task = load_task(BLOCKS, CLASSIC / "blocksworld" / "p02.pddl")
+    problem = load_problems(BLOCKS, [CLASSIC / "blocksworld" / "p02.pddl"])[0]
+    starts = training_starts(problem, walks=30, walk_length=6, seed=0)
+    assert starts[0] == task.init and len(starts) == len(set(starts)) > 10
+    assert starts == training_starts(problem, walks=30, walk_length=6, seed=0)
+    assert starts != training_starts(problem, walks=30, walk_length=6, seed=1)
+    reachable, frontier = {task.init}, [task.init]
+    for _ in range(6):
+        frontier = [task.apply(s, a) for s in frontier for a in task.applicable(s)]
+        reachable.update(frontier)
+    for state in starts[1:]:
+        assert state in reachable and not task.is_goal(state) and problem.oracle.h_star(state) is not None
+    assert training_starts(problem, walks=30, walk_length=0, seed=0) == [task.init]
+
+
+def test_domain_rows_label_every_start_with_optimal_actions(blocks):
+    config = resolve_config(overrides={**blocks, "data": {"walks": 4, "off_expert": 0}})
+    assert training_tasks(config) == ["blocksworld"]
+    rows = training_rows(config)
+    instances = {row["instance"] for row in rows}
+    assert {name.split("_walk")[0] for name in instances} == {"p01", "p02", "p03"}  # named by file
+    assert any("_walk" in name for name in instances) and {row["task"] for row in rows} == {"blocksworld"}
+    for row in rows:
+        assert row["expert_action_pddl"] in row["optimal_actions_pddl"]
+    assert rows == training_rows(config)  # same config, same rows
+
+
+def test_problem_files_are_found_by_folder_glob_or_file(blocks, tmp_path):
+    folder = find_problems(blocks["problems"], domain=BLOCKS)
+    assert [p.name for p in folder] == ["p01.pddl", "p02.pddl", "p03.pddl"]
+    assert find_problems(str(Path(blocks["problems"]) / "p0[12].pddl")) == folder[:2]
+    assert find_problems(CLASSIC / "blocksworld", domain=BLOCKS)[0].name == "p00.pddl"  # the domain file is skipped
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"problems": "", "domain": str(BLOCKS)}, "problems: domain"),
+    ({"domain": ""}, "problems: applies only with domain"),
+    ({"tasks": ["burger"]}, "tasks: a run on domain"),
+    ({"domain": "nowhere/domain.pddl"}, "domain: nowhere/domain.pddl: no such file"),
+    ({"problems": "empty"}, "problems: no PDDL problem files in"),
+    ({"eval": {"problems": "nothing/*.pddl"}}, "eval.problems: no PDDL problem files in nothing/*.pddl"),
+])
+def test_bad_domain_configs_are_one_line_errors(blocks, tmp_path, monkeypatch, change, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PlannerlError) as caught:
+        resolve_config(overrides={**blocks, **change})
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_bad_problem_sets_fail_before_training(blocks, tmp_path):
+    """A problem of another domain, one without a plan, and a held-out twin of a training problem."""
+    def error(overrides: dict) -> str:
+        with pytest.raises(PlannerlError) as caught:
+            training_rows(resolve_config(overrides={**blocks, **overrides}))
+        return str(caught.value)
+
+    assert "gripper" in error({"problems": str(CLASSIC / "gripper" / "p01.pddl")})
+    unsolvable = error({"domain": str(BAD / "domain.pddl"), "problems": str(BAD / "unsolvable.pddl"), "eval": {"problems": ""}})
+    assert "unsolvable.pddl: the goal cannot be reached" in unsolvable
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    (twin / "copy.pddl").write_text((CLASSIC / "blocksworld" / "p02.pddl").read_text().replace("reverse-5", "renamed"))
+    config = resolve_config(overrides={**blocks, "eval": {"problems": str(twin)}})
+    from plannerl.train.sources import split_problems
+
+    with pytest.raises(PlannerlError, match=r"copy.pddl has the same initial state and goal as training problem .*p02.pddl"):
+        split_problems(config, "heldout")
+
+
+def test_rollout_instances_are_walked_starts_named_by_seed(blocks):
+    config = resolve_config(overrides=blocks)
+    problems = rollout_problems(config, "3000:3005")
+    assert [p.name for p in problems] == [f"{n}_s{s}" for s, n in zip(range(3000, 3006), ["p01", "p02", "p03"] * 2)]
+    assert all(p.group == "blocksworld" and p.step_limit >= p.optimal_length for p in problems)
+    assert [p.task.init for p in problems] == [p.task.init for p in rollout_problems(config, "3000:3005")]
+
+
+def test_domain_smoke_run_from_the_command_line_trains_and_evaluates_both_splits(blocks, tmp_path):
+    done = plannerl("train", "--config", ROOT / "configs" / "smoke.toml", "--domain", BLOCKS, "--problems", blocks["problems"],
+                    "--heldout", blocks["eval"]["problems"], "--set", "data.walks=3", "--out", tmp_path / "run", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["task"] == "blocksworld"
+    for stage in ("sft", "grpo", "recovery"):
+        assert set(summary["evaluation"][stage]) == {"train", "heldout"}
+        report = json.loads((tmp_path / "run" / "eval" / f"{stage}-heldout.json").read_text())
+        assert [e["instance"] for e in report["episodes"]] == ["p04"]
+    resumed = plannerl("train", "--config", ROOT / "configs" / "smoke.toml", "--domain", BLOCKS, "--problems", blocks["problems"],
+                       "--heldout", blocks["eval"]["problems"], "--set", "data.walks=3", "--out", tmp_path / "run", "--quiet",
+                       "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text()) == summary
+    assert_one_line_error(plannerl("train", "--domain", BLOCKS, "--out", tmp_path / "x"), "problems: domain")
