@@ -132,6 +132,8 @@ def domain_rows(config: dict, options: RowOptions, progress: Callable[[], None] 
     (`plannerl.tasks.problem_sets.training_starts`), each labelled like a generated instance;
     `progress` is called once per problem."""
     label, rows = domain_label(config), []
+    if config["eval"]["problems"]:
+        problem_set(config, "eval.problems")  # a held-out twin of a training problem fails before any labelling
     for problem in problem_set(config):
         starts = training_starts(problem, walks=config["data"]["walks"], walk_length=config["data"]["walk_length"],
                                  seed=config["seed"])

@@ -1,0 +1,132 @@
+"""Training on domains other than cooking (issue #18): Blocksworld, Gripper, logistics, and Blocksworld from 3 files.
+
+For each run: writes seeded random problems (`bench/classic_problems.py`) into
+OUT/problems/NAME/{train,heldout,large}, trains `plannerl train --domain D --problems ...
+--heldout ...` into OUT/NAME (resumed when the folder exists, only read when finished), then
+prints, per run and split, SR, ASST and ASST over the optimal length of the same episodes
+(1.00: every success took a shortest plan) after the run's last evaluated stage, with the final
+model also played on the larger problems where a run has them; then the training minutes.
+Writes OUT/domains.json.
+
+Targets: Blocksworld trained on 200 random 4-6 block problems SR >= 0.9 on 20 other ones, ASST
+within 10% of optimal, <= 30 minutes of training (7-8 blocks reported); Gripper and logistics
+SR >= 0.9 held out; Blocksworld from 3 problem files plus random walks SR >= 0.8 held out.
+
+Run from anywhere: `python bench/domains.py [--out runs] [--runs blocks,gripper] [--markdown]`
+(paths are relative to the repository root, where it runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from classic_problems import GENERATORS, write_problems  # noqa: E402
+from tables import print_table  # noqa: E402
+from transfer import task_metrics  # noqa: E402
+
+from plannerl.atomic import write_json  # noqa: E402
+from plannerl.errors import PlannerlError  # noqa: E402
+
+# name: (generator, training sizes, training seeds, walks, SFT steps, larger held-out sizes or None)
+RUNS = {
+    "blocks": ("blocks", (4, 6), range(0, 200), 2, 800, (7, 8)),
+    "gripper": ("gripper", (2, 5), range(0, 200), 2, 800, None),
+    "logistics": ("logistics", (1, 3), range(0, 200), 2, 800, None),
+    "blocks_3files": ("blocks", (4, 6), range(0, 3), 200, 800, None),
+}
+HELDOUT_SEEDS, LARGE_SEEDS = range(5000, 5020), range(6000, 6020)
+
+
+def run_config(name: str, out: Path) -> dict:
+    """The run's config: its problems written, the domain's keys set, the defaults otherwise."""
+    from plannerl.train.config import resolve_config
+
+    generator, sizes, seeds, walks, steps, _ = RUNS[name]
+    folder = out / "problems" / name
+    write_problems(generator, sizes, list(seeds), folder / "train")
+    write_problems(generator, sizes, list(HELDOUT_SEEDS), folder / "heldout")
+    domain = GENERATORS[generator][1].relative_to(ROOT)
+    return resolve_config(overrides={"domain": str(domain), "problems": str(folder / "train"),
+                                     "data": {"walks": walks}, "sft": {"steps": steps},
+                                     "eval": {"problems": str(folder / "heldout"), "stages": ["sft", "recovery"]}})
+
+
+def large_metrics(name: str, config: dict, out: Path) -> dict | None:
+    """The final model on the run's larger problems (read back if already played)."""
+    from plannerl.agents.episodes import play
+    from plannerl.agents.metrics import build_report
+    from plannerl.agents.policies import ModelPolicy
+    from plannerl.agents.problems import problems_from_files
+
+    generator, _, _, _, _, sizes = RUNS[name]
+    if sizes is None:
+        return None
+    report_path = out / name / "eval" / "final-large.json"
+    if not report_path.is_file():
+        paths = write_problems(generator, sizes, list(LARGE_SEEDS), out / "problems" / name / "large")
+        policy = ModelPolicy(str(out / name / "model"), label="final", constrained=config["eval"]["constrained"],
+                             batch_size=config["eval"]["batch_size"])
+        results = play(problems_from_files(paths, domain=config["domain"]), policy, invalid=config["eval"]["invalid"],
+                       history_len=config["data"]["history_len"])
+        write_json(report_path, build_report(results, {"stage": "final", "split": "large"}))
+    return task_metrics(json.loads(report_path.read_text()))
+
+
+def bench_run(name: str, out: Path) -> dict:
+    from plannerl.train.pipeline import train
+
+    config = run_config(name, out)
+    run_dir = out / name
+    summary = train(config, run_dir, resume=(run_dir / "config.json").is_file(),
+                    say=lambda text: print(f"[{name}] {text}", flush=True))
+    stage = [s for s in config["eval"]["stages"] if s in summary["evaluation"]][-1]
+    splits = {split: task_metrics(json.loads((run_dir / "eval" / f"{stage}-{split}.json").read_text()))
+              for split in ("train", "heldout")}
+    large = large_metrics(name, config, out)
+    if large is not None:
+        splits["large (final model)"] = large
+    return {"stage": stage, "training_minutes": summary["seconds"].get("training_total", 0) / 60, "splits": splits,
+            "rows": summary["rows"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="runs")
+    parser.add_argument("--runs", default=",".join(RUNS))
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args()
+    os.chdir(ROOT)
+    results = {}
+    try:
+        for name in args.runs.split(","):
+            if name not in RUNS:
+                raise PlannerlError(f"--runs: unknown run {name!r} (known: {', '.join(RUNS)})")
+            results[name] = bench_run(name, Path(args.out))
+    except PlannerlError as exc:
+        print(f"bench/domains.py: error: {exc}", file=sys.stderr)
+        return 2
+    rows = []
+    for name, result in results.items():
+        for split, per_task in result["splits"].items():
+            for values in per_task.values():
+                rows.append([name, result["stage"], split, str(values["episodes"]), f"{values['sr']:.2f}",
+                             "-" if values["asst"] is None else f"{values['asst']:.1f}",
+                             "-" if values["asst_ratio"] is None else f"{values['asst_ratio']:.2f}"])
+    print_table(["run", "stage", "split", "episodes", "SR", "ASST", "ASST/opt"], rows, args.markdown)
+    print()
+    print_table(["run", "training rows", "training minutes"],
+                [[n, str(r["rows"]), f"{r['training_minutes']:.1f}"] for n, r in results.items()], args.markdown)
+    write_json(Path(args.out) / "domains.json", results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
