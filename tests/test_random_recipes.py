@@ -87,8 +87,8 @@ def test_every_instance_is_solvable_with_its_optimal_length(seed):
 def test_a_draw_too_hard_to_solve_is_redrawn_deterministically(monkeypatch):
     """A draw whose search passes the state budget is redrawn from the same stream, never an error.
 
-    The real budget (0.5M states) is passed by about one draw in 50 and costs a minute to
-    reach; a budget of 300 states shows the same rule on quick draws.
+    The real budget (50k states) takes seconds to reach; a budget of 300 states shows the
+    same rule on quick draws.
     """
     first_draws = {seed: generate_instance("random", seed, **FEW) for seed in range(1000, 1012)}
     monkeypatch.setattr(generate, "RANDOM_MAX_STATES", 300)
