@@ -37,10 +37,10 @@ from plannerl.errors import PlannerlError  # noqa: E402
 
 # name: (generator, training sizes, training seeds, walks, SFT steps, larger held-out sizes or None)
 RUNS = {
-    "blocks": ("blocks", (4, 6), range(0, 200), 2, 800, (7, 8)),
-    "gripper": ("gripper", (2, 5), range(0, 200), 2, 800, None),
-    "logistics": ("logistics", (1, 3), range(0, 200), 2, 800, None),
-    "blocks_3files": ("blocks", (4, 6), range(0, 3), 200, 800, None),
+    "blocks": ("blocks", (4, 6), range(0, 200), 5, 2500, (7, 8)),
+    "gripper": ("gripper", (2, 5), range(0, 200), 2, 1000, None),
+    "logistics": ("logistics", (1, 3), range(0, 200), 2, 1000, None),
+    "blocks_3files": ("blocks", (4, 6), range(0, 3), 300, 2500, None),
 }
 HELDOUT_SEEDS, LARGE_SEEDS = range(5000, 5020), range(6000, 6020)
 

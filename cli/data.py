@@ -220,4 +220,8 @@ def _print_summary(console, summary: dict, out: Path) -> None:
     console.print(table)
     console.print(f"train: {summary['train']['rows']} rows from {summary['train']['instances']} instances; "
                   f"test: {summary['test']['rows']} rows from {summary['test']['instances']} instances")
+    skipped = summary.get("skipped_seeds")
+    if skipped:
+        console.print(f"left out {len(skipped)} seeds whose instance passed the planner's state limit: "
+                      f"{', '.join(map(str, skipped))}")
     console.print(f"wrote {out}/train.jsonl, test.jsonl, summary.json and problems/")

@@ -86,3 +86,21 @@ def test_two_task_smoke_run_trains_and_reports_every_task(tmp_path):
     assert {row["task"] for row in visited} <= {"burger", "cheese_sandwich"} and visited
     validations = sorted((tmp_path / "run" / "validation").glob("*.json"))
     assert validations and all(json.loads(p.read_text())["episodes"] == 2 for p in validations)  # one seed per task
+
+
+def test_a_seed_past_the_state_limit_gives_no_rows_instead_of_stopping_the_run(monkeypatch, tmp_path):
+    """A layout too large to solve optimally (the planner's state limit) is left out, the same
+    seeds every time, and `plannerl data` names them; the other seeds' rows are unchanged."""
+    from plannerl.planning import search
+    from plannerl.train.rows import RowOptions, build_dataset, task_rows
+
+    few = {"extra_stations": (0, 12), "distractors": (0, 4)}
+    full = task_rows("cheese_burger", range(6), RowOptions(), ranges=few)
+    monkeypatch.setattr(search, "DEFAULT_MAX_STATES", 12)  # a handful of layouts fit: the rest stand for huge ones
+    limited = task_rows("cheese_burger", range(6), RowOptions(), ranges=few)
+    kept = [seed for seed, done in enumerate(limited) if done is not None]
+    assert 0 < len(kept) < 6
+    assert all(limited[seed][2] == full[seed][2] for seed in kept)
+    summary = build_dataset("cheese_burger", range(6), tmp_path / "d", RowOptions(), test_fraction=0.0, **few)
+    assert summary["skipped_seeds"] == [seed for seed in range(6) if seed not in kept]
+    assert summary["train"]["instances"] == len(kept)

@@ -154,8 +154,8 @@ class Trace:
         pass
 
 
-class _Episode:
-    """The mutable state of one episode while it is being played."""
+class Episode:
+    """The mutable state of one episode while it is being played (the simulator `play` and `plannerl.envs` step)."""
 
     def __init__(self, problem: EvalProblem, episode: int, run: int, history_len: int) -> None:
         self.problem = problem
@@ -246,7 +246,7 @@ def play(problems: Sequence[EvalProblem], policy, *, invalid: str = "retry", run
     batch_size = max(1, int(getattr(policy, "batch_size", 1)))
     results: list[EpisodeResult] = []
     for start in range(0, len(jobs), batch_size):
-        batch = [_Episode(problem, index, run, history_len) for run, index, problem in jobs[start:start + batch_size]]
+        batch = [Episode(problem, index, run, history_len) for run, index, problem in jobs[start:start + batch_size]]
         results.extend(_play_batch(batch, policy, invalid, trace, on_result))
     return results
 
@@ -259,13 +259,13 @@ def check_play_options(invalid: str, runs: int) -> None:
         raise PlannerlError(f"--runs must be at least 1, got {runs}")
 
 
-def _play_batch(batch: list[_Episode], policy, invalid: str, trace: Trace,
+def _play_batch(batch: list[Episode], policy, invalid: str, trace: Trace,
                 on_result: Callable[[EpisodeResult], None] | None) -> list[EpisodeResult]:
     """Advance a batch of episodes in lockstep: one policy call answers every unfinished one."""
     name = policy.name
     finished: dict[int, EpisodeResult] = {}
 
-    def finish(position: int, episode: _Episode) -> None:
+    def finish(position: int, episode: Episode) -> None:
         result = episode.result(name)
         finished[position] = result
         if on_result is not None:

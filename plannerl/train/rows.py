@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 
 from plannerl.atomic import check_writable
-from plannerl.errors import NoPlanError
+from plannerl.errors import NoPlanError, StateLimitError
 from plannerl.parallel import check_jobs, map_seeds
 from plannerl.seeds import parse_seeds
 from plannerl.tasks.answers import DEFAULT_HISTORY_LEN, answer_line
@@ -104,13 +104,25 @@ def task_label(instance) -> str:
     return instance.task_name if is_random(instance.task_name) else instance.recipe.name
 
 
-def task_rows(task_name: str, seeds: Iterable[int], options: RowOptions, *, progress: Callable[[tuple], None] | None = None,
+def task_rows(task_name: str, seeds: Iterable[int], options: RowOptions, *, progress: Callable[[tuple | None], None] | None = None,
               jobs: int = 1, time_limit: float | None = None, ranges: dict | None = None,
-              exclude: tuple[str, ...] = ()) -> list[tuple]:
+              exclude: tuple[str, ...] = ()) -> list[tuple | None]:
     """`instance_rows` of every seed, in seed order (`jobs` processes give the same result);
-    `progress` is called with each seed's result as it arrives."""
-    work = partial(instance_rows, task_name, options=options, time_limit=time_limit, ranges=ranges, exclude=exclude)
+    `progress` is called with each seed's result as it arrives.
+
+    A seed whose instance passes the planner's state limit (5M states: a few
+    lettuce_tomato_sandwich layouts at Robotouille's ranges) gives None, not an error: a state
+    count is the same on every machine, so the same seeds are always the ones left out, and one
+    huge layout no longer stops a training run after its other instances are labelled."""
+    work = partial(_rows_or_none, task_name, options=options, time_limit=time_limit, ranges=ranges, exclude=exclude)
     return map_seeds(work, seeds, jobs=jobs, progress=progress)
+
+
+def _rows_or_none(task_name: str, seed: int, **kwargs) -> tuple | None:
+    try:
+        return instance_rows(task_name, seed, **kwargs)
+    except StateLimitError:
+        return None
 
 
 def training_rows(config: dict, progress: Callable[[], None] | None = None) -> list[dict]:
@@ -123,7 +135,7 @@ def training_rows(config: dict, progress: Callable[[], None] | None = None) -> l
     for task_name in training_tasks(config):
         labelled = task_rows(task_name, seeds, options, progress=(lambda _: progress()) if progress else None,
                              jobs=config["runtime"]["jobs"], exclude=task_exclusions(config, task_name))
-        per_task.append([row for _, _, rows in labelled for row in rows])
+        per_task.append([row for done in labelled if done is not None for row in done[2]])
     return balance_tasks(per_task, seed=config["seed"])
 
 
@@ -254,16 +266,19 @@ def build_dataset(task_name: str, seeds: Iterable[int], out_dir: str | Path, opt
     resolved = make_ranges(**generator_ranges(options, ranges))
     check_jobs(jobs)
     check_writable(out_dir)
-    report = None if progress is None else (lambda done: progress(done[0].name, len(done[2])))
-    labelled = task_rows(task_name, seeds, options, progress=report, jobs=jobs, time_limit=time_limit, ranges=ranges,
-                         exclude=tuple(exclude))
+    report = None if progress is None else (lambda done: progress(*(("skipped", 0) if done is None else (done[0].name, len(done[2])))))
+    seeds = list(seeds)
+    results = task_rows(task_name, seeds, options, progress=report, jobs=jobs, time_limit=time_limit, ranges=ranges,
+                        exclude=tuple(exclude))
+    labelled = [done for done in results if done is not None]
     rows = [row for _, _, new in labelled for row in new]
 
     def write_problems(folder: Path) -> None:
         write_instance_folder(folder, [inst for inst, _, _ in labelled], [n for _, n, _ in labelled],
                               task_name=task_label(labelled[0][0]) if labelled else task_name, ranges=resolved)
 
-    return write_dataset(rows, out_dir, test_fraction=test_fraction, split_seed=split_seed, write_problems=write_problems)
+    summary = write_dataset(rows, out_dir, test_fraction=test_fraction, split_seed=split_seed, write_problems=write_problems)
+    return dict(summary, skipped_seeds=[seed for seed, done in zip(seeds, results) if done is None])
 
 
 def config_dataset(config: dict, out_dir: str | Path, *, test_fraction: float = 0.0, split_seed: int = DEFAULT_SPLIT_SEED,
