@@ -224,4 +224,5 @@ def _print_summary(console, summary: dict, out: Path) -> None:
     if skipped:
         console.print(f"left out {len(skipped)} seeds whose instance passed the planner's state limit: "
                       f"{', '.join(map(str, skipped))}")
-    console.print(f"wrote {out}/train.jsonl, test.jsonl, summary.json and problems/")
+    problems = " and problems/" if (out / "problems").is_dir() else ""
+    console.print(f"wrote {out}/train.jsonl, test.jsonl, summary.json{problems}")
