@@ -1,7 +1,7 @@
 """Generalisation benchmark (issue #17): models trained on a mix or on sub-goals, played on the shipped recipes.
 
 For each `NAME=CONFIG` run, trains `plannerl train --config CONFIG` into OUT/NAME (an existing
-run folder is resumed, a finished one only read), then reads the run's own evaluation of every
+run folder is resumed, a finished one, with summary.json, only read), then reads the run's own evaluation of every
 task in its `[eval] tasks`, after its last evaluated stage, on the paper's seeds and the
 held-out seeds. Prints per run and task: SR, ASST and ASST over the optimal length of the same
 episodes (1.00 = every success took a shortest plan), then the SR matrix (rows: run; columns:
@@ -35,14 +35,17 @@ RUNS = {"generalist": "configs/generalist.toml", "six_tasks": "configs/six_tasks
 SPLITS = {"seeds": "42..420", "heldout": "5000..5019"}
 
 
-def train_run(config_file: str, run_dir: Path) -> dict:
-    """The run's training summary, training (or resuming) it first unless it has finished."""
+def training_minutes(config_file: str, run_dir: Path) -> float:
+    """Train (or resume) the run unless it has finished (summary.json written), then its
+    training time from the run's timings.json."""
     from plannerl.train.config import resolve_config
     from plannerl.train.pipeline import train
 
-    config = resolve_config(ROOT / config_file if not Path(config_file).is_file() else config_file)
-    resume = (run_dir / "config.json").is_file()
-    return train(config, run_dir, resume=resume, say=lambda text: print(f"[{run_dir.name}] {text}", flush=True))
+    if not (run_dir / "summary.json").is_file():
+        config = resolve_config(ROOT / config_file if not Path(config_file).is_file() else config_file)
+        train(config, run_dir, resume=(run_dir / "config.json").is_file(),
+              say=lambda text: print(f"[{run_dir.name}] {text}", flush=True))
+    return json.loads((run_dir / "timings.json").read_text())["seconds"].get("training_total", 0) / 60
 
 
 def task_metrics(report: dict) -> dict:
@@ -79,10 +82,10 @@ def main() -> int:
     try:
         for name, config_file in runs.items():
             run_dir = Path(args.out) / name
-            summary = train_run(config_file, run_dir)
+            minutes = training_minutes(config_file, run_dir)
             config = json.loads((run_dir / "config.json").read_text())
             stage, reports = last_stage_reports(run_dir, config)
-            results[name] = {"stage": stage, "training_minutes": summary["seconds"].get("training_total", 0) / 60,
+            results[name] = {"stage": stage, "training_minutes": minutes,
                              "splits": {split: task_metrics(report) for split, report in reports.items()}}
     except PlannerlError as exc:
         print(f"bench/transfer.py: error: {exc}", file=sys.stderr)
