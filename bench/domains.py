@@ -11,6 +11,8 @@ Writes OUT/domains.json.
 Targets: Blocksworld trained on 200 random 4-6 block problems SR >= 0.9 on 20 other ones, ASST
 within 10% of optimal, <= 30 minutes of training (7-8 blocks reported); Gripper and logistics
 SR >= 0.9 held out; Blocksworld from 3 problem files plus random walks SR >= 0.8 held out.
+`blocks_words` is Blocksworld again with bench/blocksworld.templates.toml beside the domain, so
+facts, goal and answers name blocks with the same tokens ("e on d", "stack e on d").
 
 Run from anywhere: `python bench/domains.py [--out runs] [--runs blocks,gripper] [--markdown]`
 (paths are relative to the repository root, where it runs).
@@ -32,7 +34,7 @@ from classic_problems import GENERATORS, write_problems  # noqa: E402
 from tables import print_table  # noqa: E402
 from transfer import task_metrics  # noqa: E402
 
-from plannerl.atomic import write_json  # noqa: E402
+from plannerl.atomic import write_json, write_text  # noqa: E402
 from plannerl.errors import PlannerlError  # noqa: E402
 
 # name: (generator, training sizes, training seeds, walks, SFT steps, larger held-out sizes or None)
@@ -41,7 +43,10 @@ RUNS = {
     "gripper": ("gripper", (2, 5), range(0, 200), 2, 1000, None),
     "logistics": ("logistics", (1, 3), range(0, 200), 2, 1000, None),
     "blocks_3files": ("blocks", (4, 6), range(0, 3), 300, 2500, None),
+    "blocks_words": ("blocks", (4, 6), range(0, 200), 5, 1200, (7, 8)),
 }
+# Runs whose domain is read with a templates file beside it (a copy of the domain in OUT/problems/NAME/).
+TEMPLATES = {"blocks_words": ROOT / "bench" / "blocksworld.templates.toml"}
 HELDOUT_SEEDS, LARGE_SEEDS = range(5000, 5020), range(6000, 6020)
 
 
@@ -54,6 +59,11 @@ def run_config(name: str, out: Path) -> dict:
     write_problems(generator, sizes, list(seeds), folder / "train")
     write_problems(generator, sizes, list(HELDOUT_SEEDS), folder / "heldout")
     domain = GENERATORS[generator][1].relative_to(ROOT)
+    if name in TEMPLATES:  # the same domain, rendered with the templates file beside its copy
+        copy = folder / "domain.pddl"
+        write_text(copy, domain.read_text())
+        write_text(copy.with_suffix(".templates.toml"), TEMPLATES[name].read_text())
+        domain = copy
     return resolve_config(overrides={"domain": str(domain), "problems": str(folder / "train"),
                                      "data": {"walks": walks}, "sft": {"steps": steps},
                                      "eval": {"problems": str(folder / "heldout"), "stages": ["sft", "recovery"]}})
