@@ -56,9 +56,10 @@ def run_config(name: str, out: Path) -> dict:
 
     generator, sizes, seeds, walks, steps, _ = RUNS[name]
     folder = out / "problems" / name
-    write_problems(generator, sizes, list(seeds), folder / "train")
-    write_problems(generator, sizes, list(HELDOUT_SEEDS), folder / "heldout")
+    train = write_problems(generator, sizes, list(seeds), folder / "train")
+    heldout = write_problems(generator, sizes, list(HELDOUT_SEEDS), folder / "heldout")
     domain = GENERATORS[generator][1].relative_to(ROOT)
+    drop_twins(domain, train, heldout)
     if name in TEMPLATES:  # the same domain, rendered with the templates file beside its copy
         copy = folder / "domain.pddl"
         write_text(copy, domain.read_text())
@@ -67,6 +68,18 @@ def run_config(name: str, out: Path) -> dict:
     return resolve_config(overrides={"domain": str(domain), "problems": str(folder / "train"),
                                      "data": {"walks": walks}, "sft": {"steps": steps},
                                      "eval": {"problems": str(folder / "heldout"), "stages": ["sft", "recovery"]}})
+
+
+def drop_twins(domain: Path, train: list[Path], heldout: list[Path]) -> None:
+    """Delete the held-out problems equal to a training one (small Gripper problems repeat):
+    training refuses such a held-out set, and they would not be held out."""
+    from plannerl.planning.planner import load_task
+    from plannerl.tasks.problem_sets import state_facts
+
+    seen = {state_facts(load_task(domain, path)) for path in train}
+    for path in heldout:
+        if state_facts(load_task(domain, path)) in seen:
+            path.unlink()
 
 
 def large_metrics(name: str, config: dict, out: Path) -> dict | None:
