@@ -64,7 +64,7 @@ MAX_RANGE = 64
 COUNTS = ("zero", "one", "two", "three")
 # A random draw whose optimal search stores more states than this is redrawn (`_random_instance`).
 # Measured on seeds 1050-1089 at the training hold probability (0.6): budgets of 50k and 150k
-# states redraw the same 11 first draws (the hard ones need millions), and 50k reaches each
+# states redraw the same 11 first draws (each needs more than 150k), and 50k reaches each
 # verdict sooner (60 s for the 40 seeds against 124 s at 150k; 0.5M took about 30 s per redraw).
 RANDOM_MAX_STATES = 50_000
 MAX_HARD_REDRAWS = 100
