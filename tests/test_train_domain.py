@@ -62,10 +62,10 @@ def test_domain_rows_label_every_start_with_optimal_actions(blocks):
 
 
 def test_problem_files_are_found_by_folder_glob_or_file(blocks, tmp_path):
-    folder = find_problems(blocks["problems"], domain=BLOCKS)
+    folder = find_problems(blocks["problems"])
     assert [p.name for p in folder] == ["p01.pddl", "p02.pddl", "p03.pddl"]
     assert find_problems(str(Path(blocks["problems"]) / "p0[12].pddl")) == folder[:2]
-    assert find_problems(CLASSIC / "blocksworld", domain=BLOCKS)[0].name == "p00.pddl"  # the domain file is skipped
+    assert find_problems(CLASSIC / "blocksworld")[0].name == "p00.pddl"  # the domain file is skipped
 
 
 @pytest.mark.parametrize("change, message", [

@@ -67,7 +67,7 @@ class PlanningEnv(gymnasium.Env):
             if task is not None or not problems:
                 raise PlannerlError("give either task (a cooking recipe) or domain with problems, not both")
             self.task_name, self.exclude = None, ()
-            self._files = load_problems(domain, find_problems(problems, domain=domain))
+            self._files = load_problems(domain, find_problems(problems))
             self.instances = list(range(len(self._files)))
         else:
             if task is None:

@@ -194,9 +194,10 @@ def generate_instance(task_name: str, seed: int, *, best_binding: bool = True, t
     if is_random(task_name):
         return _random_instance(seed, rng, resolved, best_binding, time_limit, exclude=exclude, layers=layers)
     recipe = task_recipe(task_name, seed, rng, exclude=exclude, layers=layers)
-    subgoal_rng = random.Random(f"subgoal:{seed}")
-    if subgoals and subgoal_rng.random() < subgoals:
-        recipe = subgoal_recipe(recipe, subgoal_rng) or recipe
+    if subgoals:
+        subgoal_rng = random.Random(f"subgoal:{seed}")
+        if subgoal_rng.random() < subgoals:
+            recipe = subgoal_recipe(recipe, subgoal_rng) or recipe
     layout = random_layout(recipe, rng, resolved)
     return _instance(recipe, seed, f"{recipe.name}_{seed}", layout, best_binding, time_limit, task_name=task_name)
 

@@ -21,8 +21,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from plannerl.errors import NoPlanError, PlannerlError
+from plannerl.pddl.reader import is_domain_file
 from plannerl.pddl.task import Task, set_bits
 from plannerl.planning.oracle import Oracle, make_oracle
+from plannerl.planning.planner import load_task
 
 
 @dataclass
@@ -38,9 +40,9 @@ class Problem:
         return self.path.stem
 
 
-def find_problems(spec: str | Path, *, domain: str | Path | None = None, key: str = "problems") -> list[Path]:
-    """The problem files `spec` names: a folder (its *.pddl files but the domain), a glob, or a file;
-    sorted by path. Nothing found is an error naming `key` and the spec."""
+def find_problems(spec: str | Path, *, key: str = "problems") -> list[Path]:
+    """The problem files `spec` names: a folder (its *.pddl files but any domain file), a glob, or
+    a file; sorted by path. Nothing found is an error naming `key` and the spec."""
     spec = str(spec)
     path = Path(spec)
     if path.is_dir():
@@ -51,17 +53,10 @@ def find_problems(spec: str | Path, *, domain: str | Path | None = None, key: st
         found = [path]
     else:
         raise PlannerlError(f"{key}: {spec} is neither a folder, a file nor a glob that matches a file")
-    skip = {Path(domain).resolve()} if domain else set()
-    found = [p for p in found if p.is_file() and p.resolve() not in skip and not _is_domain(p)]
+    found = [p for p in found if p.is_file() and not is_domain_file(p)]
     if not found:
         raise PlannerlError(f"{key}: no PDDL problem files in {spec}")
     return found
-
-
-def _is_domain(path: Path) -> bool:
-    from plannerl.pddl.reader import is_domain_file
-
-    return is_domain_file(path)
 
 
 def load_problems(domain: str | Path, paths: list[Path]) -> list[Problem]:
@@ -69,8 +64,6 @@ def load_problems(domain: str | Path, paths: list[Path]) -> list[Problem]:
 
     A file that does not match the domain, uses a feature outside the supported subset or has
     no plan is one error naming it (the reader's and the planner's own errors)."""
-    from plannerl.planning.planner import load_task
-
     problems = []
     for path in paths:
         task = load_task(domain, path)
@@ -102,17 +95,23 @@ def random_walk(task: Task, rng: random.Random, steps: int) -> int:
     return state
 
 
+def walked_start(problem: Problem, rng: random.Random, walk_length: int) -> int | None:
+    """The end of a walk of 1..walk_length steps drawn from `rng`, or None when it is a goal
+    state or a dead end (no start to train or play from)."""
+    state = random_walk(problem.task, rng, rng.randint(1, walk_length))
+    if problem.task.is_goal(state) or problem.oracle.h_star(state) is None:
+        return None
+    return state
+
+
 def training_starts(problem: Problem, *, walks: int, walk_length: int, seed: int) -> list[int]:
     """The problem's initial state, then the distinct solvable non-goal ends of `walks` walks."""
-    task = problem.task
-    starts, seen = [task.init], {task.init}
+    starts, seen = [problem.task.init], {problem.task.init}
     for k in range(walks if walk_length else 0):
-        rng = random.Random(f"{seed}:{problem.name}:{k}")
-        state = random_walk(task, rng, rng.randint(1, walk_length))
-        if state in seen or task.is_goal(state) or problem.oracle.h_star(state) is None:
-            continue
-        seen.add(state)
-        starts.append(state)
+        state = walked_start(problem, random.Random(f"{seed}:{problem.name}:{k}"), walk_length)
+        if state is not None and state not in seen:
+            seen.add(state)
+            starts.append(state)
     return starts
 
 
@@ -121,13 +120,8 @@ def seeded_start(problems: list[Problem], seed: int, walk_length: int) -> tuple[
     `Random(seed)` for 1..walk_length steps (its own initial state when that ends at the goal,
     in a dead end, or when walk_length is 0)."""
     problem = problems[seed % len(problems)]
-    if not walk_length:
-        return problem, problem.task.init
-    rng = random.Random(seed)
-    state = random_walk(problem.task, rng, rng.randint(1, walk_length))
-    if problem.task.is_goal(state) or problem.oracle.h_star(state) is None:
-        state = problem.task.init
-    return problem, state
+    state = walked_start(problem, random.Random(seed), walk_length) if walk_length else None
+    return problem, problem.task.init if state is None else state
 
 
 def state_facts(task: Task, state: int | None = None) -> frozenset:

@@ -257,9 +257,9 @@ def check_domain_config(config: dict) -> None:
     if not Path(config["domain"]).is_file():
         raise PlannerlError(f"domain: {config['domain']}: no such file")
     parse_domain(config["domain"])
-    find_problems(config["problems"], domain=config["domain"])
+    find_problems(config["problems"])
     if config["eval"]["problems"]:
-        find_problems(config["eval"]["problems"], domain=config["domain"], key="eval.problems")
+        find_problems(config["eval"]["problems"], key="eval.problems")
 
 
 def domain_label(config: dict) -> str:

@@ -22,11 +22,15 @@ from plannerl.train.config import is_domain_run, training_tasks
 _LOADED: dict[tuple, list[Problem]] = {}
 
 
+def problem_files(config: dict, key: str = "problems") -> list[Path]:
+    """The files of `key`: "problems" (training) or "eval.problems" (held out)."""
+    return find_problems(config["eval"]["problems"] if key == "eval.problems" else config["problems"], key=key)
+
+
 def problem_set(config: dict, key: str = "problems") -> list[Problem]:
     """The problems of `key` ("problems" or "eval.problems"), parsed and solved once per process;
     held-out problems are checked against the training ones."""
-    spec = config["eval"]["problems"] if key == "eval.problems" else config["problems"]
-    paths = find_problems(spec, domain=config["domain"], key=key)
+    paths = problem_files(config, key)
     cache_key = (str(Path(config["domain"]).resolve()), *((str(p.resolve()), p.stat().st_mtime_ns) for p in paths))
     if cache_key not in _LOADED:
         _LOADED[cache_key] = load_problems(config["domain"], paths)
@@ -63,9 +67,7 @@ def eval_splits(config: dict) -> list[str]:
 def split_size(config: dict, split: str) -> int:
     """How many episodes a split plays, counted without any search."""
     if is_domain_run(config):
-        key = "eval.problems" if split == "heldout" else "problems"
-        spec = config["eval"]["problems"] if split == "heldout" else config["problems"]
-        return len(find_problems(spec, domain=config["domain"], key=key))
+        return len(problem_files(config, _SPLIT_KEYS[split]))
     return len(eval_tasks(config)) * len(parse_seeds(config["eval"][_SEED_KEYS[split]]))
 
 
@@ -74,11 +76,12 @@ def split_problems(config: dict, split: str) -> list[EvalProblem]:
     if not is_domain_run(config):
         return problems_from_tasks(eval_tasks(config), parse_seeds(config["eval"][_SEED_KEYS[split]]),
                                    exclude=config["exclude_tasks"])
-    problems = problem_set(config, "eval.problems" if split == "heldout" else "problems")
+    problems = problem_set(config, _SPLIT_KEYS[split])
     return [make_problem(p.task, name=p.name, source=str(p.path), oracle=p.oracle) for p in problems]
 
 
-_SEED_KEYS = {"seeds": "seeds", "heldout": "heldout_seeds"}
+_SEED_KEYS = {"seeds": "seeds", "heldout": "heldout_seeds"}     # a recipe run's split -> its seed key in [eval]
+_SPLIT_KEYS = {"train": "problems", "heldout": "eval.problems"}  # a domain run's split -> its problem files
 
 
 def eval_tasks(config: dict) -> list[str]:
@@ -90,7 +93,7 @@ def row_units(config: dict) -> int:
     """How many units the row builder reports progress in: instances (tasks x training seeds),
     or a domain run's problem files."""
     if is_domain_run(config):
-        return len(find_problems(config["problems"], domain=config["domain"]))
+        return len(problem_files(config))
     return len(parse_seeds(config["data"]["train_seeds"])) * len(training_tasks(config))
 
 
