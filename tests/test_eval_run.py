@@ -143,3 +143,28 @@ def test_cli_eval_output_fits_80_columns(tmp_path, capsys, monkeypatch):
     assert code == 0, err
     assert "…" not in out and f"report: {report}\n" in out
     assert Path(report).exists()
+
+
+def test_an_instance_past_the_state_limit_is_skipped_and_named_not_a_crash(monkeypatch, tmp_path):
+    """A generated instance the planner cannot solve within its state limit has no optimal
+    length: the evaluation leaves it out, says so and lists it in the report; the other
+    instances' episodes are those of an evaluation without it."""
+    from plannerl.agents.problems import iter_problems_from_tasks
+    from plannerl.planning import search
+
+    monkeypatch.setattr(search, "DEFAULT_MAX_STATES", 12)  # most burger layouts fit; the rest stand for huge ones
+    said = []
+    outcome = run_evaluation(EvalSpec(tasks=["burger"], seeds="0:5", report=tmp_path / "r.json"), say=said.append)
+    played = [r.problem.seed for r in outcome.results]
+    missing = sorted(set(range(6)) - set(played))
+    assert missing and len(played) + len(missing) == 6
+    assert outcome.skipped == [f"instance burger_{s} of burger: no plan found: stopped after 12 states (state limit)"
+                               for s in missing]
+    assert [line for line in said if "skipped" in line] and all(f"burger_{s}" in " ".join(said) for s in missing)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["skipped"] == outcome.skipped and report["metrics"]["episodes"] == len(played)
+    alone = run_evaluation(EvalSpec(tasks=["burger"], seeds=",".join(map(str, played)), report=tmp_path / "kept.json"))
+    assert [r.to_json() for r in alone.results] == [r.to_json() for r in outcome.results]
+    assert "skipped" not in json.loads((tmp_path / "kept.json").read_text())
+    with pytest.raises(PlannerlError, match="state limit"):  # without a list to name it in, it stays an error
+        list(iter_problems_from_tasks(["burger"], missing))

@@ -180,11 +180,12 @@ def _global_sources(task_names: Sequence[str], seeds: Sequence[int | None], file
 
 def iter_shard_problems(task_names: Sequence[str], seeds: Sequence[int | None], files: Sequence[str | Path] = (), *,
                         domain: str | Path | None = None, max_steps: int | None = None, shard: int = 0, shards: int = 1,
-                        indices: list[int] | None = None):
+                        indices: list[int] | None = None, skipped: list[str] | None = None):
     """This shard's instances, labelled lazily (only its own optimal searches run).
 
     Every task name, seed list and file is checked first, on every process, so a typo fails
-    everywhere at once. The global index of each instance yielded is appended to `indices`.
+    everywhere at once. The global index of each instance yielded is appended to `indices`;
+    instances past the planner's state limit go to `skipped` (`iter_problems_from_tasks`).
     """
     if task_names:
         iter_problems_from_tasks(task_names, seeds, max_steps=max_steps)  # checks now; labels nothing
@@ -194,7 +195,7 @@ def iter_shard_problems(task_names: Sequence[str], seeds: Sequence[int | None], 
     for index in shard_indices(len(sources), shard, shards):
         source = sources[index]
         if source[0] == "task":
-            problems = iter_problems_from_tasks([source[1]], [source[2]], max_steps=max_steps)
+            problems = iter_problems_from_tasks([source[1]], [source[2]], max_steps=max_steps, skipped=skipped)
         else:
             problems = iter_problems_from_files([source[1]], domain=domain, max_steps=max_steps)
         for problem in problems:
@@ -218,19 +219,21 @@ def merge_payloads(payloads: Sequence[list[tuple]]) -> list[EpisodeRecord]:
 def evaluate_sharded(policies: Sequence, task_names: Sequence[str], seeds: Sequence[int | None], files: Sequence[str | Path] = (),
                      *, domain: str | Path | None = None, max_steps: int | None = None, invalid: str = "retry", runs: int = 1,
                      history_len: int = 5, trace=None, report: str | Path | None = None,
-                     config: dict | None = None) -> list[EpisodeRecord]:
+                     config: dict | None = None, skipped: list[str] | None = None) -> list[EpisodeRecord]:
     """`plannerl.agents.evaluate.evaluate_policies` split across the launcher's processes.
 
     Each process plays its shard (instance index mod world size), the episodes are gathered on
     every process, and the main process writes the merged report: byte for byte the report one
-    process writes for the same seeds. An interrupted sharded run writes no report.
+    process writes for the same seeds. An interrupted sharded run writes no report. Every
+    shard's skipped instances are gathered into `skipped` (sorted, so any world size lists them alike).
     """
     names = [policy.name for policy in policies]
     if len(set(names)) != len(names):
         raise PlannerlError(f"sharded evaluation needs distinct policy names, got {', '.join(names)} (name them LABEL=SPEC)")
     indices: list[int] = []
+    own_skipped: list[str] = []
     problems = iter_shard_problems(task_names, seeds, files, domain=domain, max_steps=max_steps, shard=rank(), shards=world_size(),
-                                   indices=indices)
+                                   indices=indices, skipped=own_skipped)
     if not _global_sources(task_names, seeds, files):
         raise PlannerlError("nothing to evaluate: give --task TASK or PROBLEM files")
     first = next(problems, None)
@@ -238,8 +241,12 @@ def evaluate_sharded(policies: Sequence, task_names: Sequence[str], seeds: Seque
     if first is not None:
         results = evaluate_policies(policies, chain([first], problems), invalid=invalid, runs=runs, history_len=history_len,
                                     trace=trace)
-    merged = merge_payloads(gather_objects(shard_payload(results, names, indices)))
+    gathered = gather_objects((shard_payload(results, names, indices), own_skipped))
+    merged = merge_payloads([payload for payload, _ in gathered])
+    all_skipped = sorted(reason for _, shard_skipped in gathered for reason in shard_skipped)
+    if skipped is not None:
+        skipped.extend(all_skipped)
     if report is not None and is_main_process():
-        write_report(report, merged, config or {})
+        write_report(report, merged, config or {}, skipped=all_skipped)
     barrier()
     return merged

@@ -73,6 +73,7 @@ class EvalOutcome:
     matrix: dict
     report: Path | None
     matrix_png: Path | None
+    skipped: list[str] = field(default_factory=list)
 
 
 def run_evaluation(spec: EvalSpec, *, trace: Trace | None = None,
@@ -82,14 +83,16 @@ def run_evaluation(spec: EvalSpec, *, trace: Trace | None = None,
     `say` receives the run's notes (Rich markup): the shard layout of a distributed run, and
     where an interrupted run's finished episodes are. Returns None on the processes of a
     distributed run other than the main one (the main one writes and reports for all)."""
-    problems = _problems(spec)  # checked now; each optimal search runs when the evaluation reaches it
+    skipped: list[str] = []  # instances past the planner's state limit, filled as the evaluation reaches them
+    problems = _problems(spec, skipped)  # checked now; each optimal search runs when the evaluation reaches it
     model_options = {"sample": spec.sample, "temperature": spec.temperature, "constrained": spec.constrained,
                      "batch_size": spec.batch_size, "max_new_tokens": spec.max_new_tokens, "trust_remote_code": spec.trust_remote_code}
     policies = [make_policy(policy, seed=spec.seed, **model_options) for policy in spec.policies]
     history_len = shared_history_len(policies, spec.history_len)
     config = spec.config([p.name for p in policies], history_len)
     trace = trace or Trace()
-    options = {"invalid": spec.invalid, "runs": spec.runs, "history_len": history_len, "report": spec.report, "config": config}
+    options = {"invalid": spec.invalid, "runs": spec.runs, "history_len": history_len, "report": spec.report, "config": config,
+               "skipped": skipped}
     if distributed.init_process_group():
         main = distributed.is_main_process()
         if main:
@@ -106,21 +109,24 @@ def run_evaluation(spec: EvalSpec, *, trace: Trace | None = None,
             if spec.report is not None:
                 say(f"[yellow]interrupted: the episodes finished so far are in {spec.report}[/]")
             raise
+    for reason in skipped:
+        say(f"[yellow]skipped {reason}: it has no optimal length to score against[/]")
     matrix = sr_matrix(results)
     if spec.matrix_png is not None:
         save_matrix_png(spec.matrix_png, matrix["rows"], matrix["columns"], matrix["sr"])
-    return EvalOutcome(results, matrix, spec.report, spec.matrix_png)
+    return EvalOutcome(results, matrix, spec.report, spec.matrix_png, skipped)
 
 
-def _problems(spec: EvalSpec) -> Iterator[EvalProblem]:
-    """Every instance of `spec`, tasks x seeds first, then the files; bad names, seeds or files fail now."""
+def _problems(spec: EvalSpec, skipped: list[str]) -> Iterator[EvalProblem]:
+    """Every instance of `spec`, tasks x seeds first, then the files; bad names, seeds or files
+    fail now. Generated instances past the planner's state limit go to `skipped`."""
     if not spec.tasks and not spec.problems:
         raise PlannerlError("nothing to evaluate: give --task TASK (with --seeds) or PROBLEM files")
     if spec.domain is not None and not spec.problems:
         raise PlannerlError("--domain applies to PROBLEM files; none given")
     chosen: list[Iterable[EvalProblem]] = []
     if spec.tasks:
-        chosen.append(iter_problems_from_tasks(spec.tasks, spec.seed_list(), max_steps=spec.max_steps))
+        chosen.append(iter_problems_from_tasks(spec.tasks, spec.seed_list(), max_steps=spec.max_steps, skipped=skipped))
     if spec.problems:
         chosen.append(iter_problems_from_files(spec.problems, domain=spec.domain, max_steps=spec.max_steps))
     return chain(*chosen)

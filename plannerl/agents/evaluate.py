@@ -52,14 +52,16 @@ __all__ = [
 
 def evaluate_policies(policies: Sequence, problems: Iterable[EvalProblem], *, invalid: str = "retry", runs: int = 1,
                       history_len: int = 5, trace: Trace | None = None, report: str | Path | None = None,
-                      config: dict | None = None) -> list[EpisodeResult]:
+                      config: dict | None = None, skipped: Sequence[str] = ()) -> list[EpisodeResult]:
     """Every policy plays every problem; the report is written even when Ctrl-C stops the run.
 
     `problems` may be lazy (`iter_problems_from_tasks`): they are taken a batch at a time (the
     largest policy batch), and every policy plays that batch before the next is labelled. The
     results (and the report) are ordered by policy, run and problem whatever the play order.
     On an interruption (or any error) the report holds the episodes finished so far and says
-    `"interrupted": true`; the exception is then re-raised.
+    `"interrupted": true`; the exception is then re-raised. `skipped` (the list a lazy
+    `iter_problems_from_tasks` fills with the instances it left out) goes into the report as
+    it stands when the report is written.
     """
     check_play_options(invalid, runs)
     finished: list[tuple[int, EpisodeResult]] = []
@@ -74,13 +76,15 @@ def evaluate_policies(policies: Sequence, problems: Iterable[EvalProblem], *, in
                      on_result=lambda result, number=number: finished.append((number, result)))
             seen += len(batch)
         if not seen:
+            if skipped:
+                raise PlannerlError(f"nothing to evaluate: every instance was skipped ({skipped[0]})")
             raise PlannerlError("nothing to evaluate: give --task TASK or PROBLEM files")
         complete = True
     finally:
         finished.sort(key=lambda item: (item[0], item[1].run, item[1].episode))
         results = [result for _, result in finished]
         if report is not None and (seen or finished):
-            write_report(report, results, config or {}, interrupted=not complete)
+            write_report(report, results, config or {}, interrupted=not complete, skipped=skipped)
     return results
 
 

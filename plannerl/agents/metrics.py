@@ -77,10 +77,12 @@ def sr_matrix(results: Sequence[EpisodeResult]) -> dict:
     return {"rows": rows, "columns": columns, "sr": values}
 
 
-def build_report(results: Sequence[EpisodeResult], config: dict, *, interrupted: bool = False) -> dict:
-    """Everything a run measured, with no timings: the same seed gives the same bytes."""
+def build_report(results: Sequence[EpisodeResult], config: dict, *, interrupted: bool = False,
+                 skipped: Sequence[str] = ()) -> dict:
+    """Everything a run measured, with no timings: the same seed gives the same bytes.
+    `skipped` (the instances left out, each with its reason) is listed only when there are some."""
     groups = group_results(results)
-    return {
+    report = {
         "format": REPORT_FORMAT,
         "config": config,
         "interrupted": interrupted,
@@ -89,9 +91,13 @@ def build_report(results: Sequence[EpisodeResult], config: dict, *, interrupted:
         "matrix": sr_matrix(results),
         "episodes": [result.to_json() for result in results],
     }
+    if skipped:
+        report["skipped"] = list(skipped)
+    return report
 
 
-def write_report(path: str | Path, results: Sequence[EpisodeResult], config: dict, *, interrupted: bool = False) -> Path:
+def write_report(path: str | Path, results: Sequence[EpisodeResult], config: dict, *, interrupted: bool = False,
+                 skipped: Sequence[str] = ()) -> Path:
     """Write `build_report` atomically: an interrupted write never leaves half a report."""
-    return write_json(path, build_report(results, config, interrupted=interrupted))
+    return write_json(path, build_report(results, config, interrupted=interrupted, skipped=skipped))
 

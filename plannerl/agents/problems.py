@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from plannerl.errors import NoPlanError, PlannerlError
+from plannerl.errors import NoPlanError, PlannerlError, StateLimitError
 from plannerl.pddl.task import Task
 from plannerl.planning.oracle import Oracle, make_oracle
 from plannerl.planning.planner import load_task
@@ -66,20 +66,27 @@ def _default_step_limit(task_name: str | None, optimal: int) -> int:
 
 
 def problems_from_tasks(task_names: Sequence[str], seeds: Sequence[int | None], *, max_steps: int | None = None,
-                        exclude: Sequence[str] = ()) -> list[EvalProblem]:
+                        exclude: Sequence[str] = (), skipped: list[str] | None = None) -> list[EvalProblem]:
     """Generated instances: every task x every seed, in that order; seed None is the task's
     unrandomised (Robotouille base) layout. `exclude` names the recipes whose goals the
-    "random" task's recipes must avoid (held-out tasks stay held out)."""
-    return list(iter_problems_from_tasks(task_names, seeds, max_steps=max_steps, exclude=exclude))
+    "random" task's recipes must avoid (held-out tasks stay held out). `skipped`: see
+    `iter_problems_from_tasks`."""
+    return list(iter_problems_from_tasks(task_names, seeds, max_steps=max_steps, exclude=exclude, skipped=skipped))
 
 
 def iter_problems_from_tasks(task_names: Sequence[str], seeds: Sequence[int | None], *,
-                             max_steps: int | None = None, exclude: Sequence[str] = ()) -> Iterator[EvalProblem]:
+                             max_steps: int | None = None, exclude: Sequence[str] = (),
+                             skipped: list[str] | None = None) -> Iterator[EvalProblem]:
     """Like `problems_from_tasks`, labelling each instance only when it is reached.
 
     Task names and the seed list are checked now, so a typo fails before any search; each
     instance's optimal search (seconds to a minute for the larger tasks) runs as the
     evaluation reaches it, so episodes start early and Ctrl-C keeps those already played.
+
+    An instance whose optimal search passes the planner's state limit (a few
+    lettuce_tomato_sandwich layouts at Robotouille's ranges) has no optimal length to score
+    against: with a `skipped` list it is left out and the reason (naming it) appended there (the same
+    instances for the same seeds: the limit counts states), without one it is an error.
     """
     if max_steps is not None and max_steps < 1:
         raise PlannerlError(f"--max-steps must be at least 1, got {max_steps}")
@@ -92,11 +99,11 @@ def iter_problems_from_tasks(task_names: Sequence[str], seeds: Sequence[int | No
         if is_random(task_name) and None in seeds:
             raise PlannerlError(f"task {task_name!r} has no base layout: each seed draws its recipe, so give seeds")
         check_task(task_name, exclude=exclude if is_random(task_name) else ())
-    return _label_generated(list(task_names), list(seeds), max_steps, tuple(exclude))
+    return _label_generated(list(task_names), list(seeds), max_steps, tuple(exclude), skipped)
 
 
 def _label_generated(task_names: list[str], seeds: list[int | None], max_steps: int | None,
-                     exclude: tuple[str, ...]) -> Iterator[EvalProblem]:
+                     exclude: tuple[str, ...], skipped: list[str] | None) -> Iterator[EvalProblem]:
     for task_name in task_names:
         for seed in seeds:
             if seed is None:
@@ -106,9 +113,16 @@ def _label_generated(task_names: list[str], seeds: list[int | None], max_steps: 
             else:
                 instance = generate_instance(task_name, seed)
             where = f"{task_name} base layout" if seed is None else f"{task_name} seed {seed}"
-            task, oracle, _ = solve_instance(instance)  # the generator's own search, reused when it already ran
-            yield make_problem(task, name=instance.name, task_name=task_name, seed=seed, source=where,
-                               max_steps=max_steps, oracle=oracle)
+            try:
+                task, oracle, _ = solve_instance(instance)  # the generator's own search, reused when it already ran
+                problem = make_problem(task, name=instance.name, task_name=task_name, seed=seed, source=where,
+                                       max_steps=max_steps, oracle=oracle)
+            except StateLimitError as error:
+                if skipped is None:
+                    raise
+                skipped.append(str(error))  # names the instance
+                continue
+            yield problem
 
 
 def problems_from_files(paths: Sequence[str | Path], *, domain: str | Path | None = None,

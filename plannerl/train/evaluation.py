@@ -27,9 +27,11 @@ def evaluate_model(run: Run, stage: str, model_dir: Path, progress=None) -> dict
         def report(split: str = split) -> dict:
             policy = ModelPolicy(str(model_dir), label=stage, constrained=evaluation["constrained"],
                                  batch_size=evaluation["batch_size"])
-            results = play(split_problems(config, split), policy, invalid=evaluation["invalid"],
+            skipped: list[str] = []  # instances past the planner's state limit: listed in the report, not played
+            results = play(split_problems(config, split, skipped), policy, invalid=evaluation["invalid"],
                            history_len=config["data"]["history_len"], on_result=(lambda _: progress()) if progress else None)
-            return build_report(results, {"stage": stage, "split": split, "model": str(model_dir), "train_config": config})
+            return build_report(results, {"stage": stage, "split": split, "model": str(model_dir), "train_config": config},
+                                skipped=skipped)
 
         groups = run.cached(f"eval/{stage}-{split}.json", report)["groups"]
         summary[split] = {entry["group"]: entry["metrics"] for entry in groups}

@@ -71,11 +71,12 @@ def split_size(config: dict, split: str) -> int:
     return len(eval_tasks(config)) * len(parse_seeds(config["eval"][_SEED_KEYS[split]]))
 
 
-def split_problems(config: dict, split: str) -> list[EvalProblem]:
-    """The instances of one evaluation split."""
+def split_problems(config: dict, split: str, skipped: list[str] | None = None) -> list[EvalProblem]:
+    """The instances of one evaluation split; a recipe instance past the planner's state limit
+    is left out and named in `skipped` when a list is given (`iter_problems_from_tasks`)."""
     if not is_domain_run(config):
         return problems_from_tasks(eval_tasks(config), parse_seeds(config["eval"][_SEED_KEYS[split]]),
-                                   exclude=config["exclude_tasks"])
+                                   exclude=config["exclude_tasks"], skipped=skipped)
     problems = problem_set(config, _SPLIT_KEYS[split])
     return [make_problem(p.task, name=p.name, source=str(p.path), oracle=p.oracle) for p in problems]
 
