@@ -97,15 +97,50 @@ def full_sequence_choice(policy, problem) -> str:
     return problem.task.actions[best].pddl
 
 
-@pytest.mark.parametrize("per_pass", [256, 3])
-def test_constrained_choice_is_the_most_likely_valid_answer(model_dir, problems, per_pass, monkeypatch):
+@pytest.mark.parametrize("tokens_per_pass", [None, 10])
+def test_constrained_choice_is_the_most_likely_valid_answer(model_dir, problems, tokens_per_pass, monkeypatch):
     import plannerl.agents.scoring
 
-    monkeypatch.setattr(plannerl.agents.scoring, "CANDIDATES_PER_PASS", per_pass)  # 3: candidates split over passes
     policy = ModelPolicy(str(model_dir), constrained=True, batch_size=len(problems))
+    if tokens_per_pass is not None:  # a prompt's candidates split over several passes
+        vocabulary = policy.model.get_output_embeddings().weight.shape[0]
+        monkeypatch.setattr(plannerl.agents.scoring, "LOGITS_PER_PASS", tokens_per_pass * vocabulary)
     results = play(problems, policy)
     for problem, result in zip(problems, results):
         assert result.turns[0].action == full_sequence_choice(policy, problem)
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_prefix_tree_scores_equal_each_candidate_scored_alone(model_dir, problems, attention):
+    """The tree pass (one row per prompt, a mask per candidate's line) gives every candidate the
+    log-probability a pass over prompt + that candidate alone gives, gradients included, for
+    prompts of different lengths in one batch; so does the cache-copy fallback."""
+    import torch
+
+    from plannerl.agents.scoring import score_by_copies, score_candidates
+
+    policy = ModelPolicy(str(model_dir), constrained=True)
+    policy.model.config._attn_implementation = attention
+    tokenizer, model = policy.tokenizer, policy.model
+    observations = [Observation(problem, problem.task.init, 0, [], [], 0, 0) for problem in problems]
+    prompts = tokenizer(policy.prompt_texts(observations), add_special_tokens=False)["input_ids"]
+    assert len({len(p) for p in prompts}) > 1  # left padding is exercised
+    candidates = [[policy._answer_ids(answer_text(obs.task, a)) for a in obs.valid_actions()] for obs in observations]
+    alone = []
+    with torch.no_grad():
+        for prompt, options in zip(prompts, candidates):
+            for ids in options:
+                logprobs = torch.log_softmax(model(input_ids=torch.tensor([prompt + ids])).logits[0].float(), dim=-1)
+                alone.append(sum(float(logprobs[len(prompt) - 1 + k, token]) for k, token in enumerate(ids)))
+    tree = score_candidates(model, prompts, candidates, tokenizer.pad_token_id)
+    assert tree.requires_grad
+    tree.sum().backward()
+    assert model.get_input_embeddings().weight.grad.abs().sum() > 0
+    model.zero_grad()
+    with torch.no_grad():
+        copies = score_by_copies(model, prompts, candidates, tokenizer.pad_token_id)
+    assert torch.allclose(tree.detach(), torch.tensor(alone), atol=1e-4)
+    assert torch.allclose(copies, torch.tensor(alone), atol=1e-4)
 
 
 def test_model_policy_threads_come_from_the_caller_not_a_hard_coded_one(model_dir):

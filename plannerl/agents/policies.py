@@ -144,6 +144,7 @@ class ModelPolicy:
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self._calls = 0
+        self._answers: dict[str, list[int]] = {}
         tokenizer = self.tokenizer
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -185,16 +186,21 @@ class ModelPolicy:
 
     def _choose(self, observations: Sequence[Observation]) -> list[str]:
         """The valid action whose answer text the model finds most likely, per observation."""
-        eos = self.tokenizer.eos_token_id
-        texts, prompts, candidates = [], [], []
-        for obs, prompt in zip(observations, self.prompt_texts(observations)):
-            texts.append(answer_texts(obs.task, obs.state, obs.valid_actions(), self.prompt_style))
-            prompts.append(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
-            candidates.append([self.tokenizer(text, add_special_tokens=False)["input_ids"] + ([eos] if eos is not None else [])
-                               for text in texts[-1]])
+        texts = [answer_texts(obs.task, obs.state, obs.valid_actions(), self.prompt_style) for obs in observations]
+        prompts = self.tokenizer(self.prompt_texts(observations), add_special_tokens=False)["input_ids"]
+        candidates = [[self._answer_ids(text) for text in options] for options in texts]
         scores = score_answers(self.model, prompts, candidates, self.tokenizer.pad_token_id)
         return [options[max(range(len(options)), key=lambda k: (found[k], -k))] if options else ""
                 for options, found in zip(texts, scores)]
+
+    def _answer_ids(self, text: str) -> list[int]:
+        """An answer's tokens, end-of-sequence included; remembered, since the same few hundred
+        answers recur at every step of every episode."""
+        ids = self._answers.get(text)
+        if ids is None:
+            eos = self.tokenizer.eos_token_id
+            ids = self._answers[text] = self.tokenizer(text, add_special_tokens=False)["input_ids"] + ([eos] if eos is not None else [])
+        return ids
 
 
 def shared_history_len(policies: Sequence, requested: int | None, default: int = 5) -> int:

@@ -10,28 +10,33 @@ from __future__ import annotations
 
 import inspect
 
-CANDIDATES_PER_PASS = 256
+LOGITS_PER_PASS = 2**26  # answer tokens x vocabulary per pass: 256 MiB of float32 logits at most
 
 
 def score_answers(model, prompts: list[list[int]], candidates: list[list[list[int]]], pad: int) -> list[list[float]]:
     """Summed log-probability of every candidate after its prompt, for a batch of prompts (no gradient).
 
-    Each prompt runs once and its key/value cache is shared by its candidates
-    (`score_candidates`): a state with 40 valid actions costs its share of one prompt pass plus
-    one short pass, not 40 full passes. Work is split into groups of at most
-    CANDIDATES_PER_PASS candidates to bound memory.
+    Each prompt runs once and its candidates share its key/value cache (`score_candidates`): a
+    state with 40 valid actions costs one prompt pass plus one short pass over their prefix
+    tree, not 40 full passes. The batch is split into passes of at most LOGITS_PER_PASS answer
+    tokens x vocabulary, so the size adapts to the model: the whole batch in one pass for the
+    built-in model (1,213 tokens), a few dozen answers per pass for a 150k-token vocabulary.
     """
+    tokens_per_pass = max(1, LOGITS_PER_PASS // model.get_output_embeddings().weight.shape[0])
     scores: list[list[float]] = [[0.0] * len(options) for options in candidates]
     group: list[tuple[int, int, int]] = []  # (prompt, first candidate, end)
     size = 0
     for index, options in enumerate(candidates):
-        for start in range(0, len(options), CANDIDATES_PER_PASS):
-            end = min(len(options), start + CANDIDATES_PER_PASS)
-            if group and size + end - start > CANDIDATES_PER_PASS:
+        start = 0
+        for k, ids in enumerate(options):
+            if size and size + len(ids) > tokens_per_pass:
+                if k > start:
+                    group.append((index, start, k))
                 _score_group(model, prompts, candidates, group, scores, pad)
-                group, size = [], 0
-            group.append((index, start, end))
-            size += end - start
+                group, size, start = [], 0, k
+            size += len(ids)
+        if len(options) > start:
+            group.append((index, start, len(options)))
     if group:
         _score_group(model, prompts, candidates, group, scores, pad)
     return scores
@@ -54,30 +59,123 @@ def score_candidates(model, prompts: list[list[int]], candidates: list[list[list
     (prompt by prompt, candidates in order); differentiable, so training (`plannerl.train.sft.choice_loss`)
     optimises the very scores constrained decoding ranks.
 
-    The prompts run once, left-padded in one batch; each prompt's key/value cache is then
-    shared by its candidates (rows of the cache selected per candidate), and all candidates run
-    in one short batched pass.
+    Two passes. The prompts run once, left-padded in one batch, keeping only the last
+    position's logits (the first answer token's distribution). Then each prompt's candidates
+    run as one prefix tree in one row (`score_tree`): the 25 answers of a typical cooking state
+    share "Action: Move robot1 to", so the tree holds a third of their tokens, and a
+    candidate's final end-of-sequence token is never run (only its probability is read).
+    A model whose attention cannot take a custom mask (flash attention) scores each candidate
+    on its own copy of the prompt's cache instead (`score_by_copies`): the same numbers, slower.
     """
+    if getattr(model.config, "_attn_implementation", "eager") not in ("eager", "sdpa"):
+        return score_by_copies(model, prompts, candidates, pad)
     import torch
 
-    device = next(model.parameters()).device
-    # transformers 5 names the cache argument `cache`; 4.x named it `past_key_values`
-    cache_name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    width = max(len(p) for p in prompts)
-    prompt_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
-    prompt_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    out, cache, prompt_mask = _run_prompts(model, prompts, pad, keep_last=True)
+    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+    return score_tree(model, cache, prompt_mask, first, candidates, pad)
+
+
+def score_tree(model, cache, prompt_mask, first, candidates: list[list[list[int]]], pad: int):
+    """The candidates' scores given the prompts' cache: every prompt's candidates as one prefix
+    tree, run in one row per prompt whose attention mask lets each tree token see its prompt
+    and its own ancestors only, at the positions it would have in a candidate on its own.
+    `first` holds each prompt's log-probabilities of the first answer token."""
+    import torch
+
+    device = prompt_mask.device
+    trees = [_prefix_tree(options) for options in candidates]
+    slots = torch.tensor([i for i, options in enumerate(candidates) for _ in options], device=device)
+    heads = torch.tensor([ids[0] for options in candidates for ids in options], device=device)
+    total = first[slots, heads]
+    nodes = max(len(tree.tokens) for tree in trees)
+    if nodes == 0:  # every answer is one token long
+        return total
+    tokens = torch.tensor([tree.tokens + [pad] * (nodes - len(tree.tokens)) for tree in trees], device=device)
+    depth = torch.tensor([tree.depth + [0] * (nodes - len(tree.tokens)) for tree in trees], device=device)
+    sees = torch.eye(nodes, dtype=torch.bool, device=device).repeat(len(trees), 1, 1)  # a padding node sees itself
+    pairs = [(i, node, ancestor) for i, tree in enumerate(trees) for node, line in enumerate(tree.lines) for ancestor in line]
+    sees[tuple(torch.tensor(list(column), device=device) for column in zip(*pairs))] = True
+    visible = torch.cat([prompt_mask.bool()[:, None, :].expand(-1, nodes, -1), sees], dim=2)[:, None]
+    dtype = next(model.parameters()).dtype
+    mask = torch.zeros(visible.shape, dtype=dtype, device=device).masked_fill(~visible, torch.finfo(dtype).min)
+    logits = model(input_ids=tokens, attention_mask=mask, position_ids=prompt_mask.sum(1, keepdim=True) + depth,
+                   use_cache=True, **{_cache_argument(model): cache}).logits
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    reads = [(candidate, i, node, token) for candidate, (i, reads) in
+             enumerate((i, reads) for i, tree in enumerate(trees) for reads in tree.reads) for node, token in reads]
+    if not reads:
+        return total
+    owner, rows, places, wanted = (torch.tensor(list(column), device=device) for column in zip(*reads))
+    return total.index_add(0, owner, log_probs[rows, places, wanted])
+
+
+class _PrefixTree:
+    """The distinct proper prefixes of a prompt's candidates, one node each: its last token,
+    its depth in the answer, its line (itself and its ancestors: what it may attend to); and
+    per candidate the (node, next token) pairs whose log-probabilities, with the first
+    token's, sum to its score."""
+
+    def __init__(self) -> None:
+        self.tokens: list[int] = []
+        self.depth: list[int] = []
+        self.lines: list[list[int]] = []
+        self.reads: list[list[tuple[int, int]]] = []
+
+
+def _prefix_tree(options: list[list[int]]) -> _PrefixTree:
+    tree, index = _PrefixTree(), {}
+    for ids in options:
+        reads, line = [], []
+        for length in range(1, len(ids)):
+            prefix = tuple(ids[:length])
+            if prefix not in index:
+                index[prefix] = len(tree.tokens)
+                tree.tokens.append(ids[length - 1])
+                tree.depth.append(length - 1)
+                tree.lines.append(line + [index[prefix]])
+            line = tree.lines[index[prefix]]
+            reads.append((index[prefix], ids[length]))
+        tree.reads.append(reads)
+    return tree
+
+
+def score_by_copies(model, prompts: list[list[int]], candidates: list[list[list[int]]], pad: int):
+    """`score_candidates` for any attention: each candidate runs on its own row, on a copy of
+    its prompt's key/value cache, all candidates in one short right-padded pass."""
+    import torch
+
+    out, cache, prompt_mask = _run_prompts(model, prompts, pad, keep_last=False)
+    device = prompt_mask.device
     slots = torch.tensor([i for i, options in enumerate(candidates) for _ in options], device=device)
     flat = [ids for options in candidates for ids in options]
     longest = max(len(ids) for ids in flat)
     answer_ids = torch.tensor([ids + [pad] * (longest - len(ids)) for ids in flat], device=device)
     answer_mask = torch.tensor([[1] * len(ids) + [0] * (longest - len(ids)) for ids in flat], device=device)
-    out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=(prompt_mask.cumsum(1) - 1).clamp(min=0),
-                use_cache=True)
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)[slots].gather(1, answer_ids[:, :1])[:, 0]
-    cache = getattr(out, cache_name)
     cache.batch_select_indices(slots)
     logits = model(input_ids=answer_ids, attention_mask=torch.cat([prompt_mask[slots], answer_mask], dim=1),
                    position_ids=prompt_mask.sum(1)[slots, None] + torch.arange(longest, device=device)[None, :],
-                   use_cache=True, **{cache_name: cache}).logits.float()
+                   use_cache=True, **{_cache_argument(model): cache}).logits.float()
     rest = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, answer_ids[:, 1:, None])[..., 0]
     return first + (rest * answer_mask[:, 1:]).sum(1)
+
+
+def _run_prompts(model, prompts: list[list[int]], pad: int, *, keep_last: bool):
+    """The prompts' forward pass, left-padded in one batch: (output, its cache, the padding mask).
+    `keep_last` asks for the last position's logits only, when the model's forward can."""
+    import torch
+
+    device = next(model.parameters()).device
+    width = max(len(p) for p in prompts)
+    prompt_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+    prompt_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    options = {"logits_to_keep": 1} if keep_last and "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=(prompt_mask.cumsum(1) - 1).clamp(min=0),
+                use_cache=True, **options)
+    return out, getattr(out, _cache_argument(model)), prompt_mask
+
+
+def _cache_argument(model) -> str:
+    """transformers 5 names the cache argument `cache`; 4.x named it `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
