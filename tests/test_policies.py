@@ -267,3 +267,49 @@ def test_human_end_of_input_quits(burger):
 def test_human_five_bad_tries_end_the_episode(burger):
     [result] = play([burger], HumanPolicy(console=Console(file=io.StringIO()), read=typed(["dance"] * MAX_TRIES)))
     assert result.end == "invalid_tries" and result.invalid_answers == MAX_TRIES
+
+
+@pytest.mark.parametrize("sample", [False, True])
+def test_line_decoding_chooses_generates_tokens_and_stops_at_the_answer_line(model_dir, problems, sample):
+    """Free-text answers pick exactly the tokens `model.generate` picks (greedy argmax; the
+    same seeded draw when sampling) and end at the first line break after a non-empty
+    `Action:` line, where generate would run on to its token budget."""
+    import torch
+
+    from plannerl.agents.decoding import decode_answers
+    from plannerl.tasks.answers import marked_answer
+
+    policy = ModelPolicy(str(model_dir))
+    tokenizer, model = policy.tokenizer, policy.model
+    texts = policy.prompt_texts([Observation(problem, problem.task.init, 0, [], [], 0, 0) for problem in problems])
+    tokenizer.padding_side = "left"
+    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    options = ({"do_sample": True, "temperature": 1.3, "top_k": 0, "top_p": 1.0} if sample
+               else {"do_sample": False, "temperature": None, "top_k": None, "top_p": None})
+    torch.manual_seed(5)
+    with torch.no_grad():
+        out = model.generate(**batch, max_new_tokens=24, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                             **options)
+    generated = [text.strip() for text in tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)]
+    torch.manual_seed(5)
+    with torch.no_grad():
+        ours = decode_answers(model, tokenizer, tokenizer(texts, add_special_tokens=False)["input_ids"], max_new_tokens=24,
+                              sample=sample, temperature=1.3)
+    for mine, theirs in zip(ours, generated):
+        assert theirs.startswith(mine)
+        if mine != theirs:  # stopped early: only at the end of an answer line
+            assert marked_answer(mine) and theirs[len(mine):].lstrip(" ").startswith("\n")
+    assert ours != generated or sample  # the untrained model's greedy text does end an `Action:` line early
+
+
+def test_tree_scoring_plays_the_episodes_cache_copies_play(model_dir, problems, tmp_path, monkeypatch):
+    """The same model gives byte-identical constrained evaluation reports with the prefix-tree
+    scorer and with the previous one (each candidate on its own copy of the prompt's cache)."""
+    import plannerl.agents.scoring
+    from plannerl.agents.evaluate import evaluate_policies
+    from plannerl.agents.scoring import score_by_copies
+
+    evaluate_policies([ModelPolicy(str(model_dir), constrained=True, batch_size=2)], problems, report=tmp_path / "tree.json")
+    monkeypatch.setattr(plannerl.agents.scoring, "score_candidates", score_by_copies)
+    evaluate_policies([ModelPolicy(str(model_dir), constrained=True, batch_size=2)], problems, report=tmp_path / "copies.json")
+    assert (tmp_path / "tree.json").read_bytes() == (tmp_path / "copies.json").read_bytes()

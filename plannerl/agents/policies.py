@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
+from plannerl.agents.decoding import decode_answers
 from plannerl.agents.evaluate import Observation, QuitEpisode
 from plannerl.agents.model import configure_torch_cpu, load_model, prompt_text
 from plannerl.agents.scoring import score_answers
@@ -168,21 +169,12 @@ class ModelPolicy:
     def _generate(self, prompts: list[str]) -> list[str]:
         import torch
 
-        tokenizer = self.tokenizer
-        tokenizer.padding_side = "left"
-        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        options = {"max_new_tokens": self.max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
-        if tokenizer.eos_token_id is not None:
-            options["eos_token_id"] = tokenizer.eos_token_id
         if self.sample:
             torch.manual_seed(self.seed * 1_000_003 + self._calls)
-            options.update(do_sample=True, temperature=self.temperature, top_k=0, top_p=1.0)
-        else:
-            options.update(do_sample=False, temperature=None, top_k=None, top_p=None)
+        ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
         with torch.no_grad():
-            output = self.model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **options)
-        new_tokens = output[:, batch["input_ids"].shape[1]:]
-        return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+            return decode_answers(self.model, self.tokenizer, ids, max_new_tokens=self.max_new_tokens, sample=self.sample,
+                                  temperature=self.temperature)
 
     def _choose(self, observations: Sequence[Observation]) -> list[str]:
         """The valid action whose answer text the model finds most likely, per observation."""

@@ -71,7 +71,7 @@ def score_candidates(model, prompts: list[list[int]], candidates: list[list[list
         return score_by_copies(model, prompts, candidates, pad)
     import torch
 
-    out, cache, prompt_mask = _run_prompts(model, prompts, pad, keep_last=True)
+    out, cache, prompt_mask = run_prompts(model, prompts, pad, keep_last=True)
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
     return score_tree(model, cache, prompt_mask, first, candidates, pad)
 
@@ -100,7 +100,7 @@ def score_tree(model, cache, prompt_mask, first, candidates: list[list[list[int]
     dtype = next(model.parameters()).dtype
     mask = torch.zeros(visible.shape, dtype=dtype, device=device).masked_fill(~visible, torch.finfo(dtype).min)
     logits = model(input_ids=tokens, attention_mask=mask, position_ids=prompt_mask.sum(1, keepdim=True) + depth,
-                   use_cache=True, **{_cache_argument(model): cache}).logits
+                   use_cache=True, **{cache_argument(model): cache}).logits
     log_probs = torch.log_softmax(logits.float(), dim=-1)
     reads = [(candidate, i, node, token) for candidate, (i, reads) in
              enumerate((i, reads) for i, tree in enumerate(trees) for reads in tree.reads) for node, token in reads]
@@ -145,7 +145,7 @@ def score_by_copies(model, prompts: list[list[int]], candidates: list[list[list[
     its prompt's key/value cache, all candidates in one short right-padded pass."""
     import torch
 
-    out, cache, prompt_mask = _run_prompts(model, prompts, pad, keep_last=False)
+    out, cache, prompt_mask = run_prompts(model, prompts, pad, keep_last=False)
     device = prompt_mask.device
     slots = torch.tensor([i for i, options in enumerate(candidates) for _ in options], device=device)
     flat = [ids for options in candidates for ids in options]
@@ -156,12 +156,12 @@ def score_by_copies(model, prompts: list[list[int]], candidates: list[list[list[
     cache.batch_select_indices(slots)
     logits = model(input_ids=answer_ids, attention_mask=torch.cat([prompt_mask[slots], answer_mask], dim=1),
                    position_ids=prompt_mask.sum(1)[slots, None] + torch.arange(longest, device=device)[None, :],
-                   use_cache=True, **{_cache_argument(model): cache}).logits.float()
+                   use_cache=True, **{cache_argument(model): cache}).logits.float()
     rest = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, answer_ids[:, 1:, None])[..., 0]
     return first + (rest * answer_mask[:, 1:]).sum(1)
 
 
-def _run_prompts(model, prompts: list[list[int]], pad: int, *, keep_last: bool):
+def run_prompts(model, prompts: list[list[int]], pad: int, *, keep_last: bool):
     """The prompts' forward pass, left-padded in one batch: (output, its cache, the padding mask).
     `keep_last` asks for the last position's logits only, when the model's forward can."""
     import torch
@@ -173,9 +173,9 @@ def _run_prompts(model, prompts: list[list[int]], pad: int, *, keep_last: bool):
     options = {"logits_to_keep": 1} if keep_last and "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=(prompt_mask.cumsum(1) - 1).clamp(min=0),
                 use_cache=True, **options)
-    return out, getattr(out, _cache_argument(model)), prompt_mask
+    return out, getattr(out, cache_argument(model)), prompt_mask
 
 
-def _cache_argument(model) -> str:
+def cache_argument(model) -> str:
     """transformers 5 names the cache argument `cache`; 4.x named it `past_key_values`."""
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
