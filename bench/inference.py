@@ -3,7 +3,8 @@
 The states are those of the oracle's plans on the paper's seeds (what an evaluation of a
 good agent visits). For each task and batch size, over the same prompts batched the same way:
 
-- floor: one plain forward pass over the prompts (left-padded, no cache): what any answer costs at least;
+- floor: one plain forward pass over the prompts (left-padded, no cache, the last position's
+  logits only): what any answer costs at least;
 - tree: constrained scoring as `ModelPolicy` does it (`plannerl.agents.scoring.score_candidates`:
   the prompt pass, then every candidate of a prompt in one prefix-tree row);
 - copies: the previous scorer (`score_by_copies`: each candidate on its own copy of the prompt's cache);
@@ -73,6 +74,7 @@ def main() -> int:
     parser.add_argument("--batches", default="1,8,64")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--style", help="prompt style to read (default: the model's; full = a hub model's prompt)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
@@ -90,6 +92,7 @@ def main() -> int:
     policy.model.to(args.device)
     if args.model is None:  # what `plannerl train` records for the built-in model by default
         policy.prompt_style, policy.history_len = "todo", 1
+    policy.prompt_style = args.style or policy.prompt_style
     tokenizer, model, pad = policy.tokenizer, policy.model, policy.tokenizer.pad_token_id
     text_policy = ModelPolicy(str(model_dir))
     text_policy.model, text_policy.prompt_style = model, policy.prompt_style
@@ -100,7 +103,7 @@ def main() -> int:
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=args.device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=args.device)
         with torch.no_grad():
-            model(input_ids=ids, attention_mask=mask, use_cache=False)
+            model(input_ids=ids, attention_mask=mask, use_cache=False, logits_to_keep=1)
 
     def scorer(score):
         def run(chunk):
@@ -131,7 +134,8 @@ def main() -> int:
                          f"{1 / times['choice']:.0f}"])
     headers = ["task", "batch", "tokens/prompt", "answers/state", "floor ms", "tree ms (x floor)", "copies ms (x floor)",
                "choice ms (x floor)", "text ms (x floor)", "choices/s"]
-    title = f"ms per action, {args.threads} torch thread(s), {args.device}, {args.states} states per task"
+    title = (f"ms per action, {policy.prompt_style} prompts, {args.threads} torch thread(s), {args.device}, "
+             f"{args.states} states per task")
     print_table(headers, rows, args.markdown, title=title, align="right")
     return 0
 

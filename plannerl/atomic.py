@@ -80,6 +80,11 @@ def write_jsonl(path: str | Path, rows: Iterable) -> Path:
     return write_text(path, "".join(line + "\n" for line in lines))
 
 
+def read_jsonl(path: str | Path) -> list:
+    """The rows `write_jsonl` wrote (blank lines ignored)."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
 def temp_files(folder: str | Path) -> list[Path]:
     """Temporary files these helpers left in `folder` (only a SIGKILL or a crash leaves any)."""
     return sorted(p for p in Path(folder).rglob(f".*{TEMP_SUFFIX}") if p.is_file())

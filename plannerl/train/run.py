@@ -18,7 +18,7 @@ from typing import Any
 
 from plannerl.agents.distributed import is_main_process
 from plannerl.agents.model import replace_folder
-from plannerl.atomic import write_bytes, write_json, write_jsonl
+from plannerl.atomic import read_jsonl, write_bytes, write_json, write_jsonl
 from plannerl.errors import PlannerlError
 from plannerl.train.config import CONFIG_NAME, config_difference
 
@@ -76,8 +76,7 @@ class Run:
         of rows, anything else one JSON value; both are written whole (temp file, then rename)."""
         path = self.path(name)
         if path.is_file():
-            text = path.read_text()
-            return [json.loads(line) for line in text.splitlines() if line.strip()] if path.suffix == ".jsonl" else json.loads(text)
+            return read_jsonl(path) if path.suffix == ".jsonl" else json.loads(path.read_text())
         value = compute()
         if path.suffix == ".jsonl":
             write_jsonl(path, value)
@@ -90,7 +89,7 @@ class Run:
         path = self.path(METRICS_NAME)
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return read_jsonl(path)
 
     def forget_metrics_after(self, stage: str, step: int) -> None:
         """Drop a stage's records past `step` (they are logged again when training resumes there)."""
