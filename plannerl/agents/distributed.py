@@ -20,6 +20,7 @@ torch is imported only inside functions: `import plannerl` stays fast.
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -85,7 +86,17 @@ def init_process_group() -> bool:
         else:
             backend = "gloo"
         dist.init_process_group(backend=backend)
+        # leave the group before the interpreter exits: a gloo thread still running at exit
+        # aborted a rank now and then ("terminate called without an active exception")
+        atexit.register(_leave_process_group)
     return True
+
+
+def _leave_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _gloo_group():
