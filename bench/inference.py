@@ -82,7 +82,7 @@ def main() -> int:
     import torch
 
     from plannerl.agents.model import build_default_model, configure_torch_cpu
-    from plannerl.agents.scoring import score_by_copies, score_candidates
+    from plannerl.agents.scoring import left_padded, score_by_copies, score_candidates
 
     configure_torch_cpu(args.threads)
     model_dir = args.model
@@ -98,10 +98,7 @@ def main() -> int:
     text_policy.model, text_policy.prompt_style = model, policy.prompt_style
 
     def floor(chunk):
-        prompts = [ids for ids, _ in chunk]
-        width = max(map(len, prompts))
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=args.device)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=args.device)
+        ids, mask = left_padded([ids for ids, _ in chunk], pad, args.device)
         with torch.no_grad():
             model(input_ids=ids, attention_mask=mask, use_cache=False, logits_to_keep=1)
 

@@ -29,28 +29,27 @@ def decode_answers(model, tokenizer, prompts: list[list[int]], *, max_new_tokens
     cache_name = cache_argument(model)
     positions = mask.sum(1, keepdim=True)
     written: list[list[int]] = [[] for _ in prompts]
-    running = torch.ones(len(prompts), dtype=torch.bool)
+    running = [True] * len(prompts)
     logits = out.logits[:, -1].float()
     for _ in range(max_new_tokens):
         if sample:
-            chosen = torch.multinomial(torch.softmax(logits / temperature, dim=-1), num_samples=1)[:, 0]
+            chosen = torch.multinomial(torch.softmax(logits / temperature, dim=-1), num_samples=1)[:, 0].tolist()
         else:
-            chosen = logits.argmax(dim=-1)
-        chosen = torch.where(running.to(chosen.device), chosen, torch.full_like(chosen, pad))
-        for row, token in enumerate(chosen.tolist()):
+            chosen = logits.argmax(dim=-1).tolist()
+        for row, token in enumerate(chosen):
             if not running[row]:
-                continue
-            if token == eos:
+                chosen[row] = pad  # as generate: a finished row reads pads, never used
+            elif token == eos:
                 running[row] = False
-                continue
-            written[row].append(token)
-            if token in breaks and marked_answer(tokenizer.decode(written[row], skip_special_tokens=True)):
-                running[row] = False
-        if not running.any():
+            else:
+                written[row].append(token)
+                if token in breaks and marked_answer(tokenizer.decode(written[row], skip_special_tokens=True)):
+                    running[row] = False
+        if not any(running):
             break
-        mask = torch.cat([mask, mask.new_ones((len(prompts), 1))], dim=1)  # as generate: a finished row's pads are never read
-        step = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=positions, use_cache=True,
-                     **{cache_name: cache})
+        mask = torch.cat([mask, mask.new_ones((len(prompts), 1))], dim=1)
+        step = model(input_ids=torch.tensor(chosen, device=mask.device)[:, None], attention_mask=mask, position_ids=positions,
+                     use_cache=True, **{cache_name: cache})
         cache, positions = getattr(step, cache_name), positions + 1
         logits = step.logits[:, -1].float()
     return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in written]

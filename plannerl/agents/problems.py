@@ -115,14 +115,13 @@ def _label_generated(task_names: list[str], seeds: list[int | None], max_steps: 
             where = f"{task_name} base layout" if seed is None else f"{task_name} seed {seed}"
             try:
                 task, oracle, _ = solve_instance(instance)  # the generator's own search, reused when it already ran
-                problem = make_problem(task, name=instance.name, task_name=task_name, seed=seed, source=where,
-                                       max_steps=max_steps, oracle=oracle)
             except StateLimitError as error:
                 if skipped is None:
                     raise
                 skipped.append(str(error))  # names the instance
                 continue
-            yield problem
+            yield make_problem(task, name=instance.name, task_name=task_name, seed=seed, source=where,
+                               max_steps=max_steps, oracle=oracle)
 
 
 def problems_from_files(paths: Sequence[str | Path], *, domain: str | Path | None = None,

@@ -102,12 +102,12 @@ def score_tree(model, cache, prompt_mask, first, candidates: list[list[list[int]
     logits = model(input_ids=tokens, attention_mask=mask, position_ids=prompt_mask.sum(1, keepdim=True) + depth,
                    use_cache=True, **{cache_argument(model): cache}).logits
     log_probs = torch.log_softmax(logits.float(), dim=-1)
-    reads = [(candidate, i, node, token) for candidate, (i, reads) in
-             enumerate((i, reads) for i, tree in enumerate(trees) for reads in tree.reads) for node, token in reads]
+    per_candidate = [reads for tree in trees for reads in tree.reads]  # in `slots` order
+    reads = [(candidate, node, token) for candidate, pairs in enumerate(per_candidate) for node, token in pairs]
     if not reads:
         return total
-    owner, rows, places, wanted = (torch.tensor(list(column), device=device) for column in zip(*reads))
-    return total.index_add(0, owner, log_probs[rows, places, wanted])
+    owner, places, wanted = (torch.tensor(list(column), device=device) for column in zip(*reads))
+    return total.index_add(0, owner, log_probs[slots[owner], places, wanted])
 
 
 class _PrefixTree:
@@ -164,16 +164,22 @@ def score_by_copies(model, prompts: list[list[int]], candidates: list[list[list[
 def run_prompts(model, prompts: list[list[int]], pad: int, *, keep_last: bool):
     """The prompts' forward pass, left-padded in one batch: (output, its cache, the padding mask).
     `keep_last` asks for the last position's logits only, when the model's forward can."""
-    import torch
-
-    device = next(model.parameters()).device
-    width = max(len(p) for p in prompts)
-    prompt_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
-    prompt_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    prompt_ids, prompt_mask = left_padded(prompts, pad, next(model.parameters()).device)
     options = {"logits_to_keep": 1} if keep_last and "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=(prompt_mask.cumsum(1) - 1).clamp(min=0),
                 use_cache=True, **options)
     return out, getattr(out, cache_argument(model)), prompt_mask
+
+
+def left_padded(prompts: list[list[int]], pad: int, device):
+    """(ids, attention mask) of the prompts in one batch, padded on the left so that every
+    prompt ends at the last position, where the next token's distribution is read."""
+    import torch
+
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    return ids, mask
 
 
 def cache_argument(model) -> str:
