@@ -19,6 +19,15 @@ from plannerl.tasks.answers import marked_answer
 def decode_answers(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int, sample: bool = False,
                    temperature: float = 1.0) -> list[str]:
     """The answer text of each prompt (token ids), decoded together in one batch."""
+    written = decode_answer_ids(model, tokenizer, prompts, max_new_tokens=max_new_tokens, sample=sample,
+                                temperature=temperature)
+    return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in written]
+
+
+def decode_answer_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int, sample: bool = False,
+                      temperature: float = 1.0) -> list[list[int]]:
+    """The answer tokens of each prompt, a row's end-of-sequence token included when it chose
+    one (what a trainer needs to score the answer it sampled: `plannerl.envs.trl_rollout`)."""
     import torch
 
     from plannerl.agents.scoring import cache_argument, run_prompts
@@ -41,6 +50,7 @@ def decode_answers(model, tokenizer, prompts: list[list[int]], *, max_new_tokens
                 chosen[row] = pad  # as generate: a finished row reads pads, never used
             elif token == eos:
                 running[row] = False
+                written[row].append(token)
             else:
                 written[row].append(token)
                 if token in breaks and marked_answer(tokenizer.decode(written[row], skip_special_tokens=True)):
@@ -52,7 +62,7 @@ def decode_answers(model, tokenizer, prompts: list[list[int]], *, max_new_tokens
                      use_cache=True, **{cache_name: cache})
         cache, positions = getattr(step, cache_name), positions + 1
         logits = step.logits[:, -1].float()
-    return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in written]
+    return written
 
 
 def line_break_tokens(tokenizer) -> frozenset[int]:

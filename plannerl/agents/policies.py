@@ -180,10 +180,7 @@ class ModelPolicy:
         """The valid action whose answer text the model finds most likely, per observation."""
         texts = [answer_texts(obs.task, obs.state, obs.valid_actions(), self.prompt_style) for obs in observations]
         prompts = self.tokenizer(self.prompt_texts(observations), add_special_tokens=False)["input_ids"]
-        candidates = [[self._answer_ids(text) for text in options] for options in texts]
-        scores = score_answers(self.model, prompts, candidates, self.tokenizer.pad_token_id)
-        return [options[max(range(len(options)), key=lambda k: (found[k], -k))] if options else ""
-                for options, found in zip(texts, scores)]
+        return most_likely_answers(self.model, self.tokenizer.pad_token_id, prompts, texts, self._answer_ids)
 
     def _answer_ids(self, text: str) -> list[int]:
         """An answer's tokens, end-of-sequence included; remembered, since the same few hundred
@@ -193,6 +190,16 @@ class ModelPolicy:
             eos = self.tokenizer.eos_token_id
             ids = self._answers[text] = self.tokenizer(text, add_special_tokens=False)["input_ids"] + ([eos] if eos is not None else [])
         return ids
+
+
+def most_likely_answers(model, pad: int, prompts: list[list[int]], texts: list[list[str]],
+                        answer_ids: Callable[[str], list[int]]) -> list[str]:
+    """Per prompt, the answer text among `texts` the model finds most likely (the first on a tie;
+    "" when there is none): constrained choice, shared by `ModelPolicy` and training rollouts."""
+    candidates = [[answer_ids(text) for text in options] for options in texts]
+    scores = score_answers(model, prompts, candidates, pad)
+    return [options[max(range(len(options)), key=lambda k: (found[k], -k))] if options else ""
+            for options, found in zip(texts, scores)]
 
 
 def shared_history_len(policies: Sequence, requested: int | None, default: int = 5) -> int:

@@ -21,6 +21,7 @@ step limits, so an agent trained here is scored the same way by `plannerl eval`.
 
 from __future__ import annotations
 
+import copy
 import string
 
 import gymnasium
@@ -94,7 +95,10 @@ class PlanningEnv(gymnasium.Env):
         return self._problems[instance]
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        """A new episode on an instance drawn by the env's generator (`options={"instance": k}` picks one)."""
+        """A new episode on an instance drawn by the env's generator. Options: `instance` picks
+        one; `actions` (PDDL actions, valid in turn from its initial state) starts the episode
+        after them, their steps counted against the step limit (a mid-episode start state, as
+        a training row's: `plannerl.envs.trl_rollout`)."""
         super().reset(seed=seed)
         options = options or {}
         instance = options.get("instance")
@@ -103,7 +107,20 @@ class PlanningEnv(gymnasium.Env):
         elif instance not in self.instances:
             raise PlannerlError(f"instance {instance!r} is not one of this environment's instances")
         self.episode = Episode(self.problem(instance), 0, 0, self.history_len)
+        for action in options.get("actions", ()):
+            if self.episode.end is not None:
+                raise PlannerlError(f"reset actions go past the end of the episode at {action!r}")
+            if not self.episode.take(action, "stop").valid:
+                raise PlannerlError(f"reset action {action!r} is not applicable in {self.episode.problem.name}")
+        self.episode.turns = []
         return self._observation(), self._info()
+
+    def fork(self) -> PlanningEnv:
+        """A new environment with the same settings that shares this one's labelled instances:
+        one environment per concurrent episode (a rollout batch) labels each instance once."""
+        clone = copy.copy(self)
+        clone.episode, clone._np_random, clone._np_random_seed = None, None, None
+        return clone
 
     def step(self, action):
         episode = self.episode
@@ -120,7 +137,7 @@ class PlanningEnv(gymnasium.Env):
 
     def render(self):
         if self.render_mode == "ansi" and self.episode is not None:
-            return self._prompt()
+            return self.prompt()
         return None
 
     def valid_actions(self) -> list[int]:
@@ -144,11 +161,12 @@ class PlanningEnv(gymnasium.Env):
         h_after = problem.oracle.h_star(after)
         return -1.0 if h_after is None else float(problem.oracle.h_star(before) - h_after)
 
-    def _prompt(self) -> str:
+    def prompt(self) -> str:
+        """The current state's prompt in the env's style (what a language-model agent reads)."""
         return self.episode.observation().prompt(self.style)
 
     def _observation(self):
-        prompt = self._prompt()
+        prompt = self.prompt()
         if not self.observe_facts:
             return prompt
         task = self.episode.problem.task
