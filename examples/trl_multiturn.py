@@ -9,8 +9,11 @@ with the trained model and prints SR and steps:
 - `--turns multi`: each sampled answer is played in `plannerl/Cooking-v0` and the current model
   plays the episode on; the answer earns the episode's return (`plannerl.envs.trl_rollout`,
   TRL's `rollout_func`).
-- `--turns single`: TRL's own generation and plannerl's single-turn reward (the answer is on a
-  shortest plan: the oracle), the paper's setting, on exactly the same rows.
+- `--turns single`: the answer alone earns the oracle's single-turn reward (1 when it is on a
+  shortest plan), the paper's setting, on exactly the same rows and samples.
+
+`--sample text` samples free-text answers token by token; `--sample choice` samples among the
+valid actions by the model's probability of each (the policy the evaluation plays, sampled).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="a model folder, e.g. runs/x/sft/model")
     parser.add_argument("--task", default="burger")
     parser.add_argument("--turns", choices=("multi", "single"), default="multi")
+    parser.add_argument("--sample", choices=("text", "choice"), default="text")
     parser.add_argument("--train-seeds", default="3000:3049")
     parser.add_argument("--eval-seeds", default="5000:5019")
     parser.add_argument("--steps", type=int, default=40)
@@ -48,27 +52,26 @@ def main() -> None:
     from plannerl.envs import PlanningEnv
     from plannerl.envs.trl_rollout import EpisodeRollout, episode_return, episode_success
     from plannerl.seeds import parse_seeds
-    from plannerl.tasks.rewards import optimal_reward
 
     started = time.process_time()
     model, tokenizer = load_model(args.model)
     # the prompt style and history the model was trained on (`plannerl train` records both)
     style, history_len = prompt_style_of(model), getattr(model.config, "plannerl_history_len", None) or 1
-    env = PlanningEnv(args.task, args.train_seeds, invalid="step", style=style, history_len=history_len)
-    rollout = EpisodeRollout(env)
-    dataset = Dataset.from_list(rollout.expert_starts(parse_seeds(args.train_seeds)))
     multi = args.turns == "multi"
+    env = PlanningEnv(args.task, args.train_seeds, invalid="step", style=style, history_len=history_len,
+                      reward="goal" if multi else "optimal")
+    rollout = EpisodeRollout(env, sample=args.sample, play_on=multi)
+    dataset = Dataset.from_list(rollout.expert_starts(parse_seeds(args.train_seeds)))
     config = GRPOConfig(
         output_dir=args.out, max_steps=args.steps, learning_rate=args.learning_rate, lr_scheduler_type="constant",
         per_device_train_batch_size=args.group * args.prompts, num_generations=args.group, temperature=1.0,
         top_p=1.0, top_k=0, beta=0.0, loss_type="dapo", max_completion_length=48, logging_steps=5,
-        save_strategy="no", seed=args.seed, report_to="none", reward_weights=[1.0, 0.0] if multi else None,
+        save_strategy="no", seed=args.seed, report_to="none", reward_weights=[1.0, 0.0],
         bf16=False, use_cpu=not torch.cuda.is_available(),
     )
     trainer = GRPOTrainer(
         model=model, processing_class=tokenizer, args=config, train_dataset=dataset,
-        reward_funcs=[episode_return, episode_success] if multi else [optimal_reward],
-        rollout_func=rollout if multi else None,
+        reward_funcs=[episode_return, episode_success], rollout_func=rollout,
     )
     trainer.train()
     trainer.save_model(args.out + "/model")
@@ -78,8 +81,9 @@ def main() -> None:
     policy = ModelPolicy(args.out + "/model", constrained=True)
     results = play(problems_from_tasks([args.task], parse_seeds(args.eval_seeds)), policy, history_len=history_len)
     wins = [r for r in results if r.success]
-    print(f"{args.turns}-turn GRPO, {args.steps} steps, {minutes:.1f} CPU min: {args.task} SR {len(wins) / len(results):.2f}"
-          f" ({len(wins)}/{len(results)}), ASST {sum(r.steps for r in wins) / max(1, len(wins)):.2f}")
+    print(f"{args.turns}-turn GRPO ({args.sample} samples), {args.steps} steps, {minutes:.1f} CPU min: "
+          f"{args.task} SR {len(wins) / len(results):.2f} ({len(wins)}/{len(results)}), "
+          f"ASST {sum(r.steps for r in wins) / max(1, len(wins)):.2f}")
 
 
 if __name__ == "__main__":

@@ -116,6 +116,39 @@ def test_rollout_episodes_are_the_evaluators_episodes(taught_model, tmp_path, co
         assert [r.to_json()["turns"] for r in free] == [r.to_json()["turns"] for r in results]
 
 
+def test_single_turn_choice_samples_score_a_valid_answer_by_the_oracle(taught_model, tmp_path):
+    """`sample="choice"` draws among the valid answers (near temperature 0: the evaluator's
+    constrained choice), and without `play_on` the episode stops there: with `reward="optimal"`
+    the return is the oracle's single-turn reward less one step's cost."""
+    from datasets import Dataset
+
+    env = PlanningEnv("burger", "3000:3003", invalid="step", reward="optimal")
+    rollout = EpisodeRollout(env, sample="choice", play_on=False)
+    rows = rollout.expert_starts(SEEDS)[::3]
+    trainer = trainer_for(taught_model, tmp_path, rollout, Dataset.from_list(rows), temperature=1e-4)
+    out = rollout([row["prompt"] for row in rows], trainer)
+    tokenizer = trainer.processing_class
+    answers = [tokenizer.decode(ids, skip_special_tokens=True) for ids in out["completion_ids"]]
+    assert all(ids[-1] == tokenizer.eos_token_id for ids in out["completion_ids"])
+
+    constrained = ModelPolicy(str(taught_model), constrained=True)
+    for row, answer, value in zip(rows, answers, out["episode_return"]):
+        env.reset(options=dict(zip(("instance", "actions"), rollout.starts[row["prompt"]])))
+        assert answer == constrained.act([env.episode.observation()])[0]
+        assert value == pytest.approx(float(answer.removeprefix("Action: ") in row["optimal_actions"]) - 0.02)
+
+    hot = trainer_for(taught_model, tmp_path, rollout, Dataset.from_list(rows), temperature=5.0)  # a flat draw
+    out = rollout([row["prompt"] for row in rows] * 4, hot)
+    for row, ids, value in zip(rows * 4, out["completion_ids"], out["episode_return"]):
+        answer = tokenizer.decode(ids, skip_special_tokens=True).removeprefix("Action: ")
+        _, info = env.reset(options=dict(zip(("instance", "actions"), rollout.starts[row["prompt"]])))
+        assert answer in info["valid_actions"]
+        assert value == pytest.approx(float(answer in row["optimal_actions"]) - 0.02)
+    assert 0 < sum(value > 0 for value in out["episode_return"]) < len(rows) * 4  # right and wrong answers both
+    with pytest.raises(PlannerlError, match="sample must be one of text, choice"):
+        EpisodeRollout(env, sample="beam")
+
+
 def test_grpo_trains_on_the_episode_returns(taught_model, tmp_path):
     from datasets import Dataset
 

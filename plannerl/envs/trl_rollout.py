@@ -5,8 +5,8 @@ on a shortest plan?). Here each sampled answer is followed to the end of its epi
 answer is played in the environment, then the *current* model plays on (greedy, batched over
 the whole group; by default choosing the most likely valid action, as `plannerl eval` plays)
 until the goal, the step limit or the fifth refused answer, and the answer earns the
-episode's return. No oracle is needed for the reward, only the goal test, and an
-answer is judged by where it leads under the policy being trained, not by a shortest plan.
+episode's return. No oracle is needed for the reward, only the goal test, and an answer is
+judged by where it leads under the policy being trained, not by a shortest plan.
 
 Why the gradient flows through the first answer only: TRL scores one token sequence per
 completion, and plannerl's prompts re-render the whole state every turn (the policy is
@@ -20,7 +20,9 @@ trained on as rows of their own.
     GRPOTrainer(model=..., reward_funcs=[episode_return, episode_success], rollout_func=rollout,
                 args=GRPOConfig(..., reward_weights=[1.0, 0.0]), train_dataset=dataset, processing_class=tokenizer)
 
-`episode_success` with weight 0 only logs the share of episodes that reached the goal.
+`episode_success` with weight 0 only logs the share of episodes that reached the goal. The same
+class runs single-turn GRPO on the same rows for comparison (`play_on=False` with an env whose
+`reward="optimal"`), and samples either free text or among the valid actions (`sample`).
 """
 
 from __future__ import annotations
@@ -31,22 +33,33 @@ from plannerl.envs.planning_env import PlanningEnv
 from plannerl.errors import PlannerlError
 from plannerl.tasks.styles import get_style
 
+SAMPLES = ("text", "choice")
+
 
 class EpisodeRollout:
     """`rollout_func(prompts, trainer)` for TRL's GRPOTrainer, playing `env`'s episodes.
 
-    The return of an episode is the sum of the environment's rewards (with `reward="goal"`: 1
-    at the goal) minus `step_cost` per step and `invalid_cost` per refused answer, counted from
-    the start state on: among answers that all reach the goal, the one with the shorter
-    episode gets the larger advantage."""
+    The answer TRL trains on is sampled at the trainer's temperature: free text, token by token
+    (`sample="text"`), or one of the valid actions' answer lines, drawn by the model's
+    probability of each (`"choice"`: the policy `plannerl eval --constrained` plays, sampled).
+    With `play_on` the current model then plays the episode to its end (greedy; its most likely
+    valid action when `constrained`, else its free text); without, the episode stops after the
+    answer (single-turn: with `reward="optimal"` the env's reward is the oracle's).
 
-    def __init__(self, env: PlanningEnv, *, constrained: bool = True, step_cost: float = 0.02, invalid_cost: float = 0.1,
-                 max_new_tokens: int = 48) -> None:
+    The return is the sum of the environment's rewards (`reward="goal"`: 1 at the goal) minus
+    `step_cost` per step and `invalid_cost` per refused answer, counted from the start state on:
+    among answers that all reach the goal, the one with the shorter episode gets the larger
+    advantage."""
+
+    def __init__(self, env: PlanningEnv, *, sample: str = "text", play_on: bool = True, constrained: bool = True,
+                 step_cost: float = 0.02, invalid_cost: float = 0.1, max_new_tokens: int = 48) -> None:
+        if sample not in SAMPLES:
+            raise PlannerlError(f"sample must be one of {', '.join(SAMPLES)}, got {sample!r}")
         if step_cost < 0 or invalid_cost < 0 or max_new_tokens < 1:
             raise PlannerlError(f"step_cost and invalid_cost must be >= 0 and max_new_tokens >= 1, "
                                 f"got {step_cost}, {invalid_cost}, {max_new_tokens}")
-        self.env, self.constrained, self.max_new_tokens = env, constrained, max_new_tokens
-        self.step_cost, self.invalid_cost = step_cost, invalid_cost
+        self.env, self.sample, self.play_on, self.constrained = env, sample, play_on, constrained
+        self.step_cost, self.invalid_cost, self.max_new_tokens = step_cost, invalid_cost, max_new_tokens
         self._answer_ids: dict[str, list[int]] = {}
         self.starts: dict[str, tuple[int, list[str]]] = {}
         self._pool: list[PlanningEnv] = []
@@ -81,8 +94,6 @@ class EpisodeRollout:
     def __call__(self, prompts: list, trainer) -> dict:
         import torch
 
-        from plannerl.agents.decoding import decode_answer_ids
-
         model, tokenizer = trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class
         trained_on = getattr(model.config, "plannerl_prompt", None)
         if trained_on not in (None, self.env.style):
@@ -97,33 +108,55 @@ class EpisodeRollout:
         prompt_ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
         returns = [0.0] * len(prompts)
         with torch.no_grad():
-            completion_ids = decode_answer_ids(model, tokenizer, prompt_ids, max_new_tokens=self.max_new_tokens,
-                                               sample=True, temperature=trainer.temperature)
+            completion_ids = self._sampled(model, tokenizer, envs, prompt_ids, trainer.temperature)
             answers = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in completion_ids]
             running = list(range(len(envs)))
             while running:
                 for index, answer in zip(running, answers):
                     _, reward, terminated, truncated, info = envs[index].step(answer)
                     returns[index] += reward - (self.invalid_cost if info["answer_kind"] != "valid" else 0.0)
-                running = [index for index in running if envs[index].episode.end is None]
+                running = [index for index in running if envs[index].episode.end is None and self.play_on]
                 if running:  # the current policy plays on, greedy, all open episodes in one batch
-                    answers = self._play_on(model, tokenizer, [envs[index] for index in running])
+                    ids = tokenizer([envs[index].prompt() for index in running], add_special_tokens=False)["input_ids"]
+                    answers = self._greedy(model, tokenizer, [envs[index] for index in running], ids)
         for index, env in enumerate(envs):
             returns[index] -= self.step_cost * (env.episode.steps - len(self.starts[prompts[index]][1]))
         return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": None,
                 "episode_return": returns, "episode_success": [float(env.episode.end == "goal") for env in envs]}
 
-    def _play_on(self, model, tokenizer, envs: list[PlanningEnv]) -> list[str]:
+    def _sampled(self, model, tokenizer, envs: list[PlanningEnv], ids: list[list[int]], temperature: float) -> list[list[int]]:
+        """The sampled answers' tokens (end-of-sequence included when the answer has one)."""
+        import torch
+
+        from plannerl.agents.decoding import decode_answer_ids
+        from plannerl.agents.scoring import score_answers
+
+        if self.sample == "text":
+            return decode_answer_ids(model, tokenizer, ids, max_new_tokens=self.max_new_tokens, sample=True,
+                                     temperature=temperature)
+        candidates = [[self._tokens(tokenizer, text) for text in options] for options in self._valid_answers(envs)]
+        chosen = []
+        for options, scores in zip(candidates, score_answers(model, ids, candidates, tokenizer.pad_token_id)):
+            weights = torch.softmax(torch.tensor(scores) / temperature, dim=0)
+            chosen.append(options[int(torch.multinomial(weights, 1))] if options else [tokenizer.eos_token_id])
+        return chosen
+
+    def _greedy(self, model, tokenizer, envs: list[PlanningEnv], ids: list[list[int]]) -> list[str]:
         """The current model's greedy answers: its most likely valid action (`constrained`, as
         `plannerl eval` plays by default) or its free-text line."""
         from plannerl.agents.decoding import decode_answers
-        from plannerl.agents.policies import answer_texts, most_likely_answers
+        from plannerl.agents.policies import most_likely_answers
 
-        ids = tokenizer([env.prompt() for env in envs], add_special_tokens=False)["input_ids"]
         if not self.constrained:
             return decode_answers(model, tokenizer, ids, max_new_tokens=self.max_new_tokens)
-        texts = [answer_texts(env.episode.problem.task, env.episode.state, env.valid_actions(), env.style) for env in envs]
-        return most_likely_answers(model, tokenizer.pad_token_id, ids, texts, lambda text: self._tokens(tokenizer, text))
+        return most_likely_answers(model, tokenizer.pad_token_id, ids, self._valid_answers(envs),
+                                   lambda text: self._tokens(tokenizer, text))
+
+    @staticmethod
+    def _valid_answers(envs: list[PlanningEnv]) -> list[list[str]]:
+        from plannerl.agents.policies import answer_texts
+
+        return [answer_texts(env.episode.problem.task, env.episode.state, env.valid_actions(), env.style) for env in envs]
 
     def _tokens(self, tokenizer, text: str) -> list[int]:
         if text not in self._answer_ids:
