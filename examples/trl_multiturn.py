@@ -12,7 +12,8 @@ with the trained model and prints SR and steps:
 - `--turns single`: the answer alone earns the oracle's single-turn reward (1 when it is on a
   shortest plan), the paper's setting, on exactly the same rows and samples.
 
-`--sample text` samples free-text answers token by token; `--sample choice` samples among the
+`--starts visited` adds every state the start model's own greedy episodes visit (where it goes
+wrong) to the oracle plans' states. `--sample text` samples free-text answers token by token; `--sample choice` samples among the
 valid actions by the model's probability of each (the policy the evaluation plays, sampled).
 """
 
@@ -30,6 +31,8 @@ def main() -> None:
     parser.add_argument("--task", default="burger")
     parser.add_argument("--turns", choices=("multi", "single"), default="multi")
     parser.add_argument("--sample", choices=("text", "choice"), default="text")
+    parser.add_argument("--starts", choices=("expert", "visited"), default="expert",
+                        help="rows: the states of the oracle's plans, or those plus every state the start model's own episodes visit")
     parser.add_argument("--train-seeds", default="3000:3049")
     parser.add_argument("--eval-seeds", default="5000:5019")
     parser.add_argument("--steps", type=int, default=40)
@@ -61,7 +64,12 @@ def main() -> None:
     env = PlanningEnv(args.task, args.train_seeds, invalid="step", style=style, history_len=history_len,
                       reward="goal" if multi else "optimal")
     rollout = EpisodeRollout(env, sample=args.sample, play_on=multi)
-    dataset = Dataset.from_list(rollout.expert_starts(parse_seeds(args.train_seeds)))
+    rows = rollout.expert_starts(parse_seeds(args.train_seeds))
+    if args.starts == "visited":
+        known = {row["prompt"] for row in rows}
+        rows += [row for row in rollout.visited_starts(model, tokenizer, parse_seeds(args.train_seeds)) if row["prompt"] not in known]
+    dataset = Dataset.from_list(rows)
+    print(f"{len(rows)} rows ({args.starts} starts)")
     config = GRPOConfig(
         output_dir=args.out, max_steps=args.steps, learning_rate=args.learning_rate, lr_scheduler_type="constant",
         per_device_train_batch_size=args.group * args.prompts, num_generations=args.group, temperature=1.0,

@@ -149,6 +149,23 @@ def test_single_turn_choice_samples_score_a_valid_answer_by_the_oracle(taught_mo
         EpisodeRollout(env, sample="beam")
 
 
+def test_visited_starts_are_the_states_of_the_evaluators_episodes(taught_model):
+    from plannerl.agents.model import load_model
+
+    env = PlanningEnv("burger", "3000:3003", invalid="step")
+    rollout = EpisodeRollout(env)
+    model, tokenizer = load_model(taught_model)
+    rows = rollout.visited_starts(model.eval(), tokenizer, SEEDS)
+    results = play([env.problem(seed) for seed in SEEDS], ModelPolicy(str(taught_model), constrained=True), history_len=1)
+    expected = []
+    for result in results:
+        for step in range(result.steps):
+            env.reset(options={"instance": result.problem.seed, "actions": result.actions[:step]})
+            expected.append(env.prompt())
+    assert [row["prompt"] for row in rows] != [] and sorted(row["prompt"] for row in rows) == sorted(set(expected))
+    assert {row["instance"] for row in rows} == {f"burger_{seed}" for seed in SEEDS}
+
+
 def test_grpo_trains_on_the_episode_returns(taught_model, tmp_path):
     from datasets import Dataset
 

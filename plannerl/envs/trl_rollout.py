@@ -91,6 +91,31 @@ class EpisodeRollout:
                 state = problem.task.apply(state, action)
         return rows
 
+    def visited_starts(self, model, tokenizer, instances: Iterable[int]) -> list[dict]:
+        """One row per state the model's own greedy episodes visit (as `_greedy` plays; each
+        prompt once): the states where the policy goes wrong, which the oracle's plans never
+        reach. Episodes of all instances advance together, one batch per turn."""
+        import torch
+
+        envs = self._envs(len(instances := list(instances)))
+        for env, instance in zip(envs, instances):
+            env.reset(options={"instance": instance})
+        rows, seen, running = [], set(), list(range(len(envs)))
+        with torch.no_grad():
+            while running:
+                for index in running:
+                    episode = envs[index].episode
+                    actions = [episode.problem.task.actions[a].pddl for a in episode.history]
+                    if envs[index].prompt() not in seen and not episode.feedback:
+                        seen.add(envs[index].prompt())
+                        rows.append((instances[index], actions))
+                open_envs = [envs[index] for index in running]
+                ids = tokenizer([env.prompt() for env in open_envs], add_special_tokens=False)["input_ids"]
+                for env, answer in zip(open_envs, self._greedy(model, tokenizer, open_envs, ids)):
+                    env.step(answer)
+                running = [index for index in running if envs[index].episode.end is None]
+        return [self.start(instance, actions) for instance, actions in rows]
+
     def __call__(self, prompts: list, trainer) -> dict:
         import torch
 
