@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from plannerl.agents.model import configure_torch_cpu
+from plannerl.atomic import write_json
 
 
 def main() -> None:
@@ -89,6 +91,9 @@ def main() -> None:
     policy = ModelPolicy(args.out + "/model", constrained=True)
     results = play(problems_from_tasks([args.task], parse_seeds(args.eval_seeds)), policy, history_len=history_len)
     wins = [r for r in results if r.success]
+    write_json(Path(args.out) / "result.json", {"turns": args.turns, "sample": args.sample, "starts": args.starts,
+                                                "rows": len(rows), "steps": args.steps, "cpu_minutes": round(minutes, 2),
+                                                "eval_seeds": args.eval_seeds, "sr": len(wins) / len(results)})
     print(f"{args.turns}-turn GRPO ({args.sample} samples), {args.steps} steps, {minutes:.1f} CPU min: "
           f"{args.task} SR {len(wins) / len(results):.2f} ({len(wins)}/{len(results)}), "
           f"ASST {sum(r.steps for r in wins) / max(1, len(wins)):.2f}")

@@ -168,3 +168,22 @@ def test_an_instance_past_the_state_limit_is_skipped_and_named_not_a_crash(monke
     assert "skipped" not in json.loads((tmp_path / "kept.json").read_text())
     with pytest.raises(PlannerlError, match="state limit"):  # without a list to name it in, it stays an error
         list(iter_problems_from_tasks(["burger"], missing))
+
+
+def test_a_training_runs_evaluation_bar_ends_full_when_an_instance_is_skipped(tmp_path, monkeypatch):
+    """The bar's total counts every instance of the splits (`eval_episodes`); a skipped one
+    advances it too, so a finished evaluation never shows a bar stuck short of its total."""
+    from plannerl.agents.model import build_default_model
+    from plannerl.planning import search
+    from plannerl.train.config import resolve_config
+    from plannerl.train.evaluation import eval_episodes, evaluate_model
+    from plannerl.train.run import Run
+
+    monkeypatch.setattr(search, "DEFAULT_MAX_STATES", 12)
+    config = resolve_config(overrides={"eval": {"seeds": "0:5", "heldout_seeds": "6"}})
+    model = build_default_model(tmp_path / "model", size="micro")
+    ticks = []
+    summary = evaluate_model(Run(tmp_path / "run", config), "sft", model, progress=lambda: ticks.append(1))
+    report = json.loads((tmp_path / "run" / "eval" / "sft-seeds.json").read_text())
+    assert report["skipped"] and report["metrics"]["episodes"] + len(report["skipped"]) == 6
+    assert len(ticks) == eval_episodes(config) == 7 and set(summary) == {"seeds", "heldout"}

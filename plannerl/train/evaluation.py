@@ -30,6 +30,8 @@ def evaluate_model(run: Run, stage: str, model_dir: Path, progress=None) -> dict
             skipped: list[str] = []  # instances past the planner's state limit: listed in the report, not played
             results = play(split_problems(config, split, skipped), policy, invalid=evaluation["invalid"],
                            history_len=config["data"]["history_len"], on_result=(lambda _: progress()) if progress else None)
+            for _ in skipped if progress else ():  # counted in the bar's total (eval_episodes): the bar ends full
+                progress()
             return build_report(results, {"stage": stage, "split": split, "model": str(model_dir), "train_config": config},
                                 skipped=skipped)
 
