@@ -188,3 +188,24 @@ def test_a_prompt_the_rollout_never_started_is_an_error(taught_model, tmp_path):
         rollout(["a prompt from elsewhere"], trainer)
     with pytest.raises(PlannerlError, match="step_cost"):
         EpisodeRollout(PlanningEnv("burger", "0"), step_cost=-1)
+
+
+def test_the_example_script_trains_and_evaluates(taught_model, tmp_path):
+    """examples/trl_multiturn.py end to end, both turn modes, on the smallest sizes."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "trl_multiturn.py"
+    for turns in ("single", "multi"):
+        out = tmp_path / turns
+        done = subprocess.run([sys.executable, str(script), "--model", str(taught_model), "--task", "burger", "--turns", turns,
+                               "--sample", "choice", "--starts", "visited", "--train-seeds", "3000", "--eval-seeds", "5000",
+                               "--steps", "1", "--group", "2", "--prompts", "2", "--out", str(out)],
+                              capture_output=True, text=True, timeout=300, env=dict(os.environ, TRL_EXPERIMENTAL_SILENCE="1"))
+        assert done.returncode == 0, done.stderr[-2000:]
+        result = json.loads((out / "result.json").read_text())
+        assert result["turns"] == turns and result["rows"] >= 7 and 0.0 <= result["sr"] <= 1.0
+        assert (out / "model" / "config.json").is_file() and f"{turns}-turn GRPO" in done.stdout
