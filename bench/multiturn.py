@@ -41,7 +41,8 @@ def train(name: str, flags: list[str], args) -> dict:
     out = Path(args.out) / name
     if not (out / "result.json").is_file():
         command = [sys.executable, str(ROOT / "examples" / "trl_multiturn.py"), "--model", args.model, "--task", args.task,
-                   "--steps", str(args.steps), "--train-seeds", args.train_seeds, "--out", str(out), *flags]
+                   "--steps", str(args.steps), "--train-seeds", args.train_seeds, "--learning-rate", str(args.learning_rate),
+                   "--out", str(out), *flags]
         print("training", name, flush=True)
         subprocess.run(command, check=True, env=dict(os.environ, TRL_EXPERIMENTAL_SILENCE="1"),
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -70,13 +71,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--train-seeds", default="3000:3049")
     parser.add_argument("--fresh", default="6000:6099", help="evaluation seeds never trained or tuned on")
+    parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--text", action="store_true", help="also the free-text sampling variants")
+    parser.add_argument("--only", default="", help="comma-separated variant names to run (default: all)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     configure_torch_cpu(1)
 
     models = {"start model": (args.model, None)}
     for name, flags in variants(args.text).items():
+        if args.only and name not in args.only.split(","):
+            continue
         models[name] = (str(Path(args.out) / name / "model"), train(name, flags, args))
     rows = []
     for name, (folder, result) in models.items():
@@ -85,7 +90,7 @@ def main() -> None:
         rows.append([name, str(result["rows"]) if result else "-", f"{result['cpu_minutes']:.1f}" if result else "-",
                      f"{paper:.2f}", f"{fresh:.2f}", f"{fresh_ratio:.2f}" if fresh_ratio else "-"])
     print_table(["variant", "rows", "CPU min", "SR 42..420", f"SR {args.fresh}", "ASST/opt"], rows, args.markdown,
-                title=f"{args.task}: {args.steps} GRPO steps from {args.model}")
+                title=f"{args.task}: {args.steps} GRPO steps at learning rate {args.learning_rate} from {args.model}")
 
 
 if __name__ == "__main__":
