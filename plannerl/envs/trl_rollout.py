@@ -97,7 +97,8 @@ class EpisodeRollout:
         reach. Episodes of all instances advance together, one batch per turn."""
         import torch
 
-        envs = self._envs(len(instances := list(instances)))
+        instances = list(instances)
+        envs = self._envs(len(instances))
         for env, instance in zip(envs, instances):
             env.reset(options={"instance": instance})
         rows, seen, running = [], set(), list(range(len(envs)))
