@@ -60,9 +60,11 @@ def eval_command(
 
 
 def _print_outcome(outcome, console) -> None:
-    from plannerl.agents.display import matrix_table, summary_table
+    from plannerl.agents.display import failure_lines, matrix_table, summary_table
 
     console.print(summary_table(outcome.results))
+    for line in failure_lines(outcome.results):  # where the agent went wrong, in one line per policy and task
+        console.print(line, soft_wrap=True)
     matrix = outcome.matrix
     if len(matrix["rows"]) > 1 or len(matrix["columns"]) > 1:
         console.print(matrix_table(matrix))

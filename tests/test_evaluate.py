@@ -421,3 +421,43 @@ def test_lazy_problems_are_labelled_as_reached_and_reported_in_order(tmp_path, b
         evaluate_policies(policies, iter([]))
     with pytest.raises(PlannerlError, match="--invalid"):
         evaluate_policies(policies, lazy(), invalid="skip")
+
+
+def test_repeats_a_cycle_finds_two_to_four_actions_run_twice():
+    from plannerl.agents.metrics import repeats_a_cycle
+
+    assert repeats_a_cycle(list("xabab")) and repeats_a_cycle(list("abcabc")) and repeats_a_cycle(list("qabcdabcd"))
+    assert not repeats_a_cycle(list("abcabd")) and not repeats_a_cycle(list("aab")) and not repeats_a_cycle([])
+    assert not repeats_a_cycle(list("abcdeabcde"))  # a five-action cycle is longer than LONGEST_CYCLE
+
+
+def test_failure_causes_and_lines_say_why_episodes_failed():
+    """Real burger episodes: an agent that moves back and forth fails in a loop, one that writes
+    nonsense fails on its invalid tries, the oracle never fails; the CLI-facing lines say so."""
+    from plannerl.agents.display import failure_lines
+    from plannerl.agents.metrics import failure_causes
+
+    problems = problems_from_tasks(["burger"], [1, 2])
+
+    def back_and_forth(obs):
+        moves = [obs.task.actions[a].pddl for a in obs.valid_actions() if obs.task.actions[a].pddl.startswith("(move")]
+        if obs.history:
+            last = obs.task.actions[obs.history[-1]].pddl.strip("()").split()
+            back = f"(move {last[1]} {last[3]} {last[2]})"
+            if back in moves:
+                return back
+        return moves[0]
+
+    looping = play(problems, ScriptedPolicy(back_and_forth, name="dither"))
+    babbling = play(problems, ScriptedPolicy(lambda obs: "make me a sandwich", name="babble"))
+    solved = play(problems, OraclePolicy())
+    assert failure_causes(looping) == {"loop": 2} and failure_causes(babbling) == {"invalid_tries": 2}
+    assert failure_causes(solved) == {}
+    lines = failure_lines(looping + babbling + solved)
+    assert lines == ["dither on burger: 2 of 2 failed: 2 in a loop (the same 2-4 actions twice in a row)",
+                     "babble on burger: 2 of 2 failed: 2 after 5 invalid tries at one step"]
+
+
+def test_cli_eval_prints_why_the_failures_failed(capsys):
+    code, out, _ = run_cli(["eval", "-p", "random", "-p", "oracle", "--task", "burger", "--seeds", "1:2", "--quiet"], capsys)
+    assert code == 0 and "random on burger: 2 of 2 failed: " in out and "oracle on burger" not in out

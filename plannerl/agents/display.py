@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from plannerl.agents.episodes import MAX_TRIES, EpisodeResult, Trace, Turn
-from plannerl.agents.metrics import group_results, metrics
+from plannerl.agents.metrics import failure_causes, group_results, metrics
 from plannerl.agents.problems import EvalProblem
 
 SUMMARY_TITLE = "Evaluation summary (mean ± std over episodes)"
@@ -109,6 +109,23 @@ def summary_table(results: Sequence[EpisodeResult]) -> FittedTable:
         for number, (name, (label, value)) in enumerate(zip(names, cells)):
             narrow.add_row(name, label, value, end_section=number == len(cells) - 1)
     return FittedTable(wide, narrow)
+
+
+def failure_lines(results: Sequence[EpisodeResult]) -> list[str]:
+    """One line per (policy, task) that failed somewhere, saying why (`failure_causes`)."""
+    lines = []
+    for (policy, group), episodes in group_results(results).items():
+        causes = failure_causes(episodes)
+        if causes:
+            said = ", ".join(f"{count} {CAUSE_WORDS.get(cause, cause)}" for cause, count in
+                             sorted(causes.items(), key=lambda item: (-item[1], item[0])))
+            lines.append(f"{policy} on {group}: {sum(causes.values())} of {len(episodes)} failed: {said}")
+    return lines
+
+
+CAUSE_WORDS = {"loop": "in a loop (the same 2-4 actions twice in a row)", "step_limit": "at the step limit without a loop",
+               "invalid_tries": "after 5 invalid tries at one step", "invalid_answer": "on an invalid answer (stop mode)",
+               "quit": "quit"}
 
 
 def matrix_table(matrix: dict) -> FittedTable:

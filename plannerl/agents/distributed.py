@@ -178,6 +178,7 @@ class EpisodeRecord:
         self.answers = data["answers"]
         self.invalid_answers = data["invalid_answers"]
         self.end = data["end"]
+        self.actions = data["actions"]
         self.problem = _MergedProblem(data["optimal_length"], data["group"])
 
     def to_json(self) -> dict:

@@ -59,6 +59,29 @@ def metrics(results: Sequence[EpisodeResult]) -> dict:
     }
 
 
+LOOP = "loop"
+LONGEST_CYCLE = 4
+
+
+def repeats_a_cycle(actions: Sequence[str], longest: int = LONGEST_CYCLE) -> bool:
+    """True when the same 2..`longest` actions run twice in a row somewhere (a, b, a, b or
+    a, b, c, a, b, c): the agent went round in a loop, a state revisited and left the same way."""
+    return any(actions[i:i + n] == actions[i + n:i + 2 * n]
+               for n in range(2, longest + 1) for i in range(len(actions) - 2 * n + 1))
+
+
+def failure_causes(results: Iterable[EpisodeResult]) -> dict[str, int]:
+    """Why the failed episodes failed: "loop" (`repeats_a_cycle`, the commonest failure of a
+    trained agent), else how they ended (step_limit: wandered without a loop; invalid_tries,
+    invalid_answer, quit)."""
+    causes: dict[str, int] = {}
+    for result in results:
+        if not result.success:
+            cause = LOOP if repeats_a_cycle(result.actions) else result.end
+            causes[cause] = causes.get(cause, 0) + 1
+    return causes
+
+
 def group_results(results: Iterable[EpisodeResult]) -> dict[tuple[str, str], list[EpisodeResult]]:
     """(policy, task-or-domain) -> its episodes, in first-seen order."""
     groups: dict[tuple[str, str], list[EpisodeResult]] = {}
