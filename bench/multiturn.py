@@ -9,7 +9,8 @@ ASST over the optimal length of the same episodes, and the training CPU minutes.
 Variants: single / multi turns x expert / visited starts, answers sampled among the valid
 actions; `--text` adds both turn modes with free-text samples.
 
-Run: `python bench/multiturn.py --model runs/x/sft/model --task cheese_burger --out runs/cmp [--markdown]`
+Run: `python bench/multiturn.py --model runs/x/sft/model --task cheese_burger --out runs/cmp [--steps 60]
+[--learning-rate 5e-5] [--train-seeds 3000:3049] [--only single_visited,multi_visited] [--text] [--markdown]`
 """
 
 from __future__ import annotations
