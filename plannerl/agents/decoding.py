@@ -48,12 +48,9 @@ def decode_answer_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tok
         for row, token in enumerate(chosen):
             if not running[row]:
                 chosen[row] = pad  # as generate: a finished row reads pads, never used
-            elif token == eos:
-                running[row] = False
-                written[row].append(token)
             else:
                 written[row].append(token)
-                if token in breaks and marked_answer(tokenizer.decode(written[row], skip_special_tokens=True)):
+                if token == eos or (token in breaks and marked_answer(tokenizer.decode(written[row], skip_special_tokens=True))):
                     running[row] = False
         if not any(running):
             break

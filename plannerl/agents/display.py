@@ -111,6 +111,11 @@ def summary_table(results: Sequence[EpisodeResult]) -> FittedTable:
     return FittedTable(wide, narrow)
 
 
+CAUSE_WORDS = {"loop": "in a loop (the same 2-4 actions twice in a row)", "step_limit": "at the step limit without a loop",
+               "invalid_tries": "after 5 invalid tries at one step", "invalid_answer": "on an invalid answer (stop mode)",
+               "quit": "quit"}
+
+
 def failure_lines(results: Sequence[EpisodeResult]) -> list[str]:
     """One line per (policy, task) that failed somewhere, saying why (`failure_causes`)."""
     lines = []
@@ -121,11 +126,6 @@ def failure_lines(results: Sequence[EpisodeResult]) -> list[str]:
                              sorted(causes.items(), key=lambda item: (-item[1], item[0])))
             lines.append(f"{policy} on {group}: {sum(causes.values())} of {len(episodes)} failed: {said}")
     return lines
-
-
-CAUSE_WORDS = {"loop": "in a loop (the same 2-4 actions twice in a row)", "step_limit": "at the step limit without a loop",
-               "invalid_tries": "after 5 invalid tries at one step", "invalid_answer": "on an invalid answer (stop mode)",
-               "quit": "quit"}
 
 
 def matrix_table(matrix: dict) -> FittedTable:

@@ -187,9 +187,14 @@ class ModelPolicy:
         answers recur at every step of every episode."""
         ids = self._answers.get(text)
         if ids is None:
-            eos = self.tokenizer.eos_token_id
-            ids = self._answers[text] = self.tokenizer(text, add_special_tokens=False)["input_ids"] + ([eos] if eos is not None else [])
+            ids = self._answers[text] = answer_token_ids(self.tokenizer, text)
         return ids
+
+
+def answer_token_ids(tokenizer, text: str) -> list[int]:
+    """The tokens a model scores for an answer: the text's, then end-of-sequence (when the tokenizer has one)."""
+    eos = tokenizer.eos_token_id
+    return tokenizer(text, add_special_tokens=False)["input_ids"] + ([eos] if eos is not None else [])
 
 
 def most_likely_answers(model, pad: int, prompts: list[list[int]], texts: list[list[str]],

@@ -31,6 +31,7 @@ from collections.abc import Iterable
 
 from plannerl.envs.planning_env import PlanningEnv
 from plannerl.errors import PlannerlError
+from plannerl.tasks.answers import answer_line
 from plannerl.tasks.styles import get_style
 
 SAMPLES = ("text", "choice")
@@ -99,21 +100,19 @@ class EpisodeRollout:
 
         instances = list(instances)
         envs = self._envs(len(instances))
-        for env, instance in zip(envs, instances):
-            env.reset(options={"instance": instance})
+        turns = [prompt_and_answers(*env.reset(options={"instance": instance})) for env, instance in zip(envs, instances)]
         rows, seen, running = [], set(), list(range(len(envs)))
         with torch.no_grad():
             while running:
                 for index in running:
                     episode = envs[index].episode
-                    actions = [episode.problem.task.actions[a].pddl for a in episode.history]
-                    if envs[index].prompt() not in seen and not episode.feedback:
-                        seen.add(envs[index].prompt())
-                        rows.append((instances[index], actions))
-                open_envs = [envs[index] for index in running]
-                ids = tokenizer([env.prompt() for env in open_envs], add_special_tokens=False)["input_ids"]
-                for env, answer in zip(open_envs, self._greedy(model, tokenizer, open_envs, ids)):
-                    env.step(answer)
+                    if turns[index][0] not in seen and not episode.feedback:
+                        seen.add(turns[index][0])
+                        rows.append((instances[index], [episode.problem.task.actions[a].pddl for a in episode.history]))
+                answers = self._greedy(model, tokenizer, [turns[index] for index in running])
+                for index, answer in zip(running, answers):
+                    observation, _, _, _, info = envs[index].step(answer)
+                    turns[index] = prompt_and_answers(observation, info)
                 running = [index for index in running if envs[index].episode.end is None]
         return [self.start(instance, actions) for instance, actions in rows]
 
@@ -125,33 +124,35 @@ class EpisodeRollout:
         if trained_on not in (None, self.env.style):
             raise PlannerlError(f"the model reads {trained_on} prompts but the environment renders {self.env.style} "
                                 f"ones: make it with style={trained_on!r}")
-        envs = self._envs(len(prompts))
+        envs, options = self._envs(len(prompts)), []
         for env, prompt in zip(envs, prompts):
             if prompt not in self.starts:
                 raise PlannerlError("a prompt the rollout has no start for: build the dataset with EpisodeRollout.start")
             instance, actions = self.starts[prompt]
-            env.reset(options={"instance": instance, "actions": actions})
+            options.append(prompt_and_answers(*env.reset(options={"instance": instance, "actions": actions}))[1])
         prompt_ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
         returns = [0.0] * len(prompts)
+        turns = [None] * len(prompts)  # each episode's next turn: (prompt, valid answer lines)
         with torch.no_grad():
-            completion_ids = self._sampled(model, tokenizer, envs, prompt_ids, trainer.temperature)
+            completion_ids = self._sampled(model, tokenizer, prompt_ids, options, trainer.temperature)
             answers = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in completion_ids]
             running = list(range(len(envs)))
             while running:
                 for index, answer in zip(running, answers):
-                    _, reward, terminated, truncated, info = envs[index].step(answer)
+                    observation, reward, _, _, info = envs[index].step(answer)
                     returns[index] += reward - (self.invalid_cost if info["answer_kind"] != "valid" else 0.0)
+                    turns[index] = prompt_and_answers(observation, info)
                 running = [index for index in running if envs[index].episode.end is None and self.play_on]
                 if running:  # the current policy plays on, greedy, all open episodes in one batch
-                    ids = tokenizer([envs[index].prompt() for index in running], add_special_tokens=False)["input_ids"]
-                    answers = self._greedy(model, tokenizer, [envs[index] for index in running], ids)
+                    answers = self._greedy(model, tokenizer, [turns[index] for index in running])
         for index, env in enumerate(envs):
             returns[index] -= self.step_cost * (env.episode.steps - len(self.starts[prompts[index]][1]))
         return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": None,
                 "episode_return": returns, "episode_success": [float(env.episode.end == "goal") for env in envs]}
 
-    def _sampled(self, model, tokenizer, envs: list[PlanningEnv], ids: list[list[int]], temperature: float) -> list[list[int]]:
-        """The sampled answers' tokens (end-of-sequence included when the answer has one)."""
+    def _sampled(self, model, tokenizer, ids: list[list[int]], options: list[list[str]], temperature: float) -> list[list[int]]:
+        """The sampled answers' tokens (end-of-sequence included when the answer has one), free
+        text or one of each prompt's valid answer lines `options`."""
         import torch
 
         from plannerl.agents.decoding import decode_answer_ids
@@ -160,39 +161,43 @@ class EpisodeRollout:
         if self.sample == "text":
             return decode_answer_ids(model, tokenizer, ids, max_new_tokens=self.max_new_tokens, sample=True,
                                      temperature=temperature)
-        candidates = [[self._tokens(tokenizer, text) for text in options] for options in self._valid_answers(envs)]
+        candidates = [[self._tokens(tokenizer, text) for text in answers] for answers in options]
         chosen = []
-        for options, scores in zip(candidates, score_answers(model, ids, candidates, tokenizer.pad_token_id)):
+        for answers, scores in zip(candidates, score_answers(model, ids, candidates, tokenizer.pad_token_id)):
             weights = torch.softmax(torch.tensor(scores) / temperature, dim=0)
-            chosen.append(options[int(torch.multinomial(weights, 1))] if options else [tokenizer.eos_token_id])
+            chosen.append(answers[int(torch.multinomial(weights, 1))] if answers else [tokenizer.eos_token_id])
         return chosen
 
-    def _greedy(self, model, tokenizer, envs: list[PlanningEnv], ids: list[list[int]]) -> list[str]:
-        """The current model's greedy answers: its most likely valid action (`constrained`, as
-        `plannerl eval` plays by default) or its free-text line."""
+    def _greedy(self, model, tokenizer, turns: list[tuple[str, list[str]]]) -> list[str]:
+        """The current model's greedy answers to (prompt, valid answer lines) turns: its most
+        likely valid action (`constrained`, as `plannerl eval` plays by default) or its free-text line."""
         from plannerl.agents.decoding import decode_answers
         from plannerl.agents.policies import most_likely_answers
 
+        ids = tokenizer([prompt for prompt, _ in turns], add_special_tokens=False)["input_ids"]
         if not self.constrained:
             return decode_answers(model, tokenizer, ids, max_new_tokens=self.max_new_tokens)
-        return most_likely_answers(model, tokenizer.pad_token_id, ids, self._valid_answers(envs),
+        return most_likely_answers(model, tokenizer.pad_token_id, ids, [answers for _, answers in turns],
                                    lambda text: self._tokens(tokenizer, text))
 
-    @staticmethod
-    def _valid_answers(envs: list[PlanningEnv]) -> list[list[str]]:
-        from plannerl.agents.policies import answer_texts
-
-        return [answer_texts(env.episode.problem.task, env.episode.state, env.valid_actions(), env.style) for env in envs]
-
     def _tokens(self, tokenizer, text: str) -> list[int]:
+        from plannerl.agents.policies import answer_token_ids
+
         if text not in self._answer_ids:
-            self._answer_ids[text] = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            self._answer_ids[text] = answer_token_ids(tokenizer, text)
         return self._answer_ids[text]
 
     def _envs(self, count: int) -> list[PlanningEnv]:
         while len(self._pool) < count:
             self._pool.append(self.env.fork())
         return self._pool[:count]
+
+
+def prompt_and_answers(observation, info: dict) -> tuple[str, list[str]]:
+    """What a `PlanningEnv` reset or step returned, as (the prompt, the valid actions' answer
+    lines): the turn a language model answers, rendered once by the env."""
+    prompt = observation["prompt"] if isinstance(observation, dict) else observation
+    return prompt, [answer_line(sentence) for sentence in info["valid_actions"]]
 
 
 def episode_return(prompts=None, completions=None, completion_ids=None, *, episode_return, **columns) -> list[float]:
