@@ -35,6 +35,9 @@ def eval_command(
     sample: bool = typer.Option(False, "--sample", help="Models sample instead of greedy decoding."),
     temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
     constrained: bool = typer.Option(False, "--constrained", help="Models pick the most likely valid action (no free text)."),
+    avoid_revisits: bool = typer.Option(False, "--avoid-revisits",
+                                        help="With --constrained: never step back to a state the episode has been in "
+                                             "while another valid action leads elsewhere."),
     batch_size: int = typer.Option(8, "--batch-size", help="Episodes a model answers per forward pass."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Longest model answer, in tokens."),
     history_len: int = typer.Option(None, "--history-len",
@@ -51,7 +54,7 @@ def eval_command(
 
     spec = EvalSpec(policies=policy, tasks=task, seeds=seeds, base=base, problems=problems or [], domain=domain, report=report,
                     matrix_png=matrix_png, invalid=invalid, max_steps=max_steps, runs=runs, seed=seed, sample=sample,
-                    temperature=temperature, constrained=constrained, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                    temperature=temperature, constrained=constrained, avoid_revisits=avoid_revisits, batch_size=batch_size, max_new_tokens=max_new_tokens,
                     history_len=history_len, trust_remote_code=trust_remote_code)
     console = Console()
     outcome = run_evaluation(spec, trace=None if quiet else RichTrace(console), say=console.print)

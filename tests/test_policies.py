@@ -76,6 +76,31 @@ def test_constrained_decoding_only_answers_valid_actions(model_dir, problems):
         assert result.success or result.steps == result.problem.step_limit
 
 
+def revisits(result) -> list[tuple[int, bool]]:
+    """Per step of an episode: did it step back to a visited state, and did every valid action?"""
+    task = result.problem.task
+    state, seen, steps = task.init, {task.init}, []
+    for turn in result.turns:
+        action = task.find_action(turn.action)
+        every = all(task.apply(state, a) in seen for a in task.applicable(state))
+        state = task.apply(state, action)
+        steps.append((state in seen, every))
+        seen.add(state)
+    return steps
+
+
+def test_avoid_revisits_steps_back_only_when_every_action_does(model_dir, problems):
+    [plain] = play(problems[:1], ModelPolicy(str(model_dir), constrained=True))
+    assert any(back for back, _ in revisits(plain))  # the untrained model loops: the option has work to do
+    policy = ModelPolicy(str(model_dir), constrained=True, avoid_revisits=True)
+    [guarded] = play(problems[:1], policy)
+    assert guarded.invalid_answers == 0
+    assert all(every for back, every in revisits(guarded) if back)
+    # until its first step the model's own choice is kept: the guard changes nothing else
+    first = next(i for i, (back, _) in enumerate(revisits(plain)) if back)
+    assert [t.action for t in guarded.turns[:first]] == [t.action for t in plain.turns[:first]]
+
+
 def full_sequence_choice(policy, problem) -> str:
     """The most likely valid answer in the initial state, each candidate scored in its own full pass."""
     import torch
@@ -175,6 +200,8 @@ def test_model_policy_bad_options(model_dir):
         ModelPolicy(str(model_dir), batch_size=0)
     with pytest.raises(PlannerlError, match="--temperature"):
         ModelPolicy(str(model_dir), sample=True, temperature=0)
+    with pytest.raises(PlannerlError, match="--avoid-revisits .* needs --constrained"):
+        ModelPolicy(str(model_dir), avoid_revisits=True)
 
 
 def test_cli_eval_with_a_model_folder(model_dir, tmp_path, capsys):

@@ -47,6 +47,8 @@ class Observation:
     episode: int
     run: int
     history_len: int = 5
+    # every state this episode has been in, this one included (`ModelPolicy(avoid_revisits=True)` reads it)
+    visited: frozenset[int] = frozenset()
     _valid: list[int] | None = field(default=None, repr=False)
 
     @property
@@ -166,6 +168,7 @@ class Episode:
         self.steps = 0
         self.tries = 0
         self.history: list[int] = []
+        self.visited: set[int] = {self.state}
         self.feedback: list[str] = []
         self.turns: list[Turn] = []
         self.end: str | None = "goal" if problem.task.is_goal(self.state) else None
@@ -174,7 +177,7 @@ class Episode:
 
     def observation(self) -> Observation:
         return Observation(self.problem, self.state, self.steps, list(self.history), list(self.feedback),
-                           self.episode, self.run, self.history_len)
+                           self.episode, self.run, self.history_len, frozenset(self.visited))
 
     def take(self, answer: str, invalid: str) -> Turn:
         task = self.problem.task
@@ -184,6 +187,7 @@ class Episode:
         if parsed.kind == "valid":
             self.state = task.apply(self.state, parsed.action)
             self.history.append(parsed.action)
+            self.visited.add(self.state)
             self.steps = step
             self.tries = 0
             self.feedback = []

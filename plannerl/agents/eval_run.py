@@ -47,6 +47,7 @@ class EvalSpec:
     sample: bool = False
     temperature: float = 1.0
     constrained: bool = False
+    avoid_revisits: bool = False
     batch_size: int = 8
     max_new_tokens: int = 64
     history_len: int | None = None
@@ -62,7 +63,7 @@ class EvalSpec:
                 "base": self.base, "problems": [str(p) for p in self.problems], "invalid": self.invalid,
                 "max_steps": self.max_steps, "runs": self.runs, "seed": self.seed, "sample": self.sample,
                 "temperature": self.temperature if self.sample else None, "constrained": self.constrained,
-                "max_new_tokens": self.max_new_tokens, "history_len": history_len}
+                "avoid_revisits": self.avoid_revisits, "max_new_tokens": self.max_new_tokens, "history_len": history_len}
 
 
 @dataclass
@@ -86,6 +87,7 @@ def run_evaluation(spec: EvalSpec, *, trace: Trace | None = None,
     skipped: list[str] = []  # instances past the planner's state limit, filled as the evaluation reaches them
     problems = _problems(spec, skipped)  # checked now; each optimal search runs when the evaluation reaches it
     model_options = {"sample": spec.sample, "temperature": spec.temperature, "constrained": spec.constrained,
+                     "avoid_revisits": spec.avoid_revisits,
                      "batch_size": spec.batch_size, "max_new_tokens": spec.max_new_tokens, "trust_remote_code": spec.trust_remote_code}
     policies = [make_policy(policy, seed=spec.seed, **model_options) for policy in spec.policies]
     history_len = shared_history_len(policies, spec.history_len)

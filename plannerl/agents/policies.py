@@ -117,13 +117,19 @@ class ModelPolicy:
     is answered, so every answer is valid and the policy's preference among valid actions is
     what is measured. Observations are answered `batch_size` at a time.
 
+    `avoid_revisits=True` (with `constrained`) leaves out the valid actions that lead back to a
+    state the episode has already been in, unless every one does. Why: the greedy policy is a
+    function of the prompt, so once it steps back to a state it has seen it repeats the loop
+    until the step limit (two-state move loops are most failures, docs/evaluation.md); this is
+    the visited-state memory the Markov prompt lacks, reported as its own policy setting.
+
     `threads` pins torch's CPU threads (`configure_torch_cpu`); None keeps what the process
     already set (a training run's `runtime.threads`), or plannerl's default of one thread.
     """
 
     def __init__(self, name_or_path: str, *, label: str | None = None, sample: bool = False, temperature: float = 1.0,
                  seed: int = 0, constrained: bool = False, batch_size: int = 8, max_new_tokens: int = 64,
-                 trust_remote_code: bool = False, threads: int | None = None) -> None:
+                 trust_remote_code: bool = False, threads: int | None = None, avoid_revisits: bool = False) -> None:
         if threads is not None:
             configure_torch_cpu(threads)
         if batch_size < 1:
@@ -132,6 +138,8 @@ class ModelPolicy:
             raise PlannerlError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
         if sample and temperature <= 0:
             raise PlannerlError(f"--temperature must be positive when sampling, got {temperature}")
+        if avoid_revisits and not constrained:
+            raise PlannerlError("--avoid-revisits chooses among valid actions: it needs --constrained")
         self.name = label or str(name_or_path)
         self.model, self.tokenizer = load_model(str(name_or_path), trust_remote_code=trust_remote_code)
         self.model.eval()
@@ -142,6 +150,7 @@ class ModelPolicy:
         self.temperature = temperature
         self.seed = seed
         self.constrained = constrained
+        self.avoid_revisits = avoid_revisits
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self._calls = 0
@@ -178,9 +187,16 @@ class ModelPolicy:
 
     def _choose(self, observations: Sequence[Observation]) -> list[str]:
         """The valid action whose answer text the model finds most likely, per observation."""
-        texts = [answer_texts(obs.task, obs.state, obs.valid_actions(), self.prompt_style) for obs in observations]
+        texts = [answer_texts(obs.task, obs.state, self._candidates(obs), self.prompt_style) for obs in observations]
         prompts = self.tokenizer(self.prompt_texts(observations), add_special_tokens=False)["input_ids"]
         return most_likely_answers(self.model, self.tokenizer.pad_token_id, prompts, texts, self._answer_ids)
+
+    def _candidates(self, obs: Observation) -> list[int]:
+        valid = obs.valid_actions()
+        if not self.avoid_revisits:
+            return valid
+        fresh = [a for a in valid if obs.task.apply(obs.state, a) not in obs.visited]
+        return fresh or valid
 
     def _answer_ids(self, text: str) -> list[int]:
         """An answer's tokens, end-of-sequence included; remembered, since the same few hundred
