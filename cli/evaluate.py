@@ -54,7 +54,8 @@ def eval_command(
 
     spec = EvalSpec(policies=policy, tasks=task, seeds=seeds, base=base, problems=problems or [], domain=domain, report=report,
                     matrix_png=matrix_png, invalid=invalid, max_steps=max_steps, runs=runs, seed=seed, sample=sample,
-                    temperature=temperature, constrained=constrained, avoid_revisits=avoid_revisits, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                    temperature=temperature, constrained=constrained, avoid_revisits=avoid_revisits, batch_size=batch_size,
+                    max_new_tokens=max_new_tokens,
                     history_len=history_len, trust_remote_code=trust_remote_code)
     console = Console()
     outcome = run_evaluation(spec, trace=None if quiet else RichTrace(console), say=console.print)
