@@ -17,6 +17,7 @@ from plannerl.agents.policies import (
     OraclePolicy,
     RandomPolicy,
     answer_text,
+    answer_texts,
     make_policy,
     resolve_typed_action,
 )
@@ -133,6 +134,36 @@ def test_constrained_choice_is_the_most_likely_valid_answer(model_dir, problems,
     results = play(problems, policy)
     for problem, result in zip(problems, results):
         assert result.turns[0].action == full_sequence_choice(policy, problem)
+
+
+def test_passes_split_by_prompt_tokens_give_each_prompt_its_own_scores(model_dir, problems, monkeypatch):
+    """Prompts of many lengths, taken shortest first into passes of a bounded number of padded
+    tokens: every prompt still gets its own candidates' scores, as in one pass of the whole batch."""
+    import plannerl.agents.scoring
+    from plannerl.agents.scoring import score_answers
+
+    class Recorder(OraclePolicy):
+        seen: list = []
+
+        def act(self, observations):
+            self.seen.extend(observations)
+            return super().act(observations)
+
+    recorder = Recorder()
+    play(problems, recorder)
+    policy = ModelPolicy(str(model_dir), constrained=True)
+    prompts = policy.tokenizer(policy.prompt_texts(recorder.seen), add_special_tokens=False)["input_ids"]
+    assert len({len(p) for p in prompts}) > 3  # lengths differ: the order of the passes is not the batch's
+    candidates = [[policy._answer_ids(text) for text in answer_texts(o.task, o.state, o.valid_actions(), policy.prompt_style)]
+                  for o in recorder.seen]
+    pad = policy.tokenizer.pad_token_id
+    monkeypatch.setattr(plannerl.agents.scoring, "CPU_PROMPT_TOKENS_PER_PASS", 10**9)
+    whole = score_answers(policy.model, prompts, candidates, pad)
+    for budget in (1, 3 * max(map(len, prompts))):  # one prompt per pass; a few per pass
+        monkeypatch.setattr(plannerl.agents.scoring, "CPU_PROMPT_TOKENS_PER_PASS", budget)
+        split = score_answers(policy.model, prompts, candidates, pad)
+        assert [len(s) for s in split] == [len(c) for c in candidates]
+        assert max(abs(a - b) for x, y in zip(whole, split) for a, b in zip(x, y)) < 1e-4
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
