@@ -243,6 +243,18 @@ def test_cli_eval_with_a_model_folder(model_dir, tmp_path, capsys):
     data = json.loads(report.read_text())
     assert data["matrix"]["rows"] == ["untrained", "oracle"]
     assert data["matrix"]["sr"] == [[0.0], [1.0]]
+    assert data["config"]["avoid_revisits"] is False
+
+
+def test_cli_eval_avoid_revisits(model_dir, tmp_path, capsys):
+    code, out, err = run_cli(["eval", "--policy", str(model_dir), DOMAINS / "burger.pddl", "--avoid-revisits", "--quiet"], capsys)
+    assert code != 0 and "--avoid-revisits" in err + out and "Traceback" not in err + out
+    report = tmp_path / "r.json"
+    code, out, err = run_cli(["eval", "--policy", str(model_dir), DOMAINS / "burger.pddl", "--constrained", "--avoid-revisits",
+                              "--report", report, "--quiet"], capsys)
+    assert code == 0, err
+    data = json.loads(report.read_text())
+    assert data["config"]["avoid_revisits"] is True and data["metrics"]["invalid_answers"] == 0
 
 
 # --- policy specs -----------------------------------------------------------------------------------
