@@ -14,7 +14,7 @@ SR >= 0.9 held out; Blocksworld from 3 problem files plus random walks SR >= 0.8
 `blocks_words` is Blocksworld again with bench/blocksworld.templates.toml beside the domain, so
 facts, goal and answers name blocks with the same tokens ("e on d", "stack e on d").
 
-Run from anywhere: `python bench/domains.py [--out runs] [--runs blocks,gripper] [--markdown]`
+Run from anywhere: `python bench/domains.py [--out runs] [--runs blocks,gripper] [--prompt focus] [--markdown]`
 (paths are relative to the repository root, where it runs).
 """
 
@@ -50,7 +50,12 @@ TEMPLATES = {"blocks_words": ROOT / "bench" / "blocksworld.templates.toml"}
 HELDOUT_SEEDS, LARGE_SEEDS = range(5000, 5020), range(6000, 6020)
 
 
-def run_config(name: str, out: Path) -> dict:
+def run_folder(name: str, prompt: str) -> str:
+    """The run's folder name: NAME, or NAME-STYLE for a prompt style other than the default."""
+    return name if prompt == "auto" else f"{name}-{prompt}"
+
+
+def run_config(name: str, out: Path, prompt: str = "auto") -> dict:
     """The run's config: its problems written, the domain's keys set, the defaults otherwise."""
     from plannerl.train.config import resolve_config
 
@@ -66,7 +71,7 @@ def run_config(name: str, out: Path) -> dict:
         write_text(copy.with_suffix(".templates.toml"), TEMPLATES[name].read_text())
         domain = copy
     return resolve_config(overrides={"domain": str(domain), "problems": str(folder / "train"),
-                                     "data": {"walks": walks}, "sft": {"steps": steps},
+                                     "data": {"walks": walks, "prompt": prompt}, "sft": {"steps": steps},
                                      "eval": {"problems": str(folder / "heldout"), "stages": ["sft", "recovery"]}})
 
 
@@ -82,7 +87,7 @@ def drop_twins(domain: Path, train: list[Path], heldout: list[Path]) -> None:
             path.unlink()
 
 
-def large_metrics(name: str, config: dict, out: Path) -> dict | None:
+def large_metrics(name: str, config: dict, out: Path, run_dir: Path) -> dict | None:
     """The final model on the run's larger problems (read back if already played)."""
     from plannerl.agents.episodes import play
     from plannerl.agents.metrics import build_report
@@ -92,10 +97,10 @@ def large_metrics(name: str, config: dict, out: Path) -> dict | None:
     generator, _, _, _, _, sizes = RUNS[name]
     if sizes is None:
         return None
-    report_path = out / name / "eval" / "final-large.json"
+    report_path = run_dir / "eval" / "final-large.json"
     if not report_path.is_file():
         paths = write_problems(generator, sizes, list(LARGE_SEEDS), out / "problems" / name / "large")
-        policy = ModelPolicy(str(out / name / "model"), label="final", constrained=config["eval"]["constrained"],
+        policy = ModelPolicy(str(run_dir / "model"), label="final", constrained=config["eval"]["constrained"],
                              batch_size=config["eval"]["batch_size"])
         results = play(problems_from_files(paths, domain=config["domain"]), policy, invalid=config["eval"]["invalid"],
                        history_len=config["data"]["history_len"])
@@ -103,17 +108,17 @@ def large_metrics(name: str, config: dict, out: Path) -> dict | None:
     return task_metrics(json.loads(report_path.read_text()))
 
 
-def bench_run(name: str, out: Path) -> dict:
+def bench_run(name: str, out: Path, prompt: str = "auto") -> dict:
     from plannerl.train.pipeline import train
 
-    config = run_config(name, out)
-    run_dir = out / name
+    config = run_config(name, out, prompt)
+    run_dir = out / run_folder(name, prompt)
     summary = train(config, run_dir, resume=(run_dir / "config.json").is_file(),
                     say=lambda text: print(f"[{name}] {text}", flush=True))
     stage = [s for s in config["eval"]["stages"] if s in summary["evaluation"]][-1]
     splits = {split: task_metrics(json.loads((run_dir / "eval" / f"{stage}-{split}.json").read_text()))
               for split in ("train", "heldout")}
-    large = large_metrics(name, config, out)
+    large = large_metrics(name, config, out, run_dir)
     if large is not None:
         splits["large (final model)"] = large
     return {"stage": stage, "training_minutes": summary["seconds"].get("training_total", 0) / 60, "splits": splits,
@@ -124,6 +129,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="runs")
     parser.add_argument("--runs", default=",".join(RUNS))
+    parser.add_argument("--prompt", default="auto", help="data.prompt of every run (e.g. focus); runs go to OUT/NAME-STYLE")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     os.chdir(ROOT)
@@ -132,7 +138,7 @@ def main() -> int:
         for name in args.runs.split(","):
             if name not in RUNS:
                 raise PlannerlError(f"--runs: unknown run {name!r} (known: {', '.join(RUNS)})")
-            results[name] = bench_run(name, Path(args.out))
+            results[run_folder(name, args.prompt)] = bench_run(name, Path(args.out), args.prompt)
     except PlannerlError as exc:
         print(f"bench/domains.py: error: {exc}", file=sys.stderr)
         return 2

@@ -200,6 +200,35 @@ def test_todo_prompt_lists_the_goal_facts_left_in_goal_order_until_the_goal_is_r
     assert first.startswith("Goal: patty1 on bottombun1. cheese2 on patty1.") and "cooked" not in first
 
 
+def test_focus_prompt_writes_each_fluent_fact_once_beside_the_goal_fact_of_its_object():
+    """The "focus" style: todo's goal facts left, each followed by the state facts (at most
+    three) that mention its first object; every fluent fact of the state is written once, in
+    the goal line or the state line, along a Gripper plan where balls are carried."""
+    from plannerl.planning.oracle import make_oracle
+    from plannerl.tasks.render import FOCUS_FACTS, compact_fact
+    from plannerl.tasks.styles import get_style
+
+    classic = FIXTURES / "classic" / "gripper"
+    task = load_task(classic / "domain.pddl", sorted(p for p in classic.glob("*.pddl") if p.name != "domain.pddl")[-1])
+    state, carried = task.init, 0
+    for action in make_oracle(task).canonical_plan():
+        goal_line, state_line, _ = get_style("focus").prompt(task, state).splitlines()
+        assert get_style("todo").prompt(task, state).splitlines()[2] == get_style("focus").prompt(task, state).splitlines()[2]
+        true = set(task.true_facts(state))
+        for atom in task.problem.goal_pos:
+            if atom in true:
+                assert compact_fact(task, atom) not in goal_line
+                continue
+            mentions = [compact_fact(task, f) for f in sorted(true) if atom[1] in f[1:]]
+            assert (f"{compact_fact(task, atom)}, now " in goal_line) == bool(mentions)
+            assert len(mentions) > FOCUS_FACTS or all(text in goal_line for text in mentions)
+        for fact in true:
+            assert (goal_line + state_line).count(compact_fact(task, fact)) == 1
+        carried += "carry" in goal_line
+        state = task.apply(state, action)
+    assert carried  # a carried ball was written beside its goal fact
+
+
 def test_compact_answers_name_a_move_by_what_its_destination_holds():
     """The built-in model's move answers put the destination's items first; other actions and
     the full style keep their ordinary sentences; every compact answer parses back to its action."""

@@ -378,7 +378,7 @@ def compact_fact(task, atom, related: dict[tuple[str, str], list[str]] | None = 
 
 
 def compact_prompt(task, state: int, *, history: list[int] | None = None, history_len: int = DEFAULT_HISTORY_LEN,
-                   todo: bool = False) -> str:
+                   todo: bool = False, focus: bool = False) -> str:
     """The prompt of the built-in model: goal, state facts and recent actions, nothing else.
 
     Why: the full prompt spends most of its tokens on what does not change (the instructions,
@@ -391,7 +391,14 @@ def compact_prompt(task, state: int, *, history: list[int] | None = None, histor
     With `todo` (the "todo" style) the goal lists only its facts not yet true, in the goal's
     order: a recipe's goal is its stack bottom up, so the first one left names what to fetch
     next. The tiny model otherwise has to find its place in the goal by matching it against the
-    state, and on double_cheese_burger it learned the common binding (cheese1 first) instead."""
+    state, and on double_cheese_burger it learned the common binding (cheese1 first) instead.
+
+    With `focus` as well (the "focus" style) each goal fact left is followed by what the state
+    says of its first object now ("(at ball1 rooma), now (carry ball1 left)"). Why: in domains
+    whose goals are parallel (Gripper's balls, logistics' packages, Blocksworld's towers) the
+    model must otherwise find, among all the state's facts, the one that ties the object it
+    is moving to its target, which the tiny model fails to do with more than a few names. A
+    fact written beside a goal fact is not repeated in the state line."""
     facts = sorted([*task.true_facts(state), *task.static_facts], key=_fact_key(task))
     related = _related(task, state)
     goal_pos, goal_neg = task.problem.goal_pos, task.problem.goal_neg
@@ -399,11 +406,30 @@ def compact_prompt(task, state: int, *, history: list[int] | None = None, histor
         true = set(task.true_facts(state)) | set(task.static_facts)
         goal_pos = [atom for atom in goal_pos if atom not in true]
         goal_neg = [atom for atom in goal_neg if atom in true]
-    goal = [text for text in (compact_fact(task, atom) for atom in goal_pos) if text]
+    shown: set = set()  # with focus: state facts already written beside a goal fact
+    goal = [text for text in (_focused_goal(task, atom, facts, related, shown) if focus else compact_fact(task, atom)
+                              for atom in goal_pos) if text]
     goal += ["not " + text for text in (compact_fact(task, atom) for atom in goal_neg) if text]
     lines = ["Goal: " + (". ".join(goal) + "." if goal else "reached."),
-             "State: " + ". ".join(text for text in (compact_fact(task, atom, related) for atom in facts) if text) + "."]
+             "State: " + ". ".join(text for text in (compact_fact(task, atom, related) for atom in facts if atom not in shown)
+                                   if text) + "."]
     recent = list(history or [])[-history_len:] if history_len > 0 else []
     if history_len > 0:
         lines.append("Last: " + (". ".join(action_sentence(task, a) for a in recent) + "." if recent else "none."))
     return "\n".join(lines) + "\n"
+
+
+FOCUS_FACTS = 3  # state facts shown beside a goal fact at most: its object's place and a state or two
+
+
+def _focused_goal(task, atom, facts: list, related: dict[tuple[str, str], list[str]], shown: set) -> str:
+    """A goal fact, then the state facts (static ones left out) that mention its first object;
+    those facts are added to `shown`."""
+    text = compact_fact(task, atom)
+    if not text or len(atom) < 2:
+        return text
+    static = task.static_facts
+    now = [fact for fact in facts if atom[1] in fact[1:] and fact not in static][:FOCUS_FACTS]
+    shown.update(now)
+    written = [t for t in (compact_fact(task, fact, related) for fact in now) if t]
+    return text + (", now " + ", ".join(written) if written else "")

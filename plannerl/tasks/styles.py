@@ -10,6 +10,8 @@ model records its style in its config.json; everything that plays it reads that 
   actions by what the state holds (`compact_action_sentences`).
 - todo: compact, with the goal cut to the facts not yet true (the next item comes first);
   what the built-in model trains on.
+- focus: todo, each goal fact followed by what the state says of its first object now
+  (for domains whose goals are parallel: Gripper, logistics, Blocksworld).
 """
 
 from __future__ import annotations
@@ -48,10 +50,15 @@ def _todo_prompt(task, state: int, **kwargs) -> str:
     return compact_prompt(task, state, todo=True, **kwargs)
 
 
+def _focus_prompt(task, state: int, **kwargs) -> str:
+    return compact_prompt(task, state, todo=True, focus=True, **kwargs)
+
+
 PROMPT_STYLES: dict[str, PromptStyle] = {
     "full": PromptStyle("full", True, render_prompt, _full_sentences),
     "compact": PromptStyle("compact", False, compact_prompt, compact_action_sentences),
     "todo": PromptStyle("todo", False, _todo_prompt, compact_action_sentences),
+    "focus": PromptStyle("focus", False, _focus_prompt, compact_action_sentences),
 }
 
 
