@@ -200,33 +200,45 @@ def test_todo_prompt_lists_the_goal_facts_left_in_goal_order_until_the_goal_is_r
     assert first.startswith("Goal: patty1 on bottombun1. cheese2 on patty1.") and "cooked" not in first
 
 
-def test_focus_prompt_writes_each_fluent_fact_once_beside_the_goal_fact_of_its_object():
-    """The "focus" style: todo's goal facts left, each followed by the state facts (at most
-    three) that mention its first object; every fluent fact of the state is written once, in
-    the goal line or the state line, along a Gripper plan where balls are carried."""
+def test_focus_prompt_writes_each_fluent_fact_once_beside_the_first_goal_fact_about_it():
+    """The "focus" style: todo's goal facts left, each followed by the state facts about its
+    objects (they are their first argument, at most three per object, not written already);
+    every fluent fact of the state is written once, beside a goal fact or in the state line,
+    along a Gripper plan (balls carried) and a cheese_sandwich plan (which bread is the base)."""
     from plannerl.planning.oracle import make_oracle
-    from plannerl.tasks.render import FOCUS_FACTS, compact_fact
+    from plannerl.tasks.render import FOCUS_FACTS, _related, compact_fact
     from plannerl.tasks.styles import get_style
 
     classic = FIXTURES / "classic" / "gripper"
-    task = load_task(classic / "domain.pddl", sorted(p for p in classic.glob("*.pddl") if p.name != "domain.pddl")[-1])
-    state, carried = task.init, 0
-    for action in make_oracle(task).canonical_plan():
-        goal_line, state_line, _ = get_style("focus").prompt(task, state).splitlines()
-        assert get_style("todo").prompt(task, state).splitlines()[2] == get_style("focus").prompt(task, state).splitlines()[2]
-        true = set(task.true_facts(state))
-        for atom in task.problem.goal_pos:
-            if atom in true:
-                assert compact_fact(task, atom) not in goal_line
-                continue
-            mentions = [compact_fact(task, f) for f in sorted(true) if atom[1] in f[1:]]
-            assert (f"{compact_fact(task, atom)}, now " in goal_line) == bool(mentions)
-            assert len(mentions) > FOCUS_FACTS or all(text in goal_line for text in mentions)
-        for fact in true:
-            assert (goal_line + state_line).count(compact_fact(task, fact)) == 1
-        carried += "carry" in goal_line
-        state = task.apply(state, action)
-    assert carried  # a carried ball was written beside its goal fact
+    gripper = load_task(classic / "domain.pddl", sorted(p for p in classic.glob("*.pddl") if p.name != "domain.pddl")[-1])
+    sandwich = generate_instance("cheese_sandwich", 294).load_task()
+    for task in (gripper, sandwich):
+        state = task.init
+        for action in [*make_oracle(task).canonical_plan(), None]:
+            goal_line, state_line, last_line = get_style("focus").prompt(task, state).splitlines()
+            assert last_line == get_style("todo").prompt(task, state).splitlines()[2]
+            related = _related(task, state)
+
+            def phrase(fact, task=task, related=related):
+                return compact_fact(task, fact, related)
+
+            true = [f for f in task.true_facts(state) if phrase(f)]
+            written: set = set()
+            for atom in task.problem.goal_pos:
+                if atom in true:  # left out, as in todo
+                    continue
+                about = [f for obj in dict.fromkeys(atom[1:])
+                         for f in [g for g in true if g[1] == obj and g not in written][:FOCUS_FACTS]]
+                written.update(about)
+                beside = ", now " + ", ".join(phrase(f) for f in about) if about else ""
+                assert compact_fact(task, atom) + beside in goal_line
+            for fact in true:
+                assert (goal_line + " " + state_line).count(" " + phrase(fact)) == 1, fact
+                assert (phrase(fact) in state_line) == (fact not in written)
+            if action is not None:
+                state = task.apply(state, action)
+    sandwich_goal = get_style("focus").prompt(sandwich, sandwich.init).splitlines()[0]
+    assert sandwich_goal.startswith("Goal: cheese1 on bread2, now cheese1 on table7, bread2 on table8.")
 
 
 def test_compact_answers_name_a_move_by_what_its_destination_holds():

@@ -394,11 +394,12 @@ def compact_prompt(task, state: int, *, history: list[int] | None = None, histor
     state, and on double_cheese_burger it learned the common binding (cheese1 first) instead.
 
     With `focus` as well (the "focus" style) each goal fact left is followed by what the state
-    says of its first object now ("(at ball1 rooma), now (carry ball1 left)"). Why: in domains
-    whose goals are parallel (Gripper's balls, logistics' packages, Blocksworld's towers) the
-    model must otherwise find, among all the state's facts, the one that ties the object it
-    is moving to its target, which the tiny model fails to do with more than a few names. A
-    fact written beside a goal fact is not repeated in the state line."""
+    says of its objects now: the facts whose first argument is one of them ("(at ball1 rooma),
+    now (carry ball1 left)"; "cheese1 on bread2, now cheese1 on table7, bread2 on table8").
+    Why: the model must otherwise find, among all the state's facts, the ones that tie the
+    objects the goal names to where they are, which the tiny model fails to do with more than
+    a few names (Gripper's balls; which of two breads is the base). A fact is written once:
+    beside the first goal fact about it, or in the state line."""
     facts = sorted([*task.true_facts(state), *task.static_facts], key=_fact_key(task))
     related = _related(task, state)
     goal_pos, goal_neg = task.problem.goal_pos, task.problem.goal_neg
@@ -419,17 +420,20 @@ def compact_prompt(task, state: int, *, history: list[int] | None = None, histor
     return "\n".join(lines) + "\n"
 
 
-FOCUS_FACTS = 3  # state facts shown beside a goal fact at most: its object's place and a state or two
+FOCUS_FACTS = 3  # state facts shown per object of a goal fact at most: its place and a state or two
 
 
 def _focused_goal(task, atom, facts: list, related: dict[tuple[str, str], list[str]], shown: set) -> str:
-    """A goal fact, then the state facts (static ones left out) that mention its first object;
-    those facts are added to `shown`."""
+    """A goal fact, then, for each of its objects, the state facts (static ones left out) that
+    are about it (it is their first argument) and not written already; those go to `shown`."""
     text = compact_fact(task, atom)
-    if not text or len(atom) < 2:
+    if not text:
         return text
-    static = task.static_facts
-    now = [fact for fact in facts if atom[1] in fact[1:] and fact not in static][:FOCUS_FACTS]
-    shown.update(now)
-    written = [t for t in (compact_fact(task, fact, related) for fact in now) if t]
+    written = []
+    for obj in dict.fromkeys(atom[1:]):
+        about = [(fact, phrase) for fact in facts if len(fact) > 1 and fact[1] == obj and fact not in shown
+                 and fact not in task.static_facts for phrase in [compact_fact(task, fact, related)] if phrase]
+        for fact, phrase in about[:FOCUS_FACTS]:
+            shown.add(fact)
+            written.append(phrase)
     return text + (", now " + ", ".join(written) if written else "")
