@@ -114,6 +114,8 @@ def test_domain_smoke_run_from_the_command_line_trains_and_evaluates_both_splits
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["task"] == "blocksworld"
+    # prompt "auto" is focus on a domain (todo stays the recipes' style: test_train.py)
+    assert json.loads((tmp_path / "run" / "model" / "config.json").read_text())["plannerl_prompt"] == "focus"
     for stage in ("sft", "grpo", "recovery"):
         assert set(summary["evaluation"][stage]) == {"train", "heldout"}
         report = json.loads((tmp_path / "run" / "eval" / f"{stage}-heldout.json").read_text())

@@ -204,7 +204,7 @@ def config_difference(saved: dict, requested: dict, prefix: str = "") -> str | N
 
 def prompt_style(config: dict) -> str:
     """The prompt style a run's rows are rendered in (`data.prompt`, "auto" resolved for its model)."""
-    return resolve_style(config["data"]["prompt"], config["model"])
+    return resolve_style(config["data"]["prompt"], config["model"], domain_run=bool(config["domain"]))
 
 
 def training_tasks(config: dict) -> list[str]:
