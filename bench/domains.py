@@ -5,7 +5,9 @@ OUT/problems/NAME/{train,heldout,large}, trains `plannerl train --domain D --pro
 --heldout ...` into OUT/NAME (resumed when the folder exists, only read when finished), then
 prints, per run and split, SR, ASST and ASST over the optimal length of the same episodes
 (1.00: every success took a shortest plan) after the run's last evaluated stage, with the final
-model also played on the larger problems where a run has them; then the training minutes.
+model also played on the larger problems where a run has them and on 100 fresh problems of the
+training sizes (seeds 7000-7099, twins of training problems dropped), with and without
+`--avoid-revisits`; then the training minutes.
 Writes OUT/domains.json.
 
 Targets: Blocksworld trained on 200 random 4-6 block problems SR >= 0.9 on 20 other ones, ASST
@@ -47,7 +49,7 @@ RUNS = {
 }
 # Runs whose domain is read with a templates file beside it (a copy of the domain in OUT/problems/NAME/).
 TEMPLATES = {"blocks_words": ROOT / "bench" / "blocksworld.templates.toml"}
-HELDOUT_SEEDS, LARGE_SEEDS = range(5000, 5020), range(6000, 6020)
+HELDOUT_SEEDS, LARGE_SEEDS, FRESH_SEEDS = range(5000, 5020), range(6000, 6020), range(7000, 7100)
 
 
 def run_folder(name: str, prompt: str) -> str:
@@ -87,24 +89,32 @@ def drop_twins(domain: Path, train: list[Path], heldout: list[Path]) -> None:
             path.unlink()
 
 
-def large_metrics(name: str, config: dict, out: Path, run_dir: Path) -> dict | None:
-    """The final model on the run's larger problems (read back if already played)."""
+def final_metrics(name: str, config: dict, out: Path, run_dir: Path, split: str, *, avoid_revisits: bool = False) -> dict | None:
+    """The final model on more problems (read back if already played): `large` (the run's larger
+    sizes, where it has them) or `fresh` (100 new seeds of the training sizes, twins of training
+    problems dropped), `avoid_revisits` as `plannerl eval --avoid-revisits`."""
     from plannerl.agents.episodes import play
     from plannerl.agents.metrics import build_report
     from plannerl.agents.policies import ModelPolicy
     from plannerl.agents.problems import problems_from_files
 
-    generator, _, _, _, _, sizes = RUNS[name]
+    generator, train_sizes, _, _, _, large_sizes = RUNS[name]
+    sizes, seeds = (large_sizes, LARGE_SEEDS) if split == "large" else (train_sizes, FRESH_SEEDS)
     if sizes is None:
         return None
-    report_path = run_dir / "eval" / "final-large.json"
+    label = split + ("-avoid-revisits" if avoid_revisits else "")
+    report_path = run_dir / "eval" / f"final-{label}.json"
     if not report_path.is_file():
-        paths = write_problems(generator, sizes, list(LARGE_SEEDS), out / "problems" / name / "large")
-        policy = ModelPolicy(str(run_dir / "model"), label="final", constrained=config["eval"]["constrained"],
+        folder = out / "problems" / name / split
+        paths = write_problems(generator, sizes, list(seeds), folder)
+        if split == "fresh":
+            drop_twins(Path(config["domain"]), sorted(Path(config["problems"]).glob("*.pddl")), paths)
+            paths = [path for path in paths if path.is_file()]
+        policy = ModelPolicy(str(run_dir / "model"), label="final", constrained=True, avoid_revisits=avoid_revisits,
                              batch_size=config["eval"]["batch_size"])
         results = play(problems_from_files(paths, domain=config["domain"]), policy, invalid=config["eval"]["invalid"],
                        history_len=config["data"]["history_len"])
-        write_json(report_path, build_report(results, {"stage": "final", "split": "large"}))
+        write_json(report_path, build_report(results, {"stage": "final", "split": label}))
     return task_metrics(json.loads(report_path.read_text()))
 
 
@@ -118,9 +128,11 @@ def bench_run(name: str, out: Path, prompt: str = "auto") -> dict:
     stage = [s for s in config["eval"]["stages"] if s in summary["evaluation"]][-1]
     splits = {split: task_metrics(json.loads((run_dir / "eval" / f"{stage}-{split}.json").read_text()))
               for split in ("train", "heldout")}
-    large = large_metrics(name, config, out, run_dir)
-    if large is not None:
-        splits["large (final model)"] = large
+    for split, avoid_revisits, title in (("large", False, "large (final model)"), ("fresh", False, "fresh (final model)"),
+                                         ("fresh", True, "fresh, --avoid-revisits (final model)")):
+        found = final_metrics(name, config, out, run_dir, split, avoid_revisits=avoid_revisits)
+        if found is not None:
+            splits[title] = found
     return {"stage": stage, "training_minutes": summary["seconds"].get("training_total", 0) / 60, "splits": splits,
             "rows": summary["rows"]}
 
