@@ -16,7 +16,7 @@ SR >= 0.9 held out; Blocksworld from 3 problem files plus random walks SR >= 0.8
 `blocks_words` is Blocksworld again with bench/blocksworld.templates.toml beside the domain, so
 facts, goal and answers name blocks with the same tokens ("e on d", "stack e on d").
 
-Run from anywhere: `python bench/domains.py [--out runs] [--runs blocks,gripper] [--prompt focus] [--markdown]`
+Run from anywhere: `python bench/domains.py [--out runs] [--runs blocks,gripper] [--prompt focus] [--set builtin.size=small] [--markdown]`
 (paths are relative to the repository root, where it runs).
 """
 
@@ -57,9 +57,10 @@ def run_folder(name: str, prompt: str) -> str:
     return name if prompt == "auto" else f"{name}-{prompt}"
 
 
-def run_config(name: str, out: Path, prompt: str = "auto") -> dict:
-    """The run's config: its problems written, the domain's keys set, the defaults otherwise."""
-    from plannerl.train.config import resolve_config
+def run_config(name: str, out: Path, prompt: str = "auto", assignments: tuple[str, ...] = ()) -> dict:
+    """The run's config: its problems written, the domain's keys set, `assignments` (`--set`
+    KEY=VALUE) over them, the defaults otherwise."""
+    from plannerl.train.config import merge_config, parse_assignment, resolve_config
 
     generator, sizes, seeds, walks, steps, _ = RUNS[name]
     folder = out / "problems" / name
@@ -72,9 +73,11 @@ def run_config(name: str, out: Path, prompt: str = "auto") -> dict:
         write_text(copy, domain.read_text())
         write_text(copy.with_suffix(".templates.toml"), TEMPLATES[name].read_text())
         domain = copy
-    return resolve_config(overrides={"domain": str(domain), "problems": str(folder / "train"),
-                                     "data": {"walks": walks, "prompt": prompt}, "sft": {"steps": steps},
-                                     "eval": {"problems": str(folder / "heldout"), "stages": ["sft", "recovery"]}})
+    overrides = {"domain": str(domain), "problems": str(folder / "train"), "data": {"walks": walks, "prompt": prompt},
+                 "sft": {"steps": steps}, "eval": {"problems": str(folder / "heldout"), "stages": ["sft", "recovery"]}}
+    for text in assignments:
+        overrides = merge_config(overrides, parse_assignment(text))
+    return resolve_config(overrides=overrides)
 
 
 def drop_twins(domain: Path, train: list[Path], heldout: list[Path]) -> None:
@@ -118,10 +121,10 @@ def final_metrics(name: str, config: dict, out: Path, run_dir: Path, split: str,
     return task_metrics(json.loads(report_path.read_text()))
 
 
-def bench_run(name: str, out: Path, prompt: str = "auto") -> dict:
+def bench_run(name: str, out: Path, prompt: str = "auto", assignments: tuple[str, ...] = ()) -> dict:
     from plannerl.train.pipeline import train
 
-    config = run_config(name, out, prompt)
+    config = run_config(name, out, prompt, assignments)
     run_dir = out / run_folder(name, prompt)
     summary = train(config, run_dir, resume=(run_dir / "config.json").is_file(),
                     say=lambda text: print(f"[{name}] {text}", flush=True))
@@ -142,6 +145,8 @@ def main() -> int:
     parser.add_argument("--out", default="runs")
     parser.add_argument("--runs", default=",".join(RUNS))
     parser.add_argument("--prompt", default="auto", help="data.prompt of every run (e.g. focus); runs go to OUT/NAME-STYLE")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config key for every run, as plannerl train --set (use another --out per setting)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     os.chdir(ROOT)
@@ -150,7 +155,7 @@ def main() -> int:
         for name in args.runs.split(","):
             if name not in RUNS:
                 raise PlannerlError(f"--runs: unknown run {name!r} (known: {', '.join(RUNS)})")
-            results[run_folder(name, args.prompt)] = bench_run(name, Path(args.out), args.prompt)
+            results[run_folder(name, args.prompt)] = bench_run(name, Path(args.out), args.prompt, tuple(args.set))
     except PlannerlError as exc:
         print(f"bench/domains.py: error: {exc}", file=sys.stderr)
         return 2
