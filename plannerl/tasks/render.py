@@ -431,9 +431,15 @@ def _focused_goal(task, atom, facts: list, related: dict[tuple[str, str], list[s
         return text
     written = []
     for obj in dict.fromkeys(atom[1:]):
-        about = [(fact, phrase) for fact in facts if len(fact) > 1 and fact[1] == obj and fact not in shown
-                 and fact not in task.static_facts for phrase in [compact_fact(task, fact, related)] if phrase]
-        for fact, phrase in about[:FOCUS_FACTS]:
-            shown.add(fact)
-            written.append(phrase)
+        kept = 0
+        for fact in facts:
+            if kept == FOCUS_FACTS:
+                break
+            if len(fact) < 2 or fact[1] != obj or fact in shown or fact in task.static_facts:
+                continue
+            phrase = compact_fact(task, fact, related)
+            if phrase:
+                shown.add(fact)
+                written.append(phrase)
+                kept += 1
     return text + (", now " + ", ".join(written) if written else "")
