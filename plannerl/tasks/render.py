@@ -408,7 +408,8 @@ def compact_prompt(task, state: int, *, history: list[int] | None = None, histor
         goal_pos = [atom for atom in goal_pos if atom not in true]
         goal_neg = [atom for atom in goal_neg if atom in true]
     shown: set = set()  # with focus: state facts already written beside a goal fact
-    goal = [text for text in (_focused_goal(task, atom, facts, related, shown) if focus else compact_fact(task, atom)
+    about = _facts_by_subject(task, facts) if focus else {}
+    goal = [text for text in (_focused_goal(task, atom, about, related, shown) if focus else compact_fact(task, atom)
                               for atom in goal_pos) if text]
     goal += ["not " + text for text in (compact_fact(task, atom) for atom in goal_neg) if text]
     lines = ["Goal: " + (". ".join(goal) + "." if goal else "reached."),
@@ -423,21 +424,28 @@ def compact_prompt(task, state: int, *, history: list[int] | None = None, histor
 FOCUS_FACTS = 3  # state facts shown per object of a goal fact at most: its place and a state or two
 
 
-def _focused_goal(task, atom, facts: list, related: dict[tuple[str, str], list[str]], shown: set) -> str:
-    """A goal fact, then, for each of its objects, the state facts (static ones left out) that
-    are about it (it is their first argument) and not written already; those go to `shown`."""
+def _facts_by_subject(task, facts: list) -> dict[str, list]:
+    """The fluent facts (static ones left out) by their first argument, in `facts`' order."""
+    about: dict[str, list] = {}
+    for fact in facts:
+        if len(fact) > 1 and fact not in task.static_facts:
+            about.setdefault(fact[1], []).append(fact)
+    return about
+
+
+def _focused_goal(task, atom, about: dict[str, list], related: dict[tuple[str, str], list[str]], shown: set) -> str:
+    """A goal fact, then, for each of its objects, the facts about it (`about`: it is their first
+    argument) not written already, at most FOCUS_FACTS; those go to `shown`."""
     text = compact_fact(task, atom)
     if not text:
         return text
     written = []
     for obj in dict.fromkeys(atom[1:]):
         kept = 0
-        for fact in facts:
+        for fact in about.get(obj, ()):
             if kept == FOCUS_FACTS:
                 break
-            if len(fact) < 2 or fact[1] != obj or fact in shown or fact in task.static_facts:
-                continue
-            phrase = compact_fact(task, fact, related)
+            phrase = compact_fact(task, fact, related) if fact not in shown else ""
             if phrase:
                 shown.add(fact)
                 written.append(phrase)
