@@ -137,6 +137,7 @@ def data(
     distractors: str = _DISTRACTORS,
     hold_probability: float = _HOLD,
     subgoals: float = typer.Option(0.0, "--subgoals", help="With --task (a recipe): chance an instance builds a sub-goal instead."),
+    rename: float = typer.Option(0.0, "--rename", help="Chance an instance's rows rename numbered objects at random (bread1 <-> bread2)."),
     time_limit: float = _TIME,
     jobs: int = _JOBS,
 ) -> None:
@@ -150,10 +151,11 @@ def data(
     get_style(style)  # an unknown --style fails before any work
     if history_len < 0 or off_expert < 0:
         raise PlannerlError(f"--history-len and --off-expert must be 0 or more, got {history_len} and {off_expert}")
-    if not 0.0 <= subgoals <= 1.0:
-        raise PlannerlError(f"--subgoals must be from 0 to 1, got {subgoals}")
+    for flag, value in (("--subgoals", subgoals), ("--rename", rename)):
+        if not 0.0 <= value <= 1.0:
+            raise PlannerlError(f"{flag} must be from 0 to 1, got {value}")
     options = RowOptions(style=style, history_len=history_len, off_expert=off_expert, seed=seed, show_valid=not no_valid,
-                         hold_probability=hold_probability, subgoals=subgoals)
+                         hold_probability=hold_probability, subgoals=subgoals, rename=rename)
     total, label = _dataset_job(files, task, seeds, config, options, task_name, _ranges(extra_stations, distractors, None))
     fraction = (0.0 if config is not None else 0.1) if test_fraction is None else test_fraction
     common = {"test_fraction": fraction, "split_seed": split_seed, "time_limit": time_limit, "jobs": jobs}

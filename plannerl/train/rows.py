@@ -24,6 +24,7 @@ from plannerl.tasks.answers import DEFAULT_HISTORY_LEN, answer_line
 from plannerl.tasks.datasets import DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, expert_rows, label_state, split_instances, write_dataset
 from plannerl.tasks.generate import check_task, generate_instance, is_random, make_ranges, solve_instance, write_instance_folder
 from plannerl.tasks.problem_sets import training_starts, with_start
+from plannerl.tasks.renaming import object_renaming, renamed_task
 from plannerl.tasks.styles import get_style
 from plannerl.train.config import domain_label, is_domain_run, prompt_style, task_exclusions, training_tasks
 from plannerl.train.sources import problem_set
@@ -41,7 +42,11 @@ class RowOptions:
 
     `subgoals` is the chance that a training instance of a recipe task builds one of the
     recipe's sub-goals instead (`plannerl.tasks.random_recipes.subgoal_recipe`): many goals
-    from one recipe, so the model must read the goal in its prompt."""
+    from one recipe, so the model must read the goal in its prompt.
+
+    `rename` is the chance that an instance's (or a domain start's) rows show it under a
+    random renaming of its numbered objects (`plannerl.tasks.renaming`): the same states and
+    labels, with `bread1` and `bread2` swapped at random, so a name cannot stand in for the goal."""
 
     style: str = "full"
     history_len: int = DEFAULT_HISTORY_LEN
@@ -50,13 +55,15 @@ class RowOptions:
     show_valid: bool = True
     hold_probability: float | None = None
     subgoals: float = 0.0
+    rename: float = 0.0
 
 
 def options_of(config: dict) -> RowOptions:
     """The row options of a training config."""
     data = config["data"]
     return RowOptions(style=prompt_style(config), history_len=data["history_len"], off_expert=data["off_expert"],
-                      seed=config["seed"], hold_probability=data["hold_probability"], subgoals=data["subgoals"])
+                      seed=config["seed"], hold_probability=data["hold_probability"], subgoals=data["subgoals"],
+                      rename=data["rename"])
 
 
 def instance_rows(task_name: str, seed: int, options: RowOptions = RowOptions(), *, time_limit: float | None = None,
@@ -68,8 +75,9 @@ def instance_rows(task_name: str, seed: int, options: RowOptions = RowOptions(),
         extra["subgoals"] = options.subgoals
     instance = generate_instance(task_name, seed, time_limit=time_limit, **extra, **generator_ranges(options, ranges))
     task, oracle, plan = solve_instance(instance, time_limit=time_limit)
-    rows = start_rows(task, oracle, task_label(instance), instance.name, options,
-                      random.Random(f"{options.seed}:{task_name}:{seed}"))
+    rows = renamed_rows(task, options, f"{task_name}:{seed}",
+                        lambda shown: start_rows(shown, oracle, task_label(instance), instance.name, options,
+                                                 random.Random(f"{options.seed}:{task_name}:{seed}")))
     return replace(instance, solved=None), len(plan), rows  # keep the text, free the search
 
 
@@ -89,6 +97,20 @@ def start_rows(task, oracle, label: str, instance: str, options: RowOptions, rng
             if row is not None:
                 rows.append(row)
     return rows
+
+
+def renamed_rows(task, options: RowOptions, key: str, make_rows: Callable[[object], list[dict]]) -> list[dict]:
+    """`make_rows(task)`, or with probability `options.rename` `make_rows` of the task under a
+    random renaming of its numbered objects, each row then naming the renaming (`renaming`:
+    problem name -> name in the row) so it can still be replayed on the problem file. The draws
+    come from a stream of their own (`key` names the start), so a run's other draws do not
+    depend on the option."""
+    if options.rename:
+        rng = random.Random(f"rename:{options.seed}:{key}")
+        renaming = object_renaming(task, rng) if rng.random() < options.rename else {}
+        if renaming:
+            return [dict(row, renaming=renaming) for row in make_rows(renamed_task(task, renaming))]
+    return make_rows(task)
 
 
 def generator_ranges(options: RowOptions, ranges: dict | None) -> dict:
@@ -152,7 +174,8 @@ def domain_rows(config: dict, options: RowOptions, progress: Callable[[], None] 
         for k, start in enumerate(starts):
             name = problem.name if k == 0 else f"{problem.name}_walk{k}"
             task = problem.task if k == 0 else with_start(problem.task, start, name)
-            rows += start_rows(task, problem.oracle, label, name, options, random.Random(f"{options.seed}:{name}"))
+            rows += renamed_rows(task, options, name, lambda shown, name=name, oracle=problem.oracle: start_rows(
+                shown, oracle, label, name, options, random.Random(f"{options.seed}:{name}")))
         if progress:
             progress()
     return rows
