@@ -1,24 +1,28 @@
 """Generalisation benchmark (issue #17): models trained on a mix or on sub-goals, played on the shipped recipes.
 
 For each `NAME=CONFIG` run, trains `plannerl train --config CONFIG` into OUT/NAME (an existing
-run folder is resumed, a finished one, with summary.json, only read), then reads the run's own evaluation of every
-task in its `[eval] tasks`, after its last evaluated stage, on the paper's seeds and the
-held-out seeds. Prints per run and task: SR, ASST and ASST over the optimal length of the same
-episodes (1.00 = every success took a shortest plan), then the SR matrix (rows: run; columns:
-task) and the training minutes; writes it all to OUT/transfer.json.
+run folder is resumed, a finished one, with summary.json, only read), then reads the run's own
+evaluation of every task in its `[eval] tasks`, after its last evaluated stage, on the paper's
+seeds and the held-out seeds, and with `--fresh SPEC` plays the run's final model on every task
+of `[eval] tasks` on those seeds too (seeds the run never trained, validated or tuned on; the
+report is kept in OUT/NAME/eval/fresh-SPEC.json and read back next time). Prints per run and
+task: SR, ASST and ASST over the optimal length of the same episodes (1.00 = every success took
+a shortest plan), then the SR matrix (rows: run; columns: task) and the training minutes;
+writes it all to OUT/transfer.json.
 
 The issue's targets: the generalist (no shipped recipe trained on) SR >= 0.8 on each of the six
 shipped recipes with <= 60 minutes of training; a double_cheese_burger model SR >= 0.9 on
 cheese_sandwich, burger, cheese_burger and itself; the six-recipe mix SR >= 0.9 on each; ASST
 within 10% of optimal throughout.
 
-Run: `python bench/transfer.py --out runs [--run NAME=CONFIG ...] [--markdown]`
+Run: `python bench/transfer.py --out runs [--run NAME=CONFIG ...] [--fresh 7000:7049] [--markdown]`
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -71,12 +75,27 @@ def last_stage_reports(run_dir: Path, config: dict) -> tuple[str, dict]:
     raise PlannerlError(f"{run_dir}: no evaluation report of any stage in {config['eval']['stages']}")
 
 
+def fresh_report(run_dir: Path, config: dict, seeds: str) -> dict:
+    """The final model of the run played (constrained, as the run's own evaluation) on every
+    evaluation task on `seeds`, by `plannerl eval`; its report is cached in the run folder."""
+    path = run_dir / "eval" / f"fresh-{seeds.replace(':', '_')}.json"
+    if not path.is_file():
+        tasks = [arg for task in config["eval"]["tasks"] or config["tasks"] or [config["task"]] for arg in ("--task", task)]
+        command = [sys.executable, "-m", "plannerl.cli", "eval", "--policy", str(run_dir / "model"), *tasks, "--seeds", seeds,
+                   "--constrained", "--batch-size", str(config["eval"]["batch_size"]), "--report", str(path), "--quiet"]
+        if subprocess.run(command).returncode != 0:
+            raise PlannerlError(f"{run_dir}: plannerl eval on fresh seeds {seeds} failed")
+    return json.loads(path.read_text())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="runs")
     parser.add_argument("--run", action="append", default=[], help="NAME=CONFIG (default: the three runs of issue #17)")
+    parser.add_argument("--fresh", default="", help="SEEDS: also play the final models on these seeds (e.g. 7000:7049)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
+    splits = dict(SPLITS, **({"fresh": args.fresh.replace(":", "..")} if args.fresh else {}))
     runs = dict(item.split("=", 1) for item in args.run) if args.run else RUNS
     results = {}
     try:
@@ -85,6 +104,8 @@ def main() -> int:
             minutes = training_minutes(config_file, run_dir)
             config = json.loads((run_dir / "config.json").read_text())
             stage, reports = last_stage_reports(run_dir, config)
+            if args.fresh:
+                reports["fresh"] = fresh_report(run_dir, config, args.fresh)
             results[name] = {"stage": stage, "training_minutes": minutes,
                              "splits": {split: task_metrics(report) for split, report in reports.items()}}
     except PlannerlError as exc:
@@ -94,15 +115,15 @@ def main() -> int:
     for name, result in results.items():
         for task in result["splits"]["seeds"]:
             cells = [name, result["stage"], task]
-            for split in SPLITS:
+            for split in splits:
                 values = result["splits"][split][task]
                 cells += [f"{values['sr']:.2f}", "-" if values["asst"] is None else f"{values['asst']:.1f}",
                           "-" if values["asst_ratio"] is None else f"{values['asst_ratio']:.2f}"]
             rows.append(cells)
-    headers = ["run", "stage", "evaluated on"] + [f"{h} {s}" for s in SPLITS.values() for h in ("SR", "ASST", "ASST/opt")]
+    headers = ["run", "stage", "evaluated on"] + [f"{h} {s}" for s in splits.values() for h in ("SR", "ASST", "ASST/opt")]
     print_table(headers, rows, args.markdown)
     tasks = list(dict.fromkeys(task for result in results.values() for task in result["splits"]["seeds"]))
-    for split, label in SPLITS.items():
+    for split, label in splits.items():
         print()
         matrix = [[name] + [f"{result['splits'][split][t]['sr']:.2f}" if t in result["splits"][split] else "-" for t in tasks]
                   for name, result in results.items()]
