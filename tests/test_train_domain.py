@@ -11,7 +11,7 @@ from test_generate import assert_one_line_error, plannerl
 
 from plannerl.errors import PlannerlError
 from plannerl.planning.planner import load_task
-from plannerl.tasks.problem_sets import find_problems, load_problems, training_starts
+from plannerl.tasks.problem_sets import find_problems, goal_kinds, load_problems, relabelled_goals, training_starts
 from plannerl.train.config import resolve_config, training_tasks
 from plannerl.train.rows import training_rows
 from plannerl.train.sources import rollout_problems
@@ -19,6 +19,7 @@ from plannerl.train.sources import rollout_problems
 ROOT = Path(__file__).resolve().parent.parent
 CLASSIC = ROOT / "tests" / "fixtures" / "classic"
 BLOCKS = CLASSIC / "blocksworld" / "domain.pddl"
+LOGISTICS = CLASSIC / "logistics" / "domain.pddl"
 BAD = ROOT / "tests" / "fixtures" / "bad"
 
 
@@ -126,3 +127,51 @@ def test_domain_smoke_run_from_the_command_line_trains_and_evaluates_both_splits
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((tmp_path / "run" / "summary.json").read_text()) == summary
     assert_one_line_error(plannerl("train", "--domain", BLOCKS, "--out", tmp_path / "x"), "problems: domain")
+
+
+def test_relabelled_goals_are_new_solvable_goals_of_the_training_goals_kinds():
+    """Logistics: goals ask where packages are; a relabelled goal is the packages' places at a
+    random walk's end (never a truck's or the airplane's), reachable, new and seeded."""
+    problem = load_problems(LOGISTICS, [CLASSIC / "logistics" / "p02.pddl"])[0]
+    task = problem.task
+    kinds = goal_kinds(task, task.problem.goal_pos)
+    assert kinds == {("at", "package", "office")}  # both packages go to offices in p02
+    kinds.add(("at", "package", "airport"))
+    found = relabelled_goals(problem, kinds, goals=40, walk_length=12, seed=0)
+    assert len(found) >= 3
+    goals = [p.task.goal_pos for p in found]
+    assert len(set(goals)) == len(goals) and task.goal_pos not in goals
+    for relabelled in found:
+        atoms = relabelled.task.problem.goal_pos
+        assert atoms and all(atom[0] == "at" and task.objects[atom[1]] == "package" for atom in atoms)
+        assert relabelled.task.init == task.init and not relabelled.task.is_goal(task.init)
+        plan = relabelled.oracle.canonical_plan()
+        state = task.init
+        for action in plan:
+            assert task.is_applicable(state, action)
+            state = task.apply(state, action)
+        assert relabelled.task.is_goal(state)
+    again = relabelled_goals(problem, kinds, goals=40, walk_length=12, seed=0)
+    assert [p.task.goal_pos for p in again] == goals
+
+
+def test_domain_rows_train_on_relabelled_goals_but_never_on_a_held_out_problem(blocks, tmp_path):
+    """`data.goals` adds rows of new goals (instances pNN_goalK); a relabelled problem that
+    equals a held-out problem (same start and goal) is left out."""
+    config = resolve_config(overrides={**blocks, "data": {"goals": 6, "off_expert": 0}})
+    rows = training_rows(config)
+    relabelled = {row["instance"] for row in rows if "_goal" in row["instance"]}
+    assert relabelled and {name.split("_goal")[0] for name in relabelled} <= {"p01", "p02", "p03"}
+    # a held-out file that is one of those problems: it must leave the training rows
+    name = sorted(relabelled)[0]
+    source = load_problems(BLOCKS, [Path(blocks["problems"]) / f"{name.split('_goal')[0]}.pddl"])[0]
+    kinds = set().union(*(goal_kinds(p.task, p.task.problem.goal_pos)
+                          for p in load_problems(BLOCKS, sorted(Path(blocks["problems"]).glob("*.pddl")))))
+    twin = next(p for p in relabelled_goals(source, kinds, goals=6, walk_length=16, seed=0) if p.name == name)
+    text = (CLASSIC / "blocksworld" / f"{source.name}.pddl").read_text()
+    goal = " ".join(f"({' '.join(atom)})" for atom in twin.task.problem.goal_pos)
+    held = tmp_path / "held"
+    (held / "twin.pddl").write_text(text[:text.index("(:goal")] + f"(:goal (and {goal})))\n")
+    again = training_rows(config)
+    assert name not in {row["instance"] for row in again}
+    assert {row["instance"] for row in again} == {row["instance"] for row in rows} - {name}

@@ -9,6 +9,14 @@ kept once. Every start becomes a task of its own (`with_start`) that shares the 
 so the expert rows, off-expert states, recovery rollouts and evaluation all work on it as on a
 generated instance.
 
+More goals without a generator. Walks keep a problem's goal, so three problem files teach three
+goals, and a model trained on them does not learn to read a goal (Blocksworld from 3 files: 1.00
+on its own three, 0.00-0.15 on other problems). `relabelled_goals` draws further goals the same
+way, in hindsight: the end of a random walk from the initial state is a state the domain can
+reach, and its facts of the kinds the training problems' goals name (same predicate, same
+argument types: `on(block, block)`, `at(package, location)` but not a truck's `at`) make a new
+goal that is solvable by construction. Each becomes a problem of its own with its own oracle.
+
 Seeds. Recovery rollouts and validation play instances named by seeds, as for a recipe:
 `seeded_start(problems, seed, walk_length)` is problem `seed mod n` walked by `Random(seed)`.
 """
@@ -113,6 +121,34 @@ def training_starts(problem: Problem, *, walks: int, walk_length: int, seed: int
             seen.add(state)
             starts.append(state)
     return starts
+
+
+def goal_kinds(task: Task, atoms) -> set[tuple[str, ...]]:
+    """(predicate, argument types...) of each atom: what kind of fact a goal asks for."""
+    return {(atom[0], *(task.objects.get(arg, "") for arg in atom[1:])) for atom in atoms}
+
+
+def relabelled_goals(problem: Problem, kinds: set[tuple[str, ...]], *, goals: int, walk_length: int,
+                     seed: int) -> list[Problem]:
+    """Up to `goals` problems with the initial state of `problem` and a new goal each: the facts
+    of `kinds` (`goal_kinds` of the training goals) true at a random walk's end (1..walk_length
+    steps). A goal already true at the start, or already drawn (the original's included), is
+    skipped."""
+    task = problem.task
+    wanted = sum(1 << k for k, fact in enumerate(task.facts) if (fact[0], *(task.objects.get(a, "") for a in fact[1:])) in kinds)
+    found, seen = [], {task.goal_pos}
+    for k in range(goals if walk_length else 0):
+        rng = random.Random(f"{seed}:{problem.name}:goal{k}")
+        goal = random_walk(task, rng, rng.randint(1, walk_length)) & wanted
+        if not goal or goal in seen or task.init & goal == goal:
+            continue
+        seen.add(goal)
+        name = f"{problem.name}_goal{k}"
+        atoms = tuple(task.facts[i] for i in set_bits(goal))
+        relabelled = replace(task, goal_pos=goal, goal_neg=0, name=name,
+                             problem=replace(task.problem, name=name, goal_pos=atoms, goal_neg=(), text=""))
+        found.append(Problem(problem.path.with_name(f"{name}.pddl"), relabelled, make_oracle(relabelled)))
+    return found
 
 
 def seeded_start(problems: list[Problem], seed: int, walk_length: int) -> tuple[Problem, int]:

@@ -23,7 +23,7 @@ from plannerl.seeds import parse_seeds
 from plannerl.tasks.answers import DEFAULT_HISTORY_LEN, answer_line
 from plannerl.tasks.datasets import DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, expert_rows, label_state, split_instances, write_dataset
 from plannerl.tasks.generate import check_task, generate_instance, is_random, make_ranges, solve_instance, write_instance_folder
-from plannerl.tasks.problem_sets import training_starts, with_start
+from plannerl.tasks.problem_sets import goal_kinds, relabelled_goals, state_facts, training_starts, with_start
 from plannerl.tasks.renaming import object_renaming, renamed_task
 from plannerl.tasks.styles import get_style
 from plannerl.train.config import domain_label, is_domain_run, prompt_style, task_exclusions, training_tasks
@@ -162,20 +162,24 @@ def training_rows(config: dict, progress: Callable[[], None] | None = None) -> l
 
 
 def domain_rows(config: dict, options: RowOptions, progress: Callable[[], None] | None = None) -> list[dict]:
-    """A domain run's rows: every training problem's initial state and its random-walk starts
-    (`plannerl.tasks.problem_sets.training_starts`), each labelled like a generated instance;
-    `progress` is called once per problem."""
-    label, rows = domain_label(config), []
-    if config["eval"]["problems"]:
-        problem_set(config, "eval.problems")  # a held-out twin of a training problem fails before any labelling
-    for problem in problem_set(config):
-        starts = training_starts(problem, walks=config["data"]["walks"], walk_length=config["data"]["walk_length"],
-                                 seed=config["seed"])
-        for k, start in enumerate(starts):
-            name = problem.name if k == 0 else f"{problem.name}_walk{k}"
-            task = problem.task if k == 0 else with_start(problem.task, start, name)
-            rows += renamed_rows(task, options, name, lambda shown, name=name, oracle=problem.oracle: start_rows(
-                shown, oracle, label, name, options, random.Random(f"{options.seed}:{name}")))
+    """A domain run's rows: every training problem and its `data.goals` relabelled goals
+    (`plannerl.tasks.problem_sets.relabelled_goals`), each from its initial state and its
+    random-walk starts (`training_starts`), labelled like a generated instance; `progress` is
+    called once per problem file. A relabelled problem equal to a held-out one is left out."""
+    data, label, rows = config["data"], domain_label(config), []
+    heldout = {state_facts(p.task) for p in problem_set(config, "eval.problems")} if config["eval"]["problems"] else set()
+    training = problem_set(config)  # a held-out twin of a training problem failed above, before any labelling
+    kinds = set().union(*(goal_kinds(p.task, p.task.problem.goal_pos) for p in training))
+    for problem in training:
+        relabelled = relabelled_goals(problem, kinds, goals=data["goals"], walk_length=data["goal_walk_length"],
+                                      seed=config["seed"]) if data["goals"] else []
+        for source in [problem, *(p for p in relabelled if state_facts(p.task) not in heldout)]:
+            for k, start in enumerate(training_starts(source, walks=data["walks"], walk_length=data["walk_length"],
+                                                      seed=config["seed"])):
+                name = source.name if k == 0 else f"{source.name}_walk{k}"
+                task = source.task if k == 0 else with_start(source.task, start, name)
+                rows += renamed_rows(task, options, name, lambda shown, name=name, oracle=source.oracle: start_rows(
+                    shown, oracle, label, name, options, random.Random(f"{options.seed}:{name}")))
         if progress:
             progress()
     return rows

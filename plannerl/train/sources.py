@@ -102,6 +102,7 @@ def data_source(config: dict) -> str:
     """Where a run's rows come from, in words."""
     if is_domain_run(config):
         data = config["data"]
-        return (f"{row_units(config)} problems of {config['domain']} with {data['walks']} walks of up to "
+        goals = f", {data['goals']} relabelled goals each" if data["goals"] else ""
+        return (f"{row_units(config)} problems of {config['domain']}{goals} with {data['walks']} walks of up to "
                 f"{data['walk_length']} steps each")
     return f"{', '.join(training_tasks(config))} seeds {config['data']['train_seeds']}"
