@@ -114,7 +114,7 @@ def final_metrics(name: str, config: dict, out: Path, run_dir: Path, split: str,
             drop_twins(Path(config["domain"]), sorted(Path(config["problems"]).glob("*.pddl")), paths)
             paths = [path for path in paths if path.is_file()]
         policy = ModelPolicy(str(run_dir / "model"), label="final", constrained=config["eval"]["constrained"],
-                             avoid_revisits=avoid_revisits, batch_size=config["eval"]["batch_size"])
+                             choice=config["eval"]["choice"], avoid_revisits=avoid_revisits, batch_size=config["eval"]["batch_size"])
         results = play(problems_from_files(paths, domain=config["domain"]), policy, invalid=config["eval"]["invalid"],
                        history_len=config["data"]["history_len"])
         write_json(report_path, build_report(results, {"stage": "final", "split": label}))

@@ -69,7 +69,7 @@ def matrix_row(config: dict, run_dir: Path, eval_tasks: list[str]) -> dict:
             report = json.loads(path.read_text())
             row[split] = {entry["group"]: entry["metrics"] for entry in report["groups"]}
             continue
-        policy = ModelPolicy(str(run_dir / "model"), label="final", constrained=evaluation["constrained"],
+        policy = ModelPolicy(str(run_dir / "model"), label="final", constrained=evaluation["constrained"], choice=evaluation["choice"],
                              batch_size=evaluation["batch_size"])
         results = play(problems_from_tasks(eval_tasks, parse_seeds(evaluation[key])), policy, invalid=evaluation["invalid"],
                        history_len=config["data"]["history_len"])

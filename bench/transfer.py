@@ -82,7 +82,8 @@ def fresh_report(run_dir: Path, config: dict, seeds: str) -> dict:
     if not path.is_file():
         tasks = [arg for task in config["eval"]["tasks"] or config["tasks"] or [config["task"]] for arg in ("--task", task)]
         command = [sys.executable, "-m", "plannerl.cli", "eval", "--policy", str(run_dir / "model"), *tasks, "--seeds", seeds,
-                   "--constrained", "--batch-size", str(config["eval"]["batch_size"]), "--report", str(path), "--quiet"]
+                   "--constrained", "--choice", config["eval"].get("choice", "sum"), "--batch-size", str(config["eval"]["batch_size"]),
+                   "--report", str(path), "--quiet"]
         if subprocess.run(command).returncode != 0:
             raise PlannerlError(f"{run_dir}: plannerl eval on fresh seeds {seeds} failed")
     return json.loads(path.read_text())

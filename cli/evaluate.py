@@ -38,6 +38,9 @@ def eval_command(
     avoid_revisits: bool = typer.Option(False, "--avoid-revisits",
                                         help="With --constrained: never step back to a state the episode has been in "
                                              "while another valid action leads elsewhere."),
+    choice: str = typer.Option("sum", "--choice",
+                               help="With --constrained: sum (the valid answer with the highest summed log-probability) or "
+                                    "greedy (the valid answer greedy decoding writes, token by token)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Episodes a model answers per forward pass."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Longest model answer, in tokens."),
     history_len: int = typer.Option(None, "--history-len",
@@ -54,7 +57,8 @@ def eval_command(
 
     spec = EvalSpec(policies=policy, tasks=task, seeds=seeds, base=base, problems=problems or [], domain=domain, report=report,
                     matrix_png=matrix_png, invalid=invalid, max_steps=max_steps, runs=runs, seed=seed, sample=sample,
-                    temperature=temperature, constrained=constrained, avoid_revisits=avoid_revisits, batch_size=batch_size,
+                    temperature=temperature, constrained=constrained, avoid_revisits=avoid_revisits, choice=choice,
+                    batch_size=batch_size,
                     max_new_tokens=max_new_tokens,
                     history_len=history_len, trust_remote_code=trust_remote_code)
     console = Console()

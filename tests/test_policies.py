@@ -199,6 +199,80 @@ def test_prefix_tree_scores_equal_each_candidate_scored_alone(model_dir, problem
     assert torch.allclose(copies, torch.tensor(alone), atol=1e-4)
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_per_token_scores_are_each_token_of_a_candidate_scored_alone(model_dir, problems, attention):
+    """`per_token` gives, per candidate, the log-probability of each of its tokens that a pass
+    over prompt + that candidate alone gives (tree and cache copies alike), summing to the
+    summed score."""
+    import torch
+
+    from plannerl.agents.scoring import score_answers, score_by_copies
+
+    policy = ModelPolicy(str(model_dir), constrained=True)
+    policy.model.config._attn_implementation = attention
+    tokenizer, model = policy.tokenizer, policy.model
+    observations = [Observation(problem, problem.task.init, 0, [], [], 0, 0) for problem in problems]
+    prompts = tokenizer(policy.prompt_texts(observations), add_special_tokens=False)["input_ids"]
+    candidates = [[policy._answer_ids(answer_text(obs.task, a)) for a in obs.valid_actions()] for obs in observations]
+    pad = tokenizer.pad_token_id
+    per_token = score_answers(model, prompts, candidates, pad, per_token=True)
+    summed = score_answers(model, prompts, candidates, pad)
+    with torch.no_grad():
+        copies = score_by_copies(model, prompts, candidates, pad, per_token=True)
+    flat = [values for options in per_token for values in options]
+    assert [len(v) for v in flat] == [len(ids) for options in candidates for ids in options]
+    with torch.no_grad():
+        alone = []
+        for prompt, options in zip(prompts, candidates):
+            for ids in options:
+                logprobs = torch.log_softmax(model(input_ids=torch.tensor([prompt + ids])).logits[0].float(), dim=-1)
+                alone.append([float(logprobs[len(prompt) - 1 + k, token]) for k, token in enumerate(ids)])
+    assert max(abs(a - b) for x, y in zip(flat, alone) for a, b in zip(x, y, strict=True)) < 1e-4
+    assert max(abs(a - b) for x, y in zip(copies, alone) for a, b in zip(x, y, strict=True)) < 1e-4
+    assert max(abs(sum(v) - s) for x, y in zip(per_token, summed) for v, s in zip(x, y)) < 1e-4
+
+
+def test_greedy_choice_follows_the_most_likely_token_where_answers_part():
+    """The sum would pick [1, 2, 9] (-1.2 against -1.5); greedy takes token 2 over token 3 at
+    the first fork and then 9 over 8: the forced tail of [1, 3, 7] never counts against it, and
+    on a tie the first candidate wins."""
+    from plannerl.agents.scoring import greedy_choice
+
+    candidates = [[1, 2, 8], [1, 2, 9], [1, 3, 7]]
+    scores = [[-0.1, -1.0, -2.0], [-0.1, -1.0, -0.1], [-0.1, -0.5, -0.9]]
+    assert greedy_choice(candidates, scores) == 2
+    scores[2][1] = -1.5
+    assert greedy_choice(candidates, scores) == 1
+    assert greedy_choice([[4, 5], [4, 6]], [[-0.2, -0.7], [-0.2, -0.7]]) == 0
+    assert greedy_choice([[4]], [[-3.0]]) == 0
+
+
+def test_greedy_constrained_choice_is_greedy_decoding_over_the_valid_answers(model_dir, problems):
+    """Played with `choice="greedy"`, each answer is the valid answer a token-by-token walk
+    writes, where the walk's next-token log-probabilities come from full forward passes."""
+    import torch
+
+    policy = ModelPolicy(str(model_dir), constrained=True, choice="greedy", batch_size=len(problems))
+    results = play(problems, policy)
+    for problem, result in zip(problems, results):
+        observation = Observation(problem, problem.task.init, 0, [], [], 0, 0)
+        prompt = policy.tokenizer(policy.prompt_texts([observation]), add_special_tokens=False)["input_ids"][0]
+        options = {problem.task.actions[a].pddl: policy._answer_ids(answer_text(problem.task, a))
+                   for a in observation.valid_actions()}
+        written: list[int] = []
+        while len([a for a, ids in options.items() if ids[:len(written)] == written]) > 1:
+            alive = [ids for ids in options.values() if ids[:len(written)] == written and len(ids) > len(written)]
+            with torch.no_grad():
+                logits = policy.model(input_ids=torch.tensor([prompt + written])).logits[0, -1].float()
+            written.append(max(sorted({ids[len(written)] for ids in alive}), key=lambda t: float(logits[t])))
+        [chosen] = [a for a, ids in options.items() if ids[:len(written)] == written]
+        assert result.turns[0].action == chosen and result.invalid_answers == 0
+    with pytest.raises(PlannerlError, match="--choice greedy .* needs --constrained"):
+        ModelPolicy(str(model_dir), choice="greedy")
+    with pytest.raises(PlannerlError, match="--choice must be one of sum, greedy"):
+        ModelPolicy(str(model_dir), constrained=True, choice="best")
+
+
 def test_model_policy_threads_come_from_the_caller_not_a_hard_coded_one(model_dir):
     """`threads` pins torch's threads; without it a policy (and the model load under it) keeps
     what the process configured, e.g. a training run's runtime.threads."""
@@ -255,6 +329,17 @@ def test_cli_eval_avoid_revisits(model_dir, tmp_path, capsys):
     assert code == 0, err
     data = json.loads(report.read_text())
     assert data["config"]["avoid_revisits"] is True and data["metrics"]["invalid_answers"] == 0
+
+
+def test_cli_eval_choice_greedy(model_dir, tmp_path, capsys):
+    code, out, err = run_cli(["eval", "--policy", str(model_dir), DOMAINS / "burger.pddl", "--choice", "greedy", "--quiet"], capsys)
+    assert code == 2 and "--choice greedy" in err + out and "Traceback" not in err + out
+    report = tmp_path / "r.json"
+    code, out, err = run_cli(["eval", "--policy", str(model_dir), DOMAINS / "burger.pddl", "--constrained", "--choice", "greedy",
+                              "--report", report, "--quiet"], capsys)
+    assert code == 0, err
+    data = json.loads(report.read_text())
+    assert data["config"]["choice"] == "greedy" and data["metrics"]["invalid_answers"] == 0
 
 
 # --- policy specs -----------------------------------------------------------------------------------

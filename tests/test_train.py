@@ -53,6 +53,12 @@ def test_set_assignments_and_seed_overlap():
     with pytest.raises(PlannerlError, match="recovery.validation_seeds and recovery.seeds share seed 3005"):
         resolve_config(overrides={"recovery": {"validation_seeds": "3005:3010"}})
     assert resolve_config(overrides={"recovery": {"validation_seeds": ""}})["recovery"]["validation_seeds"] == ""
+    with pytest.raises(PlannerlError, match="eval.choice must be one of sum, greedy"):
+        parse_assignment("eval.choice=best")
+    with pytest.raises(PlannerlError, match="eval.choice = 'greedy' picks among valid actions: it needs eval.constrained"):
+        resolve_config(overrides={"eval": {"choice": "greedy", "constrained": False}})
+    with pytest.raises(PlannerlError, match="it needs recovery.constrained"):
+        resolve_config(overrides={"eval": {"choice": "greedy"}, "recovery": {"constrained": False}})
 
 
 def test_run_folder_refuses_a_different_run_unless_resume_or_force(tmp_path):

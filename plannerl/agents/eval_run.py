@@ -18,7 +18,7 @@ from plannerl.agents.episodes import Trace
 from plannerl.agents.evaluate import evaluate_policies
 from plannerl.agents.metrics import sr_matrix
 from plannerl.agents.plots import save_matrix_png
-from plannerl.agents.policies import make_policy, shared_history_len
+from plannerl.agents.policies import check_choice, make_policy, shared_history_len
 from plannerl.agents.problems import EvalProblem, iter_problems_from_files, iter_problems_from_tasks
 from plannerl.errors import PlannerlError
 from plannerl.seeds import parse_seeds
@@ -48,6 +48,7 @@ class EvalSpec:
     temperature: float = 1.0
     constrained: bool = False
     avoid_revisits: bool = False
+    choice: str = "sum"
     batch_size: int = 8
     max_new_tokens: int = 64
     history_len: int | None = None
@@ -63,7 +64,8 @@ class EvalSpec:
                 "base": self.base, "problems": [str(p) for p in self.problems], "invalid": self.invalid,
                 "max_steps": self.max_steps, "runs": self.runs, "seed": self.seed, "sample": self.sample,
                 "temperature": self.temperature if self.sample else None, "constrained": self.constrained,
-                "avoid_revisits": self.avoid_revisits, "max_new_tokens": self.max_new_tokens, "history_len": history_len}
+                "avoid_revisits": self.avoid_revisits, "choice": self.choice, "max_new_tokens": self.max_new_tokens,
+                "history_len": history_len}
 
 
 @dataclass
@@ -84,10 +86,11 @@ def run_evaluation(spec: EvalSpec, *, trace: Trace | None = None,
     `say` receives the run's notes (Rich markup): the shard layout of a distributed run, and
     where an interrupted run's finished episodes are. Returns None on the processes of a
     distributed run other than the main one (the main one writes and reports for all)."""
+    check_choice(spec.choice, spec.constrained)
     skipped: list[str] = []  # instances past the planner's state limit, filled as the evaluation reaches them
     problems = _problems(spec, skipped)  # checked now; each optimal search runs when the evaluation reaches it
     model_options = {"sample": spec.sample, "temperature": spec.temperature, "constrained": spec.constrained,
-                     "avoid_revisits": spec.avoid_revisits,
+                     "avoid_revisits": spec.avoid_revisits, "choice": spec.choice,
                      "batch_size": spec.batch_size, "max_new_tokens": spec.max_new_tokens, "trust_remote_code": spec.trust_remote_code}
     policies = [make_policy(policy, seed=spec.seed, **model_options) for policy in spec.policies]
     history_len = shared_history_len(policies, spec.history_len)

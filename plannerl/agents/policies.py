@@ -25,7 +25,7 @@ from rich.panel import Panel
 from plannerl.agents.decoding import decode_answers
 from plannerl.agents.evaluate import Observation, QuitEpisode
 from plannerl.agents.model import configure_torch_cpu, load_model, prompt_text
-from plannerl.agents.scoring import score_answers
+from plannerl.agents.scoring import greedy_choice, score_answers
 from plannerl.errors import PlannerlError
 from plannerl.tasks.answers import answer_line
 from plannerl.tasks.render import action_sentence
@@ -43,6 +43,9 @@ def answer_texts(task, state: int, actions: list[int], style: str = "full") -> l
     model names some actions by what the state holds: `plannerl.tasks.render.compact_action_sentences`)."""
     return [answer_line(sentence) for sentence in get_style(style).action_sentences(task, state, actions)]
 
+
+# How constrained decoding picks among the valid answers (`ModelPolicy`, `plannerl eval --choice`).
+CHOICES = ("sum", "greedy")
 
 class OraclePolicy:
     """Follows the oracle's canonical action (the smallest-index action on a shortest plan)."""
@@ -115,7 +118,10 @@ class ModelPolicy:
     `constrained=True` skips generation: each valid action's answer text is scored by the
     model's log-likelihood (summed over its tokens, end-of-sequence included) and the best one
     is answered, so every answer is valid and the policy's preference among valid actions is
-    what is measured. Observations are answered `batch_size` at a time.
+    what is measured. Observations are answered `batch_size` at a time. `choice="greedy"` picks
+    instead the answer greedy decoding restricted to the valid answers writes (token by token,
+    `plannerl.agents.scoring.greedy_choice`): the tokens an answer's start already decides no
+    longer count against it.
 
     `avoid_revisits=True` (with `constrained`) leaves out the valid actions that lead back to a
     state the episode has already been in, unless every one does. Why: the greedy policy is a
@@ -129,7 +135,8 @@ class ModelPolicy:
 
     def __init__(self, name_or_path: str, *, label: str | None = None, sample: bool = False, temperature: float = 1.0,
                  seed: int = 0, constrained: bool = False, batch_size: int = 8, max_new_tokens: int = 64,
-                 trust_remote_code: bool = False, threads: int | None = None, avoid_revisits: bool = False) -> None:
+                 trust_remote_code: bool = False, threads: int | None = None, avoid_revisits: bool = False,
+                 choice: str = "sum") -> None:
         if threads is not None:
             configure_torch_cpu(threads)
         if batch_size < 1:
@@ -140,6 +147,7 @@ class ModelPolicy:
             raise PlannerlError(f"--temperature must be positive when sampling, got {temperature}")
         if avoid_revisits and not constrained:
             raise PlannerlError("--avoid-revisits chooses among valid actions: it needs --constrained")
+        check_choice(choice, constrained)
         self.name = label or str(name_or_path)
         self.model, self.tokenizer = load_model(str(name_or_path), trust_remote_code=trust_remote_code)
         self.model.eval()
@@ -151,6 +159,7 @@ class ModelPolicy:
         self.seed = seed
         self.constrained = constrained
         self.avoid_revisits = avoid_revisits
+        self.choice = choice
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self._calls = 0
@@ -189,7 +198,7 @@ class ModelPolicy:
         """The valid action whose answer text the model finds most likely, per observation."""
         texts = [answer_texts(obs.task, obs.state, self._candidates(obs), self.prompt_style) for obs in observations]
         prompts = self.tokenizer(self.prompt_texts(observations), add_special_tokens=False)["input_ids"]
-        return most_likely_answers(self.model, self.tokenizer.pad_token_id, prompts, texts, self._answer_ids)
+        return most_likely_answers(self.model, self.tokenizer.pad_token_id, prompts, texts, self._answer_ids, choice=self.choice)
 
     def _candidates(self, obs: Observation) -> list[int]:
         valid = obs.valid_actions()
@@ -214,10 +223,15 @@ def answer_token_ids(tokenizer, text: str) -> list[int]:
 
 
 def most_likely_answers(model, pad: int, prompts: list[list[int]], texts: list[list[str]],
-                        answer_ids: Callable[[str], list[int]]) -> list[str]:
+                        answer_ids: Callable[[str], list[int]], *, choice: str = "sum") -> list[str]:
     """Per prompt, the answer text among `texts` the model finds most likely (the first on a tie;
-    "" when there is none): constrained choice, shared by `ModelPolicy` and training rollouts."""
+    "" when there is none): constrained choice, shared by `ModelPolicy` and training rollouts.
+    `choice`: "sum" ranks by summed log-probability, "greedy" by greedy decoding over the answers."""
     candidates = [[answer_ids(text) for text in options] for options in texts]
+    if choice == "greedy":
+        per_token = score_answers(model, prompts, candidates, pad, per_token=True)
+        return [options[greedy_choice(ids, found)] if options else ""
+                for options, ids, found in zip(texts, candidates, per_token)]
     scores = score_answers(model, prompts, candidates, pad)
     return [options[max(range(len(options)), key=lambda k: (found[k], -k))] if options else ""
             for options, found in zip(texts, scores)]
@@ -320,6 +334,14 @@ def resolve_typed_action(text: str, sentences: Sequence[str], pddl: Sequence[str
     if len(matches) > 1:
         return matches
     return text
+
+
+def check_choice(choice: str, constrained: bool) -> None:
+    """A known `--choice`, and one other than the default only with constrained decoding."""
+    if choice not in CHOICES:
+        raise PlannerlError(f"--choice must be one of {', '.join(CHOICES)}, got {choice!r}")
+    if choice != "sum" and not constrained:
+        raise PlannerlError(f"--choice {choice} picks among valid actions: it needs --constrained")
 
 
 def make_policy(spec: str, *, seed: int = 0, **model_options) -> object:

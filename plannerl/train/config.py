@@ -38,6 +38,7 @@ _CHOICES = {
     "sft.objective": ("answer", "choice"),
     "grpo.loss_type": ("grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo"),
     "eval.invalid": ("retry", "step", "stop"),
+    "eval.choice": ("sum", "greedy"),
 }
 
 
@@ -150,9 +151,19 @@ def resolve_config(config_file: str | Path | None = None, overrides: dict | None
         check_config(overrides, source="command line")
         config = merge_config(config, overrides)
     _check_seed_sets(config)
+    _check_choice(config)
     check_domain_config(config)
     training_tasks(config)
     return config
+
+
+def _check_choice(config: dict) -> None:
+    """`eval.choice` other than the summed score picks among valid actions, wherever the run plays."""
+    choice = config["eval"]["choice"]
+    if choice != "sum" and not config["eval"]["constrained"]:
+        raise PlannerlError(f"eval.choice = {choice!r} picks among valid actions: it needs eval.constrained = true")
+    if choice != "sum" and config["recovery"]["rounds"] and not config["recovery"]["constrained"]:
+        raise PlannerlError(f"eval.choice = {choice!r} is also how recovery rolls out: it needs recovery.constrained = true")
 
 
 def _check_seed_sets(config: dict) -> None:

@@ -25,7 +25,7 @@ def evaluate_model(run: Run, stage: str, model_dir: Path, progress=None) -> dict
     summary = {}
     for split in eval_splits(config):
         def report(split: str = split) -> dict:
-            policy = ModelPolicy(str(model_dir), label=stage, constrained=evaluation["constrained"],
+            policy = ModelPolicy(str(model_dir), label=stage, constrained=evaluation["constrained"], choice=evaluation["choice"],
                                  batch_size=evaluation["batch_size"])
             skipped: list[str] = []  # instances past the planner's state limit: listed in the report, not played
             results = play(split_problems(config, split, skipped), policy, invalid=evaluation["invalid"],

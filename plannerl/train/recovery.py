@@ -17,10 +17,11 @@ from plannerl.train.sources import rollout_problems
 
 def rollouts(run: Run, seeds: str, model_dir: Path, label: str, progress=None) -> list:
     """The model playing the instances of `seeds` (`plannerl.train.sources.rollout_problems`) the way recovery rolls out:
-    greedy, `recovery.constrained`, the retry rule and the paper's step limits."""
+    greedy, `recovery.constrained` with `eval.choice`, the retry rule and the paper's step limits."""
     config = run.config
     problems = rollout_problems(config, seeds)
     policy = ModelPolicy(str(model_dir), label=label, constrained=config["recovery"]["constrained"],
+                         choice=config["eval"]["choice"] if config["recovery"]["constrained"] else "sum",
                          batch_size=config["eval"]["batch_size"])
     return play(problems, policy, invalid="retry", history_len=config["data"]["history_len"],
                 on_result=(lambda _: progress()) if progress else None)
