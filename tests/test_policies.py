@@ -247,6 +247,40 @@ def test_greedy_choice_follows_the_most_likely_token_where_answers_part():
     assert greedy_choice([[4]], [[-3.0]]) == 0
 
 
+def test_greedy_walk_on_the_parting_nodes_only_chooses_as_on_the_whole_tree(model_dir, problems):
+    """`parts_only` runs only the nodes where answers part (and their ancestors): the greedy
+    choice on every state of two oracle episodes is the one made on the full per-token scores,
+    the values it reads are equal, and the forced tails are left unscored (NaN)."""
+    import math
+
+    from plannerl.agents.scoring import greedy_choice, score_answers
+
+    class Recorder(OraclePolicy):
+        seen: list = []
+
+        def act(self, observations):
+            self.seen.extend(observations)
+            return super().act(observations)
+
+    recorder = Recorder()
+    play(problems, recorder)
+    policy = ModelPolicy(str(model_dir), constrained=True)
+    prompts = policy.tokenizer(policy.prompt_texts(recorder.seen), add_special_tokens=False)["input_ids"]
+    candidates = [[policy._answer_ids(text) for text in answer_texts(o.task, o.state, o.valid_actions(), policy.prompt_style)]
+                  for o in recorder.seen]
+    pad = policy.tokenizer.pad_token_id
+    whole = score_answers(policy.model, prompts, candidates, pad, per_token=True)
+    parts = score_answers(policy.model, prompts, candidates, pad, per_token=True, parts_only=True)
+    unscored = 0
+    for ids, full, part in zip(candidates, whole, parts):
+        assert greedy_choice(ids, part) == greedy_choice(ids, full)
+        for a, b in zip(full, part):
+            for x, y in zip(a, b, strict=True):
+                unscored += math.isnan(y)
+                assert math.isnan(y) or abs(x - y) < 1e-4
+    assert unscored > sum(len(ids) for options in candidates for ids in options) / 2  # most tokens are forced tails
+
+
 def test_greedy_constrained_choice_is_greedy_decoding_over_the_valid_answers(model_dir, problems):
     """Played with `choice="greedy"`, each answer is the valid answer a token-by-token walk
     writes, where the walk's next-token log-probabilities come from full forward passes."""

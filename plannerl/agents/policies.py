@@ -229,7 +229,7 @@ def most_likely_answers(model, pad: int, prompts: list[list[int]], texts: list[l
     `choice`: "sum" ranks by summed log-probability, "greedy" by greedy decoding over the answers."""
     candidates = [[answer_ids(text) for text in options] for options in texts]
     if choice == "greedy":
-        per_token = score_answers(model, prompts, candidates, pad, per_token=True)
+        per_token = score_answers(model, prompts, candidates, pad, per_token=True, parts_only=True)
         return [options[greedy_choice(ids, found)] if options else ""
                 for options, ids, found in zip(texts, candidates, per_token)]
     scores = score_answers(model, prompts, candidates, pad)

@@ -9,6 +9,7 @@ constrained decoding ranks. torch is imported inside the functions: importing th
 from __future__ import annotations
 
 import inspect
+import math
 
 LOGITS_PER_PASS = 2**26  # answer tokens x vocabulary per pass: 256 MiB of float32 logits at most
 # Padded prompt tokens per pass on a CPU. Measured with the built-in model on double_cheese_burger
@@ -19,9 +20,11 @@ CPU_PROMPT_TOKENS_PER_PASS = 1536
 
 
 def score_answers(model, prompts: list[list[int]], candidates: list[list[list[int]]], pad: int, *,
-                  per_token: bool = False) -> list[list]:
+                  per_token: bool = False, parts_only: bool = False) -> list[list]:
     """Summed log-probability of every candidate after its prompt, for a batch of prompts (no
-    gradient); with `per_token`, each candidate's list of token log-probabilities instead.
+    gradient); with `per_token`, each candidate's list of token log-probabilities instead, and
+    with `parts_only` too only those a greedy walk reads (`greedy_choice`: the tokens where a
+    prompt's candidates part), NaN elsewhere, for a fraction of the tree's cost.
 
     Each prompt runs once and its candidates share its key/value cache (`score_candidates`): a
     state with 40 valid actions costs one prompt pass plus one short pass over their prefix
@@ -40,25 +43,25 @@ def score_answers(model, prompts: list[list[int]], candidates: list[list[list[in
     for index in sorted(range(len(prompts)), key=lambda i: len(prompts[i])):
         options = candidates[index]
         if group and prompt_tokens_per_pass and (len(group) + 1) * len(prompts[index]) > prompt_tokens_per_pass:
-            _score_group(model, prompts, candidates, group, scores, pad, per_token)
+            _score_group(model, prompts, candidates, group, scores, pad, per_token, parts_only)
             group, size = [], 0
         start = 0
         for k, ids in enumerate(options):
             if size and size + len(ids) > tokens_per_pass:
                 if k > start:
                     group.append((index, start, k))
-                _score_group(model, prompts, candidates, group, scores, pad, per_token)
+                _score_group(model, prompts, candidates, group, scores, pad, per_token, parts_only)
                 group, size, start = [], 0, k
             size += len(ids)
         if len(options) > start:
             group.append((index, start, len(options)))
     if group:
-        _score_group(model, prompts, candidates, group, scores, pad, per_token)
+        _score_group(model, prompts, candidates, group, scores, pad, per_token, parts_only)
     return scores
 
 
 def _score_group(model, prompts, candidates, group: list[tuple[int, int, int]], scores: list[list], pad: int,
-                 per_token: bool = False) -> None:
+                 per_token: bool = False, parts_only: bool = False) -> None:
     """Score one group of (prompt, candidate range) in one pass, into `scores`."""
     import torch
 
@@ -66,17 +69,20 @@ def _score_group(model, prompts, candidates, group: list[tuple[int, int, int]], 
     with torch.no_grad():
         found = score_candidates(model, [prompts[index] for index, _, _ in group],
                                  [[candidates[index][k] for k in range(start, end)] for index, start, end in group], pad,
-                                 per_token=per_token)
+                                 per_token=per_token, parts_only=parts_only)
     for (index, k), value in zip(rows, found if per_token else found.tolist()):
         scores[index][k] = value
 
 
-def score_candidates(model, prompts: list[list[int]], candidates: list[list[list[int]]], pad: int, *, per_token: bool = False):
+def score_candidates(model, prompts: list[list[int]], candidates: list[list[list[int]]], pad: int, *, per_token: bool = False,
+                     parts_only: bool = False):
     """Summed log-probability of each candidate answer after its prompt, as one flat tensor
     (prompt by prompt, candidates in order); differentiable, so training (`plannerl.train.sft.choice_loss`)
     optimises the very scores constrained decoding ranks. With `per_token`: each candidate's
     list of token log-probabilities instead (floats, in the same order), which the greedy
-    choice (`greedy_choice`) reads.
+    choice (`greedy_choice`) reads; `parts_only` runs only the tree nodes whose next-token
+    distribution a greedy walk reads, and their ancestors (`_parting_nodes`), leaving NaN at
+    the other positions: "Move robot1 to cheese1 at table12" needs nothing after "cheese1".
 
     Two passes. The prompts run once, left-padded in one batch, keeping only the last
     position's logits (the first answer token's distribution). Then each prompt's candidates
@@ -92,25 +98,30 @@ def score_candidates(model, prompts: list[list[int]], candidates: list[list[list
 
     out, cache, prompt_mask = run_prompts(model, prompts, pad, keep_last=True)
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
-    return score_tree(model, cache, prompt_mask, first, candidates, pad, per_token=per_token)
+    return score_tree(model, cache, prompt_mask, first, candidates, pad, per_token=per_token, parts_only=parts_only)
 
 
-def score_tree(model, cache, prompt_mask, first, candidates: list[list[list[int]]], pad: int, *, per_token: bool = False):
+def score_tree(model, cache, prompt_mask, first, candidates: list[list[list[int]]], pad: int, *, per_token: bool = False,
+               parts_only: bool = False):
     """The candidates' scores given the prompts' cache: every prompt's candidates as one prefix
     tree, run in one row per prompt whose attention mask lets each tree token see its prompt
     and its own ancestors only, at the positions it would have in a candidate on its own.
     `first` holds each prompt's log-probabilities of the first answer token. `per_token`: each
-    candidate's token log-probabilities as lists of floats, not their sums."""
+    candidate's token log-probabilities as lists of floats, not their sums (`parts_only`: only
+    at the tree's parting nodes, NaN elsewhere)."""
     import torch
 
     device = prompt_mask.device
     trees = [_prefix_tree(options) for options in candidates]
+    if parts_only:
+        trees = [_parting_nodes(tree) for tree in trees]
     slots = torch.tensor([i for i, options in enumerate(candidates) for _ in options], device=device)
     heads = torch.tensor([ids[0] for options in candidates for ids in options], device=device)
     total = first[slots, heads]
     nodes = max(len(tree.tokens) for tree in trees)
-    if nodes == 0:  # every answer is one token long
-        return [[value] for value in total.tolist()] if per_token else total
+    flat = [ids for options in candidates for ids in options]
+    if nodes == 0:  # every answer is one token long, or (parts_only) all part at the first token
+        return _token_lists(total, flat, [], []) if per_token else total
     tokens = torch.tensor([tree.tokens + [pad] * (nodes - len(tree.tokens)) for tree in trees], device=device)
     depth = torch.tensor([tree.depth + [0] * (nodes - len(tree.tokens)) for tree in trees], device=device)
     sees = torch.eye(nodes, dtype=torch.bool, device=device).repeat(len(trees), 1, 1)  # a padding node sees itself
@@ -125,15 +136,23 @@ def score_tree(model, cache, prompt_mask, first, candidates: list[list[list[int]
     per_candidate = [reads for tree in trees for reads in tree.reads]  # in `slots` order
     reads = [(candidate, node, token) for candidate, pairs in enumerate(per_candidate) for node, token in pairs]
     if not reads:
-        return [[value] for value in total.tolist()] if per_token else total
+        return _token_lists(total, flat, [], []) if per_token else total
     owner, places, wanted = (torch.tensor(list(column), device=device) for column in zip(*reads))
     values = log_probs[slots[owner], places, wanted]
     if per_token:
-        tokens = [[value] for value in total.tolist()]
-        for candidate, value in zip(owner.tolist(), values.tolist()):
-            tokens[candidate].append(value)
-        return tokens
+        tree_of = [tree for tree in trees for _ in tree.reads]  # in `slots` order
+        positions = [tree_of[candidate].depth[node] + 1 for candidate, node, _ in reads]
+        return _token_lists(total, flat, list(zip(owner.tolist(), positions)), values.tolist())
     return total.index_add(0, owner, values)
+
+
+def _token_lists(first, flat: list[list[int]], places: list[tuple[int, int]], values: list[float]) -> list[list[float]]:
+    """Per candidate, its token log-probabilities: the first token's from `first`, the others
+    from `values` at their (candidate, position) `places`; NaN where none was computed."""
+    tokens = [[head] + [math.nan] * (len(ids) - 1) for head, ids in zip(first.tolist(), flat)]
+    for (candidate, position), value in zip(places, values):
+        tokens[candidate][position] = value
+    return tokens
 
 
 class _PrefixTree:
@@ -164,6 +183,25 @@ def _prefix_tree(options: list[list[int]]) -> _PrefixTree:
             reads.append((index[prefix], ids[length]))
         tree.reads.append(reads)
     return tree
+
+
+def _parting_nodes(tree: _PrefixTree) -> _PrefixTree:
+    """The part of a prefix tree a greedy walk reads: the nodes after which candidates part
+    (two or more next tokens) and their ancestors, with the reads made at those nodes. The
+    forced tail of an answer, once it is the only candidate left, is never run."""
+    following: dict[int, set[int]] = {}
+    for reads in tree.reads:
+        for node, token in reads:
+            following.setdefault(node, set()).add(token)
+    keep = sorted({a for node, tokens in following.items() if len(tokens) > 1 for a in tree.lines[node]})
+    index = {old: new for new, old in enumerate(keep)}
+    part = _PrefixTree()
+    part.tokens = [tree.tokens[old] for old in keep]
+    part.depth = [tree.depth[old] for old in keep]
+    part.lines = [[index[a] for a in tree.lines[old]] for old in keep]
+    part.reads = [[(index[node], token) for node, token in reads if node in index and len(following[node]) > 1]
+                  for reads in tree.reads]
+    return part
 
 
 def score_by_copies(model, prompts: list[list[int]], candidates: list[list[list[int]]], pad: int, *, per_token: bool = False):
