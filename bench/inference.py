@@ -9,6 +9,8 @@ good agent visits). For each task and batch size, over the same prompts batched 
   the prompt pass, then every candidate of a prompt in one prefix-tree row);
 - copies: the previous scorer (`score_by_copies`: each candidate on its own copy of the prompt's cache);
 - choice: a whole constrained answer (render, tokenise, score, pick): `ModelPolicy.act`;
+- greedy: the same with `choice="greedy"` (greedy decoding over the valid answers: only the
+  tree nodes where answers part run, `parts_only`);
 - text: a whole free-text answer (greedy, KV cache, stops at the end of the line).
 
 Times are per action (per prompt); `x floor` is the ratio to the floor of the same run.
@@ -94,6 +96,8 @@ def main() -> int:
         policy.prompt_style, policy.history_len = "todo", 1
     policy.prompt_style = args.style or policy.prompt_style
     tokenizer, model, pad = policy.tokenizer, policy.model, policy.tokenizer.pad_token_id
+    greedy_policy = ModelPolicy(str(model_dir), constrained=True, choice="greedy")
+    greedy_policy.model, greedy_policy.prompt_style, greedy_policy.history_len = model, policy.prompt_style, policy.history_len
     text_policy = ModelPolicy(str(model_dir))
     text_policy.model, text_policy.prompt_style = model, policy.prompt_style
 
@@ -125,12 +129,13 @@ def main() -> int:
             times = {"tree": per_item(scorer(score_candidates), encoded, batch, args.repeats),
                      "copies": per_item(scorer(score_by_copies), encoded, batch, 1),
                      "choice": per_item(policy.act, states, batch, args.repeats),
+                     "greedy": per_item(greedy_policy.act, states, batch, args.repeats),
                      "text": per_item(text_policy.act, states, batch, 1)}
             rows.append([task, str(batch), f"{tokens:.0f}", f"{candidates:.1f}", f"{base * 1000:.1f}",
                          *(f"{times[k] * 1000:.1f} ({times[k] / base:.2f}x)" for k in times),
-                         f"{1 / times['choice']:.0f}"])
+                         f"{1 / times['choice']:.0f} / {1 / times['greedy']:.0f}"])
     headers = ["task", "batch", "tokens/prompt", "answers/state", "floor ms", "tree ms (x floor)", "copies ms (x floor)",
-               "choice ms (x floor)", "text ms (x floor)", "choices/s"]
+               "choice ms (x floor)", "greedy ms (x floor)", "text ms (x floor)", "choices/s (sum / greedy)"]
     title = (f"ms per action, {policy.prompt_style} prompts, {args.threads} torch thread(s), {args.device}, "
              f"{args.states} states per task")
     print_table(headers, rows, args.markdown, title=title, align="right")
