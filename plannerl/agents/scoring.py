@@ -93,7 +93,7 @@ def score_candidates(model, prompts: list[list[int]], candidates: list[list[list
     on its own copy of the prompt's cache instead (`score_by_copies`): the same numbers, slower.
     """
     if getattr(model.config, "_attn_implementation", "eager") not in ("eager", "sdpa"):
-        return score_by_copies(model, prompts, candidates, pad, per_token=per_token)
+        return score_by_copies(model, prompts, candidates, pad, per_token=per_token, parts_only=parts_only)
     import torch
 
     out, cache, prompt_mask = run_prompts(model, prompts, pad, keep_last=True)
@@ -204,9 +204,11 @@ def _parting_nodes(tree: _PrefixTree) -> _PrefixTree:
     return part
 
 
-def score_by_copies(model, prompts: list[list[int]], candidates: list[list[list[int]]], pad: int, *, per_token: bool = False):
+def score_by_copies(model, prompts: list[list[int]], candidates: list[list[list[int]]], pad: int, *, per_token: bool = False,
+                    parts_only: bool = False):
     """`score_candidates` for any attention: each candidate runs on its own row, on a copy of
-    its prompt's key/value cache, all candidates in one short right-padded pass."""
+    its prompt's key/value cache, all candidates in one short right-padded pass. Every token is
+    scored whatever `parts_only` asks (a superset of what a greedy walk reads)."""
     import torch
 
     out, cache, prompt_mask = run_prompts(model, prompts, pad, keep_last=False)
