@@ -19,33 +19,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from inference import oracle_states  # noqa: E402
 from tables import print_table  # noqa: E402
 
-from plannerl.agents.episodes import play  # noqa: E402
-from plannerl.agents.policies import ModelPolicy, OraclePolicy, answer_texts  # noqa: E402
-from plannerl.agents.problems import problems_from_tasks  # noqa: E402
+from plannerl.agents.policies import ModelPolicy, answer_texts  # noqa: E402
 from plannerl.agents.scoring import greedy_choice, score_answers  # noqa: E402
 from plannerl.seeds import parse_seeds  # noqa: E402
 
 
-class Recorder(OraclePolicy):
-    """The oracle, remembering every observation it answered."""
-
-    def __init__(self) -> None:
-        self.seen: list = []
-
-    def act(self, observations):
-        self.seen.extend(observations)
-        return super().act(observations)
-
-
 def choice_accuracy(policy: ModelPolicy, task: str, seeds: list[int], history_len: int) -> dict:
     """States, optimal-choice share by sum and by greedy, and states where the two differ."""
-    recorder = Recorder()
-    play(problems_from_tasks([task], seeds), recorder, history_len=history_len)
+    states = oracle_states(task, seeds, len(seeds) * 1000)  # every state: no plan is that long
+    for obs in states:
+        obs.history_len = history_len
     counts = {"states": 0, "sum": 0, "greedy": 0, "differ": 0}
-    for start in range(0, len(recorder.seen), policy.batch_size):
-        batch = recorder.seen[start:start + policy.batch_size]
+    for start in range(0, len(states), policy.batch_size):
+        batch = states[start:start + policy.batch_size]
         valid = [obs.valid_actions() for obs in batch]
         texts = [answer_texts(obs.task, obs.state, actions, policy.prompt_style) for obs, actions in zip(batch, valid)]
         prompts = policy.tokenizer(policy.prompt_texts(batch), add_special_tokens=False)["input_ids"]

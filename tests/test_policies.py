@@ -136,11 +136,8 @@ def test_constrained_choice_is_the_most_likely_valid_answer(model_dir, problems,
         assert result.turns[0].action == full_sequence_choice(policy, problem)
 
 
-def test_passes_split_by_prompt_tokens_give_each_prompt_its_own_scores(model_dir, problems, monkeypatch):
-    """Prompts of many lengths, taken shortest first into passes of a bounded number of padded
-    tokens: every prompt still gets its own candidates' scores, as in one pass of the whole batch."""
-    import plannerl.agents.scoring
-    from plannerl.agents.scoring import score_answers
+def oracle_state_inputs(policy, problems) -> tuple[list, list]:
+    """(prompt tokens, candidate answer tokens) of every state the oracle's episodes visit."""
 
     class Recorder(OraclePolicy):
         seen: list = []
@@ -151,11 +148,21 @@ def test_passes_split_by_prompt_tokens_give_each_prompt_its_own_scores(model_dir
 
     recorder = Recorder()
     play(problems, recorder)
-    policy = ModelPolicy(str(model_dir), constrained=True)
     prompts = policy.tokenizer(policy.prompt_texts(recorder.seen), add_special_tokens=False)["input_ids"]
-    assert len({len(p) for p in prompts}) > 3  # lengths differ: the order of the passes is not the batch's
     candidates = [[policy._answer_ids(text) for text in answer_texts(o.task, o.state, o.valid_actions(), policy.prompt_style)]
                   for o in recorder.seen]
+    return prompts, candidates
+
+
+def test_passes_split_by_prompt_tokens_give_each_prompt_its_own_scores(model_dir, problems, monkeypatch):
+    """Prompts of many lengths, taken shortest first into passes of a bounded number of padded
+    tokens: every prompt still gets its own candidates' scores, as in one pass of the whole batch."""
+    import plannerl.agents.scoring
+    from plannerl.agents.scoring import score_answers
+
+    policy = ModelPolicy(str(model_dir), constrained=True)
+    prompts, candidates = oracle_state_inputs(policy, problems)
+    assert len({len(p) for p in prompts}) > 3  # lengths differ: the order of the passes is not the batch's
     pad = policy.tokenizer.pad_token_id
     monkeypatch.setattr(plannerl.agents.scoring, "CPU_PROMPT_TOKENS_PER_PASS", 10**9)
     whole = score_answers(policy.model, prompts, candidates, pad)
@@ -255,19 +262,8 @@ def test_greedy_walk_on_the_parting_nodes_only_chooses_as_on_the_whole_tree(mode
 
     from plannerl.agents.scoring import greedy_choice, score_answers
 
-    class Recorder(OraclePolicy):
-        seen: list = []
-
-        def act(self, observations):
-            self.seen.extend(observations)
-            return super().act(observations)
-
-    recorder = Recorder()
-    play(problems, recorder)
     policy = ModelPolicy(str(model_dir), constrained=True)
-    prompts = policy.tokenizer(policy.prompt_texts(recorder.seen), add_special_tokens=False)["input_ids"]
-    candidates = [[policy._answer_ids(text) for text in answer_texts(o.task, o.state, o.valid_actions(), policy.prompt_style)]
-                  for o in recorder.seen]
+    prompts, candidates = oracle_state_inputs(policy, problems)
     pad = policy.tokenizer.pad_token_id
     whole = score_answers(policy.model, prompts, candidates, pad, per_token=True)
     parts = score_answers(policy.model, prompts, candidates, pad, per_token=True, parts_only=True)

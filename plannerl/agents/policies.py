@@ -25,7 +25,7 @@ from rich.panel import Panel
 from plannerl.agents.decoding import decode_answers
 from plannerl.agents.evaluate import Observation, QuitEpisode
 from plannerl.agents.model import configure_torch_cpu, load_model, prompt_text
-from plannerl.agents.scoring import greedy_choice, score_answers
+from plannerl.agents.scoring import CHOICES, greedy_choice, score_answers
 from plannerl.errors import PlannerlError
 from plannerl.tasks.answers import answer_line
 from plannerl.tasks.render import action_sentence
@@ -43,9 +43,6 @@ def answer_texts(task, state: int, actions: list[int], style: str = "full") -> l
     model names some actions by what the state holds: `plannerl.tasks.render.compact_action_sentences`)."""
     return [answer_line(sentence) for sentence in get_style(style).action_sentences(task, state, actions)]
 
-
-# How constrained decoding picks among the valid answers (`ModelPolicy`, `plannerl eval --choice`).
-CHOICES = ("sum", "greedy")
 
 class OraclePolicy:
     """Follows the oracle's canonical action (the smallest-index action on a shortest plan)."""

@@ -17,6 +17,9 @@ LOGITS_PER_PASS = 2**26  # answer tokens x vocabulary per pass: 256 MiB of float
 # ~20.5 ms, 24 prompts 21.9 ms, one pass of 64 prompts 28 ms: the activations of a pass past a few
 # thousand tokens leave the CPU's caches. On a GPU one pass holds the whole batch.
 CPU_PROMPT_TOKENS_PER_PASS = 1536
+# How constrained decoding picks among the valid answers: summed log-probability, or greedy
+# decoding over them (`greedy_choice`); `plannerl eval --choice`, `eval.choice`.
+CHOICES = ("sum", "greedy")
 
 
 def score_answers(model, prompts: list[list[int]], candidates: list[list[list[int]]], pad: int, *,
@@ -238,7 +241,7 @@ def greedy_choice(candidates: list[list[int]], token_scores: list[list[float]]) 
     its earlier tokens already decide. "Move robot1 to cheese1 at table12" is the only valid
     answer that starts "Move robot1 to cheese1", yet a model unsure of the table's number after
     it lets another answer win the sum; greedy decoding settles on the item and never weighs
-    the forced rest. Measured on expert states of fresh seeds (docs/evaluation.md): a
+    the forced rest. Measured on expert states of fresh seeds (docs/training.md, session 9): a
     double_cheese_burger model's choice on cheese_sandwich 0.82 -> 0.95 optimal."""
     alive, depth = list(range(len(candidates))), 0
     while len(alive) > 1:

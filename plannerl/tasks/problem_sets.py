@@ -123,9 +123,14 @@ def training_starts(problem: Problem, *, walks: int, walk_length: int, seed: int
     return starts
 
 
+def fact_kind(task: Task, atom) -> tuple[str, ...]:
+    """(predicate, argument types...): what kind of fact an atom is."""
+    return (atom[0], *(task.objects.get(arg, "") for arg in atom[1:]))
+
+
 def goal_kinds(task: Task, atoms) -> set[tuple[str, ...]]:
-    """(predicate, argument types...) of each atom: what kind of fact a goal asks for."""
-    return {(atom[0], *(task.objects.get(arg, "") for arg in atom[1:])) for atom in atoms}
+    """The kinds (`fact_kind`) of a goal's atoms: what kinds of fact it asks for."""
+    return {fact_kind(task, atom) for atom in atoms}
 
 
 def relabelled_goals(problem: Problem, kinds: set[tuple[str, ...]], *, goals: int, walk_length: int,
@@ -135,7 +140,7 @@ def relabelled_goals(problem: Problem, kinds: set[tuple[str, ...]], *, goals: in
     steps). A goal already true at the start, or already drawn (the original's included), is
     skipped."""
     task = problem.task
-    wanted = sum(1 << k for k, fact in enumerate(task.facts) if (fact[0], *(task.objects.get(a, "") for a in fact[1:])) in kinds)
+    wanted = sum(1 << k for k, fact in enumerate(task.facts) if fact_kind(task, fact) in kinds)
     found, seen = [], {task.goal_pos}
     for k in range(goals if walk_length else 0):
         rng = random.Random(f"{seed}:{problem.name}:goal{k}")

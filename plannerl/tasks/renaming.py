@@ -6,7 +6,9 @@ the stack starts on `bottombun1` and in cheese_sandwich on `bread1`. A model tra
 rows learns "the base is number 1" instead of reading the goal, and fails on exactly the
 instances whose goal says `bread2` (measured: cheese_sandwich 0.60 on the paper's seeds). A
 renamed copy of each training instance shows the same states, plans and labels with the
-numbers shuffled, so only the goal in the prompt tells which bread is the base.
+numbers shuffled, so only the goal in the prompt tells which bread is the base. Measured
+(docs/training.md, session 9): with half the instances renamed the built-in model did worse
+(cheese_sandwich 0.86 -> 0.62 on fresh seeds), so `data.rename` is off by default.
 
 Which objects: those named `<word><number>` (`bread2`, `table14`, `ball3`); each group of one
 type and one word has its numbers permuted among themselves. Other names stay as they are,
@@ -64,4 +66,3 @@ def renamed_task(task: Task, renaming: dict[str, str]) -> Task:
     return Task(task.name, task.domain_name, [atom(f) for f in task.facts], actions, task.init, task.goal_pos, task.goal_neg,
                 {renaming.get(o, o): t for o, t in task.objects.items()}, frozenset(atom(a) for a in task.static_facts),
                 task.domain, renamed_problem)
-

@@ -15,6 +15,7 @@ import re
 import tomllib
 from pathlib import Path
 
+from plannerl.agents.scoring import CHOICES
 from plannerl.errors import PlannerlError
 from plannerl.pddl.reader import parse_domain
 from plannerl.seeds import parse_seeds
@@ -38,7 +39,7 @@ _CHOICES = {
     "sft.objective": ("answer", "choice"),
     "grpo.loss_type": ("grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo"),
     "eval.invalid": ("retry", "step", "stop"),
-    "eval.choice": ("sum", "greedy"),
+    "eval.choice": CHOICES,
 }
 
 
