@@ -21,7 +21,7 @@ def rollouts(run: Run, seeds: str, model_dir: Path, label: str, progress=None) -
     config = run.config
     problems = rollout_problems(config, seeds)
     policy = ModelPolicy(str(model_dir), label=label, constrained=config["recovery"]["constrained"],
-                         choice=config["eval"]["choice"] if config["recovery"]["constrained"] else "sum",
+                         choice=config["eval"]["choice"],
                          batch_size=config["eval"]["batch_size"])
     return play(problems, policy, invalid="retry", history_len=config["data"]["history_len"],
                 on_result=(lambda _: progress()) if progress else None)
