@@ -64,6 +64,10 @@ def test_different_seeds_give_many_goals_within_the_layer_range():
         assert len(prepared) <= MAX_PREPARED
         assert recipe.layers[0] in ("bottombun", "bread")
     assert any(r.cut for r in recipes) and any(r.needs_stove for r in recipes) and any(r.clear_top for r in recipes)
+    # every patty is cooked, as in the shipped recipes, and most need the stove (cooked_burger's skill)
+    with_patty = [r for r in recipes if "patty" in r.layers]
+    assert with_patty and all("patty" in r.cooked for r in with_patty)
+    assert sum(r.needs_stove for r in with_patty) > len(with_patty) / 2
     assert {len(random_recipe(seed, layers=3).layers) for seed in range(20)} == {3}
     assert {len(random_recipe(seed, layers=(6, 7)).layers) for seed in range(40)} == {6, 7}
 
