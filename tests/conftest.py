@@ -26,7 +26,7 @@ COOKING_PROBLEMS = sorted(p for p in DOMAINS.glob("*.pddl") if p.name != "cookin
 CLASSIC_PROBLEMS = [CLASSIC / name for name in (
     "blocksworld/p00.pddl", "blocksworld/p01.pddl", "blocksworld/p02.pddl", "blocksworld/p03.pddl", "blocksworld/p04.pddl",
     "gripper/p01.pddl", "gripper/p02.pddl", "gripper/p03.pddl", "gripper/p04.pddl", "gripper/p06.pddl",
-    "logistics/p01.pddl", "logistics/p02.pddl", "logistics/p03.pddl",
+    "logistics/p01.pddl", "logistics/p02.pddl", "logistics/p03.pddl", "ferry/p01.pddl", "ferry/p02.pddl",
 )]
 ALL_PROBLEMS = COOKING_PROBLEMS + CLASSIC_PROBLEMS
 
