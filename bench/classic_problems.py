@@ -64,6 +64,8 @@ def _problem_text(title: str, name: str, domain: str, objects: str, init: list[s
 
 def blocks_problem(size: int, seed: int) -> str:
     """A random Blocksworld problem with `size` blocks; the goal differs from the start."""
+    if size < 2:  # one block has one layout: no goal can differ from the start
+        raise PlannerlError(f"--sizes: a Blocksworld problem needs at least 2 blocks, got {size}")
     rng = random.Random(f"blocks:{size}:{seed}")
     blocks = [chr(ord("a") + i) for i in range(size)]
     start = _towers(rng, blocks)
