@@ -364,3 +364,20 @@ def test_progress_off_a_terminal_prints_a_plain_line_per_tenth(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(": ")[1].split()[0] for line in lines] == [f"{n}/20" for n in range(2, 21, 2)]
     assert lines[-1].startswith("label training rows: 20/20 (100%) 0m")
+
+
+def test_visited_states_are_labelled_with_one_progress_step_per_episode():
+    """Labelling a recovery round's visited states can outlast its rollouts; its bar must move."""
+    from plannerl.agents.evaluate import play, problems_from_tasks
+    from plannerl.agents.policies import make_policy
+    from plannerl.train.rows import episode_rows
+
+    problems = problems_from_tasks(["burger"], [1000, 1001], max_steps=6)
+    results = play(problems, make_policy("random", seed=3))
+    ticks = []
+    rows = episode_rows(results, RowOptions(), progress=lambda: ticks.append(len(ticks)))
+    assert len(ticks) == len(results) == 2
+    visited = sum(len({tuple(turn.action for turn in r.turns[:k] if turn.valid) for k in range(len(r.turns) + 1)})
+                  for r in results)
+    assert 2 <= len(rows) <= visited and all(row["source"] == "visited" for row in rows)
+    assert any(row["mistake"] for row in rows)  # a random walk leaves optimal plans

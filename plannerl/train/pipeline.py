@@ -12,7 +12,6 @@ from plannerl.agents.distributed import barrier, init_process_group, is_main_pro
 from plannerl.agents.model import configure_torch_cpu, resolve_model_source
 from plannerl.atomic import write_json
 from plannerl.progress import quiet_progress, rich_progress
-from plannerl.seeds import parse_seeds
 from plannerl.train.config import training_tasks
 from plannerl.train.evaluation import eval_episodes, evaluate_model
 from plannerl.train.grpo import grpo_generation, run_grpo
@@ -105,8 +104,8 @@ def _recovery_round(run: Run, stage: str, model_dir: Path, rows: list[dict], vis
     """One round: roll out, add the visited rows to `visited`, fine-tune, then validate."""
     recovery = run.config["recovery"]
     say(f"{stage}: rolling out on seeds {recovery['seeds']}, then sft {recovery['sft_steps']} steps")
-    with bars(f"{stage} rollouts", len(parse_seeds(recovery["seeds"]))) as advance, main_process_first():
-        visited += visited_rows(run, stage, model_dir, advance)
+    with main_process_first():
+        visited += visited_rows(run, stage, model_dir, bars)
     candidate = model_dir
     if recovery["sft_steps"]:
         candidate = run_sft(run, stage, candidate, recovery_rows(rows, visited), steps=recovery["sft_steps"],

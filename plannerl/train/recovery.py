@@ -9,6 +9,7 @@ from pathlib import Path
 from plannerl.agents.distributed import main_process_first
 from plannerl.agents.episodes import play
 from plannerl.agents.policies import ModelPolicy
+from plannerl.progress import quiet_progress
 from plannerl.seeds import parse_seeds
 from plannerl.train.rows import episode_rows, options_of
 from plannerl.train.run import Run
@@ -27,12 +28,17 @@ def rollouts(run: Run, seeds: str, model_dir: Path, label: str, progress=None) -
                 on_result=(lambda _: progress()) if progress else None)
 
 
-def visited_rows(run: Run, stage: str, model_dir: Path, progress=None) -> list[dict]:
+def visited_rows(run: Run, stage: str, model_dir: Path, bars=quiet_progress) -> list[dict]:
     """Roll the model out on `recovery.seeds` and label every state it visited
-    (`plannerl.train.rows.episode_rows`); saved in run/<stage>/rows.jsonl."""
+    (`plannerl.train.rows.episode_rows`); saved in run/<stage>/rows.jsonl. `bars` makes a
+    progress bar for each half: the labelling can take longer than the rollouts (a failed
+    episode's states each need an optimal search of their own)."""
     def roll_out() -> list[dict]:
-        results = rollouts(run, run.config["recovery"]["seeds"], model_dir, stage, progress)
-        rows = episode_rows(results, options_of(run.config))
+        seeds = run.config["recovery"]["seeds"]
+        with bars(f"{stage} rollouts", len(parse_seeds(seeds))) as advance:
+            results = rollouts(run, seeds, model_dir, stage, advance)
+        with bars(f"{stage} labelling visited states", len(results)) as advance:
+            rows = episode_rows(results, options_of(run.config), progress=advance)
         run.log(stage + "-rollout", 0, {"episodes": len(results), "successes": sum(r.success for r in results),
                                         "rows": len(rows), "mistakes": sum(row["mistake"] for row in rows)})
         return rows

@@ -243,11 +243,11 @@ def replay(task, actions_pddl: list[str]) -> tuple[int, list[int]]:
     return state, history
 
 
-def episode_rows(results: list, options: RowOptions) -> list[dict]:
+def episode_rows(results: list, options: RowOptions, progress: Callable[[], None] | None = None) -> list[dict]:
     """Rows for every state the episodes visited, labelled by the oracle (the states after a
     policy's own mistakes get their optimal actions too). A row whose state the policy left by
     a non-optimal action has `mistake` true (see `recovery_rows`); each (instance, state,
-    recent history) appears once."""
+    recent history) appears once. `progress()` is called after each episode."""
     rows, seen = [], set()
     for result in results:
         problem, task = result.problem, result.problem.task
@@ -264,6 +264,8 @@ def episode_rows(results: list, options: RowOptions) -> list[dict]:
             if action_text is not None:
                 history.append(task.find_action(action_text))
                 state = task.apply(state, history[-1])
+        if progress:
+            progress()
     return rows
 
 
