@@ -328,6 +328,12 @@ def test_recovery_rows_repeat_the_mistakes_to_about_a_quarter():
     assert sum(row.get("mistake", False) for row in data) == 2 + 2 * 17  # (90 + 10) / (3 * 2) -> 17 more copies each
     assert 0.2 < sum(row.get("mistake", False) for row in data) / len(data) < 0.3
     assert recovery_rows(expert, [dict(row, mistake=False) for row in visited]) == expert + [dict(row, mistake=False) for row in visited]
+    # a smaller share keeps each mistake to a few copies (random recipes: many mistakes, each its own state)
+    few = recovery_rows(expert, visited, mistake_share=0.05)
+    assert sum(row.get("mistake", False) for row in few) == 2 + 2 * 3  # 100 * 0.05 / (0.95 * 2) -> 3 more copies each
+    assert recovery_rows(expert, visited, mistake_share=0.0) == expert + visited
+    with pytest.raises(PlannerlError, match="recovery.mistake_share must be below 1"):
+        resolve_config(overrides=parse_assignment("recovery.mistake_share=1.0"))
 
 
 def _rows(task_name: str, seeds: list[int], options: RowOptions) -> list[dict]:

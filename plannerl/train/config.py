@@ -92,6 +92,8 @@ def _check_value(dotted: str, value, default, where: str) -> None:
         raise PlannerlError(f"{where}: {dotted} must not be negative, got {value!r}")
     if dotted in ("data.hold_probability", "data.subgoals", "data.rename") and value > 1:
         raise PlannerlError(f"{where}: {dotted} must be from 0 to 1, got {value!r}")
+    if dotted == "recovery.mistake_share" and value >= 1:
+        raise PlannerlError(f"{where}: recovery.mistake_share must be below 1 (a share of the round's rows), got {value!r}")
     if dotted == "grpo.num_generations" and value < 2:
         raise PlannerlError(f"{where}: grpo.num_generations must be at least 2 (GRPO compares completions within a group)")
     if dotted in AT_LEAST_ONE and value < 1:

@@ -108,7 +108,8 @@ def _recovery_round(run: Run, stage: str, model_dir: Path, rows: list[dict], vis
         visited += visited_rows(run, stage, model_dir, bars)
     candidate = model_dir
     if recovery["sft_steps"]:
-        candidate = run_sft(run, stage, candidate, recovery_rows(rows, visited), steps=recovery["sft_steps"],
+        candidate = run_sft(run, stage, candidate, recovery_rows(rows, visited, recovery["mistake_share"]),
+                            steps=recovery["sft_steps"],
                             learning_rate=recovery["learning_rate"], callbacks=callbacks)
     if recovery["grpo_steps"]:
         candidate = run_grpo(run, stage + "-grpo", candidate, visited, steps=recovery["grpo_steps"], callbacks=callbacks)
