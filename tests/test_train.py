@@ -387,3 +387,14 @@ def test_visited_states_are_labelled_with_one_progress_step_per_episode():
                   for r in results)
     assert 2 <= len(rows) <= visited and all(row["source"] == "visited" for row in rows)
     assert any(row["mistake"] for row in rows)  # a random walk leaves optimal plans
+
+
+def test_auto_objective_is_choice_for_the_builtin_model_on_a_domain_only():
+    from plannerl.train.config import sft_objective
+
+    ferry = ROOT / "tests" / "fixtures" / "classic" / "ferry"
+    domain = {"domain": str(ferry / "domain.pddl"), "problems": str(ferry / "p01.pddl")}
+    assert sft_objective(resolve_config()) == "answer"  # the recipes keep the objective they were measured with
+    assert sft_objective(resolve_config(overrides=domain)) == "choice"
+    assert sft_objective(resolve_config(overrides={**domain, "model": "some/hub-model"})) == "answer"
+    assert sft_objective(resolve_config(overrides={**domain, "sft": {"objective": "answer"}})) == "answer"

@@ -11,6 +11,7 @@ from plannerl.agents.model import encode_prompt, prompt_text
 from plannerl.agents.scoring import score_candidates
 from plannerl.errors import PlannerlError
 from plannerl.tasks.answers import answer_line
+from plannerl.train.config import sft_objective
 from plannerl.train.models import finish_stage, load_for_training, precision_flags
 from plannerl.train.run import Run, train_with_resume, trainer_callback
 
@@ -49,7 +50,7 @@ def run_sft(run: Run, stage: str, model_dir: Path, rows: list[dict], *, steps: i
     config, sft = run.config, run.config["sft"]
     model, tokenizer = load_for_training(model_dir, config)
     learning_rate = sft["learning_rate"] if learning_rate is None else learning_rate
-    if sft["objective"] == "choice":
+    if sft_objective(config) == "choice":
         return run_choice(run, stage, model, tokenizer, rows, steps=steps, learning_rate=learning_rate, callbacks=callbacks)
     tokens = tokenize_rows(tokenizer, rows, sft["max_length"])
     dataset = Dataset.from_dict({"input_ids": tokens["input_ids"], "completion_mask": tokens["completion_mask"]})
