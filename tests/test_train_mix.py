@@ -104,3 +104,15 @@ def test_a_seed_past_the_state_limit_gives_no_rows_instead_of_stopping_the_run(m
     summary = build_dataset("cheese_burger", range(6), tmp_path / "d", RowOptions(), test_fraction=0.0, **few)
     assert summary["skipped_seeds"] == [seed for seed in range(6) if seed not in kept]
     assert summary["train"]["instances"] == len(kept)
+
+
+def test_rollout_count_is_one_episode_per_seed_and_task():
+    """Recovery's progress bars and its validation line ("9/20 -> 8/20") count every task of a mix."""
+    from plannerl.train.sources import rollout_count
+
+    mix = resolve_config(ROOT / "configs" / "smoke.toml", {"tasks": ["burger", "cheese_sandwich"]})
+    assert rollout_count(mix, "3000:3004") == 10
+    assert rollout_count(resolve_config(), "4000:4019") == 20
+    ferry = ROOT / "tests" / "fixtures" / "classic" / "ferry"
+    domain = resolve_config(overrides={"domain": str(ferry / "domain.pddl"), "problems": str(ferry)})
+    assert rollout_count(domain, "3000:3019") == 20

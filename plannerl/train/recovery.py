@@ -10,10 +10,9 @@ from plannerl.agents.distributed import main_process_first
 from plannerl.agents.episodes import play
 from plannerl.agents.policies import ModelPolicy
 from plannerl.progress import quiet_progress
-from plannerl.seeds import parse_seeds
 from plannerl.train.rows import episode_rows, options_of
 from plannerl.train.run import Run
-from plannerl.train.sources import rollout_problems
+from plannerl.train.sources import rollout_count, rollout_problems
 
 
 def rollouts(run: Run, seeds: str, model_dir: Path, label: str, progress=None) -> list:
@@ -35,7 +34,7 @@ def visited_rows(run: Run, stage: str, model_dir: Path, bars=quiet_progress) -> 
     episode's states each need an optimal search of their own)."""
     def roll_out() -> list[dict]:
         seeds = run.config["recovery"]["seeds"]
-        with bars(f"{stage} rollouts", len(parse_seeds(seeds))) as advance:
+        with bars(f"{stage} rollouts", rollout_count(run.config, seeds)) as advance:
             results = rollouts(run, seeds, model_dir, stage, advance)
         with bars(f"{stage} labelling visited states", len(results)) as advance:
             rows = episode_rows(results, options_of(run.config), progress=advance)
@@ -80,7 +79,7 @@ def validated(run: Run, stage: str, before: Path, after: Path, bars, say) -> Pat
     double_cheese_burger, that fixed the rollouts' mistakes but broke other held starts (SR
     held-out 0.90 -> 0.75), while on cheese_burger it helped (0.85 -> 0.90). Validation seeds,
     which neither training nor evaluation uses, tell the two apart."""
-    total = len(parse_seeds(run.config["recovery"]["validation_seeds"]))
+    total = rollout_count(run.config, run.config["recovery"]["validation_seeds"])
     with bars(f"{stage} validation", 2 * total) as advance, main_process_first():
         solved_before = validation_successes(run, before, advance)
         solved_after = validation_successes(run, after, advance)

@@ -57,6 +57,13 @@ def rollout_problems(config: dict, seeds: str) -> list[EvalProblem]:
     return found
 
 
+def rollout_count(config: dict, seeds: str) -> int:
+    """How many episodes `rollout_problems(config, seeds)` plays, counted without any search:
+    one per seed on a domain, one per seed and task in a mix."""
+    per_seed = 1 if is_domain_run(config) else len(training_tasks(config))
+    return per_seed * len(parse_seeds(seeds))
+
+
 def eval_splits(config: dict) -> list[str]:
     """The report names of a run's evaluation splits."""
     if is_domain_run(config):
