@@ -7,8 +7,8 @@ answers (`greedy`), from the same per-token scores (`plannerl.agents.scoring`), 
 number of states where the two differ. Per-state accuracy is what an episode compounds: a
 20-step plan at 0.95 per state succeeds far less often than at 0.99.
 
-Then, per task, where the greedy choice goes wrong: for each kind of optimal action (Move,
-Pick, Stack, Cook, ...) how many states needed it and which kind the model chose instead;
+Then, per task, where the greedy choice goes wrong: for each kind of optimal action (its PDDL
+schema: move, pick-up, stack, cook, ...) how many states needed it and which kind the model chose instead;
 `--show N` prints the first N such states' prompts beside the chosen and the optimal answers
 (reading them found the generalist's failures: a held item that is not next carried to the
 stack instead of put down, a raw patty carried past the stove; docs/training.md, session 11).
@@ -47,11 +47,11 @@ def choice_accuracy(policy: ModelPolicy, task: str, seeds: list[int], history_le
         batch = states[start:start + policy.batch_size]
         valid = [obs.valid_actions() for obs in batch]
         texts = [answer_texts(obs.task, obs.state, actions, policy.prompt_style) for obs, actions in zip(batch, valid)]
-        prompts = policy.tokenizer(policy.prompt_texts(batch), add_special_tokens=False)["input_ids"]
+        prompt_texts = policy.prompt_texts(batch)
+        prompts = policy.tokenizer(prompt_texts, add_special_tokens=False)["input_ids"]
         candidates = [[policy._answer_ids(text) for text in options] for options in texts]
         per_token = score_answers(policy.model, prompts, candidates, policy.tokenizer.pad_token_id, per_token=True)
-        for obs, prompt, actions, answers, ids, scores in zip(batch, policy.prompt_texts(batch), valid, texts, candidates,
-                                                               per_token):
+        for obs, prompt, actions, answers, ids, scores in zip(batch, prompt_texts, valid, texts, candidates, per_token):
             optimal = set(obs.problem.oracle.optimal_actions(obs.state))
             by_sum = max(range(len(ids)), key=lambda k: (sum(scores[k]), -k))
             by_greedy = greedy_choice(ids, scores)
@@ -59,18 +59,13 @@ def choice_accuracy(policy: ModelPolicy, task: str, seeds: list[int], history_le
             counts["sum"] += actions[by_sum] in optimal
             counts["greedy"] += actions[by_greedy] in optimal
             counts["differ"] += by_sum != by_greedy
-            best = [answer for action, answer in zip(actions, answers) if action in optimal]
-            counts["needed"][_kind(best[0])] += 1
+            best = [k for k, action in enumerate(actions) if action in optimal]
+            wanted = obs.task.actions[actions[best[0]]].schema
+            counts["needed"][wanted] += 1
             if actions[by_greedy] not in optimal:
-                counts["chosen"][_kind(best[0]), _kind(answers[by_greedy])] += 1
-                counts["wrong"].append((prompt, answers[by_greedy], best))
+                counts["chosen"][wanted, obs.task.actions[actions[by_greedy]].schema] += 1
+                counts["wrong"].append((prompt, answers[by_greedy], [answers[k] for k in best]))
     return counts
-
-
-def _kind(answer: str) -> str:
-    """An answer's action kind: its verb ("Action: Move robot1 to ..." -> "Move")."""
-    words = answer.split()
-    return words[1] if words and words[0] == "Action:" and len(words) > 1 else words[0] if words else "?"
 
 
 def main() -> int:

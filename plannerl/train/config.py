@@ -230,7 +230,7 @@ def sft_objective(config: dict) -> str:
     recipes' results were all measured with the answer objective, whose step costs 4x less there."""
     objective = config["sft"]["objective"]
     if objective == "auto":
-        return "choice" if config["domain"] and config["model"] == "builtin" else "answer"
+        return "choice" if is_domain_run(config) and config["model"] == "builtin" else "answer"
     return objective
 
 
