@@ -17,7 +17,7 @@ Times are per action (per prompt); `x floor` is the ratio to the floor of the sa
 Without --model the built-in model is built here, untrained: it costs what a trained one
 costs per token; its free text runs to the length of the longest valid answer.
 
-Run: `python bench/inference.py [--model DIR] [--threads 1] [--device cpu] [--markdown]`
+Run: `python bench/inference.py [--model DIR] [--threads 1] [--device cpu] [--backend native|transformers] [--markdown]`
 """
 
 from __future__ import annotations
@@ -78,12 +78,14 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--style", help="prompt style to read (default: the model's; full = a hub model's prompt)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--backend", choices=["native", "transformers"], default="native",
+                        help="the forward pass: plannerl's own (what ModelPolicy runs a built-in model on) or transformers'")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
 
     import torch
 
-    from plannerl.agents.model import build_default_model, configure_torch_cpu
+    from plannerl.agents.model import build_default_model, configure_torch_cpu, load_model
     from plannerl.agents.scoring import left_padded, score_by_copies, score_candidates
 
     configure_torch_cpu(args.threads)
@@ -91,15 +93,19 @@ def main() -> int:
     if model_dir is None:
         model_dir = build_default_model(Path(tempfile.mkdtemp()) / "model", seed=0)
     policy = ModelPolicy(str(model_dir), constrained=True)
+    if args.backend == "transformers":
+        policy.model, policy.tokenizer = load_model(model_dir)
+        policy.model.eval()
     policy.model.to(args.device)
     if args.model is None:  # what `plannerl train` records for the built-in model by default
         policy.prompt_style, policy.history_len = "todo", 1
     policy.prompt_style = args.style or policy.prompt_style
     tokenizer, model, pad = policy.tokenizer, policy.model, policy.tokenizer.pad_token_id
     greedy_policy = ModelPolicy(str(model_dir), constrained=True, choice="greedy")
-    greedy_policy.model, greedy_policy.prompt_style, greedy_policy.history_len = model, policy.prompt_style, policy.history_len
+    greedy_policy.model, greedy_policy.tokenizer = model, tokenizer
+    greedy_policy.prompt_style, greedy_policy.history_len = policy.prompt_style, policy.history_len
     text_policy = ModelPolicy(str(model_dir))
-    text_policy.model, text_policy.prompt_style = model, policy.prompt_style
+    text_policy.model, text_policy.tokenizer, text_policy.prompt_style = model, tokenizer, policy.prompt_style
 
     def floor(chunk):
         ids, mask = left_padded([ids for ids, _ in chunk], pad, args.device)
@@ -136,7 +142,7 @@ def main() -> int:
                          f"{1 / times['choice']:.0f} / {1 / times['greedy']:.0f}"])
     headers = ["task", "batch", "tokens/prompt", "answers/state", "floor ms", "tree ms (x floor)", "copies ms (x floor)",
                "choice ms (x floor)", "greedy ms (x floor)", "text ms (x floor)", "choices/s (sum / greedy)"]
-    title = (f"ms per action, {policy.prompt_style} prompts, {args.threads} torch thread(s), {args.device}, "
+    title = (f"ms per action, {args.backend} forward pass, {policy.prompt_style} prompts, {args.threads} torch thread(s), {args.device}, "
              f"{args.states} states per task")
     print_table(headers, rows, args.markdown, title=title, align="right")
     return 0

@@ -123,6 +123,16 @@ def full_sequence_choice(policy, problem) -> str:
     return problem.task.actions[best].pddl
 
 
+def on_backend(policy: ModelPolicy, backend: str) -> ModelPolicy:
+    """The policy on plannerl's own forward pass (what it loads a built-in model with) or on
+    transformers' (what training runs): the scorer must be exact on both."""
+    from plannerl.agents.model import load_model
+
+    if backend == "transformers":
+        policy.model, policy.tokenizer = load_model(policy.name)
+    return policy
+
+
 @pytest.mark.parametrize("tokens_per_pass", [None, 10])
 def test_constrained_choice_is_the_most_likely_valid_answer(model_dir, problems, tokens_per_pass, monkeypatch):
     import plannerl.agents.scoring
@@ -173,8 +183,9 @@ def test_passes_split_by_prompt_tokens_give_each_prompt_its_own_scores(model_dir
         assert max(abs(a - b) for x, y in zip(whole, split) for a, b in zip(x, y)) < 1e-4
 
 
+@pytest.mark.parametrize("backend", ["native", "transformers"])
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
-def test_prefix_tree_scores_equal_each_candidate_scored_alone(model_dir, problems, attention):
+def test_prefix_tree_scores_equal_each_candidate_scored_alone(model_dir, problems, attention, backend):
     """The tree pass (one row per prompt, a mask per candidate's line) gives every candidate the
     log-probability a pass over prompt + that candidate alone gives, gradients included, for
     prompts of different lengths in one batch; so does the cache-copy fallback."""
@@ -182,7 +193,7 @@ def test_prefix_tree_scores_equal_each_candidate_scored_alone(model_dir, problem
 
     from plannerl.agents.scoring import score_by_copies, score_candidates
 
-    policy = ModelPolicy(str(model_dir), constrained=True)
+    policy = on_backend(ModelPolicy(str(model_dir), constrained=True), backend)
     policy.model.config._attn_implementation = attention
     tokenizer, model = policy.tokenizer, policy.model
     observations = [Observation(problem, problem.task.init, 0, [], [], 0, 0) for problem in problems]
@@ -206,8 +217,9 @@ def test_prefix_tree_scores_equal_each_candidate_scored_alone(model_dir, problem
     assert torch.allclose(copies, torch.tensor(alone), atol=1e-4)
 
 
+@pytest.mark.parametrize("backend", ["native", "transformers"])
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
-def test_per_token_scores_are_each_token_of_a_candidate_scored_alone(model_dir, problems, attention):
+def test_per_token_scores_are_each_token_of_a_candidate_scored_alone(model_dir, problems, attention, backend):
     """`per_token` gives, per candidate, the log-probability of each of its tokens that a pass
     over prompt + that candidate alone gives (tree and cache copies alike), summing to the
     summed score."""
@@ -215,7 +227,7 @@ def test_per_token_scores_are_each_token_of_a_candidate_scored_alone(model_dir, 
 
     from plannerl.agents.scoring import score_answers, score_by_copies
 
-    policy = ModelPolicy(str(model_dir), constrained=True)
+    policy = on_backend(ModelPolicy(str(model_dir), constrained=True), backend)
     policy.model.config._attn_implementation = attention
     tokenizer, model = policy.tokenizer, policy.model
     observations = [Observation(problem, problem.task.init, 0, [], [], 0, 0) for problem in problems]
@@ -456,16 +468,18 @@ def test_human_five_bad_tries_end_the_episode(burger):
 
 @pytest.mark.parametrize("sample", [False, True])
 def test_line_decoding_chooses_generates_tokens_and_stops_at_the_answer_line(model_dir, problems, sample):
-    """Free-text answers pick exactly the tokens `model.generate` picks (greedy argmax; the
-    same seeded draw when sampling) and end at the first line break after a non-empty
-    `Action:` line, where generate would run on to its token budget."""
+    """Free-text answers pick exactly the tokens transformers' `model.generate` picks (greedy
+    argmax; the same seeded draw when sampling) and end at the first line break after a
+    non-empty `Action:` line, where generate would run on to its token budget; on plannerl's
+    own forward pass (the policy's) and on transformers' model alike."""
     import torch
 
     from plannerl.agents.decoding import decode_answers
+    from plannerl.agents.model import load_model
     from plannerl.tasks.answers import marked_answer
 
     policy = ModelPolicy(str(model_dir))
-    tokenizer, model = policy.tokenizer, policy.model
+    model, tokenizer = load_model(str(model_dir))
     texts = policy.prompt_texts([Observation(problem, problem.task.init, 0, [], [], 0, 0) for problem in problems])
     tokenizer.padding_side = "left"
     batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
@@ -476,10 +490,15 @@ def test_line_decoding_chooses_generates_tokens_and_stops_at_the_answer_line(mod
         out = model.generate(**batch, max_new_tokens=24, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                              **options)
     generated = [text.strip() for text in tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)]
-    torch.manual_seed(5)
-    with torch.no_grad():
-        ours = decode_answers(model, tokenizer, tokenizer(texts, add_special_tokens=False)["input_ids"], max_new_tokens=24,
-                              sample=sample, temperature=1.3)
+    prompts = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    assert policy.tokenizer(texts, add_special_tokens=False)["input_ids"] == prompts
+    decoded = []
+    for backend, backend_tokenizer in ((policy.model, policy.tokenizer), (model, tokenizer)):
+        torch.manual_seed(5)
+        with torch.no_grad():
+            decoded.append(decode_answers(backend, backend_tokenizer, prompts, max_new_tokens=24, sample=sample, temperature=1.3))
+    ours = decoded[0]
+    assert decoded[1] == ours
     for mine, theirs in zip(ours, generated):
         assert theirs.startswith(mine)
         if mine != theirs:  # stopped early: only at the end of an answer line

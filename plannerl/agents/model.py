@@ -166,6 +166,19 @@ def load_model(name_or_path: str | Path, *, trust_remote_code: bool = False, dty
     return model, tokenizer
 
 
+def load_for_inference(name_or_path: str | Path, *, trust_remote_code: bool = False):
+    """(model, tokenizer) to answer with: a model `plannerl train` built runs on plannerl's own
+    forward pass (`plannerl.agents.native`: the same scores, without importing transformers or
+    paying its per-call overhead); any other model loads through transformers (`load_model`)."""
+    source = resolve_model_source(name_or_path)
+    configure_torch_cpu()
+    from plannerl.agents.native import load_native, native_supported
+
+    if native_supported(source):
+        return load_native(source)
+    return load_model(source, trust_remote_code=trust_remote_code)
+
+
 def load_tokenizer_for(source: str, *, trust_remote_code: bool = False):
     """The model folder's tokenizer. Our own (class PreTrainedTokenizerFast in
     tokenizer_config.json) is loaded with that class directly: AutoTokenizer would pick the

@@ -24,7 +24,7 @@ from rich.panel import Panel
 
 from plannerl.agents.decoding import decode_answers
 from plannerl.agents.evaluate import Observation, QuitEpisode
-from plannerl.agents.model import configure_torch_cpu, load_model, prompt_text
+from plannerl.agents.model import configure_torch_cpu, load_for_inference, prompt_text
 from plannerl.agents.scoring import CHOICES, greedy_choice, score_answers
 from plannerl.errors import PlannerlError
 from plannerl.tasks.answers import answer_line
@@ -146,7 +146,7 @@ class ModelPolicy:
             raise PlannerlError("--avoid-revisits chooses among valid actions: it needs --constrained")
         check_choice(choice, constrained)
         self.name = label or str(name_or_path)
-        self.model, self.tokenizer = load_model(str(name_or_path), trust_remote_code=trust_remote_code)
+        self.model, self.tokenizer = load_for_inference(str(name_or_path), trust_remote_code=trust_remote_code)
         self.model.eval()
         self.prompt_style = prompt_style_of(self.model)
         # the history length `plannerl train` recorded (None for other models)
