@@ -1,11 +1,10 @@
 """The built-in model's inference without transformers: a plain torch forward pass of its
 Qwen2 architecture and its byte-level BPE tokenizer read straight from `tokenizer.json`.
 
-Why: evaluation, `plannerl play` and training's rollouts only run forward passes, and for a
-3.7M-parameter model the cost is mostly not arithmetic. Importing transformers' Qwen2 took
-2.4 s of the 10.8 s `plannerl eval` of ten double_cheese_burger seeds (docs/evaluation.md),
-and each of its forward calls builds masks, cache objects and output classes that outweigh the
-model's own matrix products. This module runs the same computation (the same weights, the
+Why: evaluation, `plannerl play` and training's rollouts only run forward passes, and
+importing transformers' Qwen2 alone took 2.4 s of the 10.8 s `plannerl eval` of ten
+double_cheese_burger seeds (docs/evaluation.md); per call, its mask, cache and output classes
+cost 5-10% at batch 8 (more at batch 1). This module runs the same computation (the same weights, the
 same rotary embedding, RMSNorm, attention and SwiGLU, in the same order) behind the small
 interface the scorer (`plannerl.agents.scoring`) and the decoder (`plannerl.agents.decoding`)
 use: `model(input_ids=, attention_mask=, position_ids=, past_key_values=, use_cache=,
