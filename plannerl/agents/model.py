@@ -33,6 +33,9 @@ MAX_POSITIONS = 8192
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
+# the tokenizer_config.json classes our own byte-level tokenizer is saved under (transformers 4 / 5)
+OUR_TOKENIZER_CLASSES = ("PreTrainedTokenizerFast", "TokenizersBackend")
+
 DEFAULT_THREADS = 1
 _pinned_threads: int | None = None  # what this process pinned torch to, once it has
 
@@ -187,8 +190,7 @@ def load_tokenizer_for(source: str, *, trust_remote_code: bool = False):
 
     tokenizer_config = Path(source) / "tokenizer_config.json"
     try:
-        if tokenizer_config.is_file() and json.loads(tokenizer_config.read_text()).get("tokenizer_class") in (
-                "PreTrainedTokenizerFast", "TokenizersBackend"):
+        if tokenizer_config.is_file() and json.loads(tokenizer_config.read_text()).get("tokenizer_class") in OUR_TOKENIZER_CLASSES:
             tokenizer = PreTrainedTokenizerFast.from_pretrained(source, local_files_only=True)
         else:
             tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True, trust_remote_code=trust_remote_code)

@@ -25,9 +25,8 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from plannerl.agents.model import OUR_TOKENIZER_CLASSES
 from plannerl.errors import PlannerlError
-
-OUR_TOKENIZER_CLASSES = ("PreTrainedTokenizerFast", "TokenizersBackend")
 
 
 def native_supported(folder: str | Path) -> bool:
