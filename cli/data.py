@@ -17,20 +17,11 @@ def register(app: typer.Typer) -> None:
     app.command("data")(data)
 
 
-def _parse_range(option: str, text: str | None) -> tuple[int, int] | None:
-    """`3` -> (3, 3); `0-3` -> (0, 3)."""
-    if text is None:
-        return None
-    parts = text.split("-")
-    if len(parts) not in (1, 2) or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
-        raise PlannerlError(f"{option} {text!r}: expected N or LOW-HIGH, e.g. 0-3")
-    low, high = int(parts[0]), int(parts[-1])
-    return (low, high)
-
-
 def _ranges(extra_stations: str | None, distractors: str | None, hold_probability: float | None) -> dict:
-    return {"extra_stations": _parse_range("--extra-stations", extra_stations),
-            "distractors": _parse_range("--distractors", distractors),
+    from plannerl.tasks.generate import parse_range
+
+    return {"extra_stations": parse_range("--extra-stations", extra_stations),
+            "distractors": parse_range("--distractors", distractors),
             "hold_probability": hold_probability}
 
 
@@ -65,7 +56,7 @@ def generate(
     from rich.console import Console
     from rich.table import Table
 
-    from plannerl.tasks.generate import check_task, write_instances
+    from plannerl.tasks.generate import check_task, parse_range, write_instances
 
     console = Console()
     if list_:
@@ -74,7 +65,7 @@ def generate(
     if task is None or seeds is None or out is None:
         raise PlannerlError("generate needs TASK, --seeds and --out (or --list)")
     seed_list = parse_seeds(seeds)
-    layer_range = _parse_range("--layers", layers)
+    layer_range = parse_range("--layers", layers)
     exclude = exclude or []
     name = check_task(task, exclude=exclude, layers=layer_range)
     lengths: list[int] = []

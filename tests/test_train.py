@@ -10,7 +10,7 @@ import pytest
 from plannerl.errors import PlannerlError
 from plannerl.progress import rich_progress
 from plannerl.train.config import DEFAULTS, DEFAULTS_FILE, config_difference, load_config_file, parse_assignment, resolve_config
-from plannerl.train.rows import RowOptions, replay, task_rows
+from plannerl.train.rows import RowOptions, instance_rows, options_of, replay, task_rows
 from plannerl.train.run import Run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -316,6 +316,28 @@ def test_hold_probability_oversamples_held_starts_in_training_rows_only():
     assert first_prompts(0.25) == first_prompts(None)
     with pytest.raises(PlannerlError, match="data.hold_probability must be from 0 to 1"):
         parse_assignment("data.hold_probability=1.5")
+
+
+def test_layout_ranges_crowd_training_instances_only_and_bad_ranges_are_refused():
+    """`data.extra_stations` / `data.distractors` draw the training layouts from other ranges:
+    with no extra station and no distractor every instance has only the stations its items
+    need, so a stove is occupied far more often; unset, the rows are the generator's own."""
+    crowded = RowOptions(style="compact", history_len=1, off_expert=0, extra_stations=(0, 0), distractors=(0, 0))
+    default = RowOptions(style="compact", history_len=1, off_expert=0)
+    for seed in range(1000, 1004):
+        instance, _, rows = instance_rows("cooked_burger", seed, crowded)
+        assert instance.distractors == 0 and instance.stations <= 5  # 3 items + one spare table + the stove
+        assert rows[0]["prompt"].count(" on ") + rows[0]["prompt"].count(" holds ") >= 3
+    robotouille = RowOptions(style="compact", history_len=1, off_expert=0, extra_stations=(0, 24), distractors=(0, 8))
+    assert _rows("cooked_burger", [1000, 1001], default) == _rows("cooked_burger", [1000, 1001], robotouille)
+    config = resolve_config(None, parse_assignment("data.extra_stations=0-4"))
+    assert options_of(config).extra_stations == (0, 4) and options_of(config).distractors is None
+    assert options_of(resolve_config(None, {"data": {"distractors": 3}})).distractors == (3, 3)
+    for bad, message in (("data.extra_stations=4-1", "LOW must not exceed HIGH"),
+                         ("data.distractors=few", "expected N or LOW-HIGH"),
+                         ("data.extra_stations=0-99", "data.extra_stations: range 0-99")):
+        with pytest.raises(PlannerlError, match=message):
+            resolve_config(None, parse_assignment(bad))
 
 
 def test_recovery_rows_repeat_the_mistakes_to_about_a_quarter():

@@ -160,6 +160,22 @@ def make_ranges(extra_stations=None, distractors=None, hold_probability=None) ->
                   _probability(hold_probability, default.hold_probability))
 
 
+def parse_range(option: str, text: str | int | None) -> tuple[int, int] | None:
+    """A range as users write it: `3` -> (3, 3), `0-3` -> (0, 3), None or "" -> None (the default);
+    anything else is an error naming `option`."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, int) and not isinstance(text, bool):
+        text = str(text)
+    parts = text.split("-")
+    if len(parts) not in (1, 2) or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
+        raise PlannerlError(f"{option} {text!r}: expected N or LOW-HIGH, e.g. 0-3")
+    low, high = int(parts[0]), int(parts[-1])
+    if low > high:
+        raise PlannerlError(f"{option} {text!r}: LOW must not exceed HIGH")
+    return (low, high)
+
+
 def _probability(value, default: float) -> float:
     if value is None:
         return default

@@ -19,7 +19,7 @@ from plannerl.agents.scoring import CHOICES
 from plannerl.errors import PlannerlError
 from plannerl.pddl.reader import parse_domain
 from plannerl.seeds import parse_seeds
-from plannerl.tasks.generate import check_task, is_random, known_tasks, list_tasks
+from plannerl.tasks.generate import check_task, is_random, known_tasks, list_tasks, make_ranges, parse_range
 from plannerl.tasks.problem_sets import find_problems
 from plannerl.tasks.styles import resolve_style
 
@@ -30,6 +30,8 @@ CONFIG_NAME = "config.json"   # the resolved config a run folder was started wit
 STAGE_NAMES = ("sft", "grpo", "recovery")
 # keys whose value counts things that must exist (a batch, a thread, a process)
 AT_LEAST_ONE = ("sft.batch_size", "sft.grad_accum", "grpo.prompts_per_step", "runtime.threads", "runtime.jobs", "eval.batch_size")
+# Training layouts' ranges ("LOW-HIGH", "N", or "" for Robotouille's), checked by the generator's own rules.
+RANGE_KEYS = ("data.extra_stations", "data.distractors")
 _CHOICES = {
     "runtime.precision": ("auto", "bf16", "fp16", "fp32"),
     "runtime.device": ("auto", "cpu", "cuda"),
@@ -82,6 +84,8 @@ def _check_value(dotted: str, value, default, where: str) -> None:
     kind = type(default)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if dotted in RANGE_KEYS and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # `distractors = 3` means the range 3-3
     if type(value) is not kind:
         raise PlannerlError(f"{where}: {dotted} must be a {kind.__name__}, got {value!r}")
     if kind is list and not all(isinstance(item, str) for item in value):
@@ -92,6 +96,12 @@ def _check_value(dotted: str, value, default, where: str) -> None:
         raise PlannerlError(f"{where}: {dotted} must not be negative, got {value!r}")
     if dotted in ("data.hold_probability", "data.subgoals", "data.rename") and value > 1:
         raise PlannerlError(f"{where}: {dotted} must be from 0 to 1, got {value!r}")
+    if dotted in RANGE_KEYS:
+        try:
+            make_ranges(**{dotted.split(".")[1]: parse_range(f"{where}: {dotted}", value)})
+        except PlannerlError as exc:
+            message = str(exc).removeprefix(dotted.split(".")[1] + ": ")
+            raise PlannerlError(message if message.startswith(where) else f"{where}: {dotted}: {message}") from None
     if dotted == "recovery.mistake_share" and value >= 1:
         raise PlannerlError(f"{where}: recovery.mistake_share must be below 1 (a share of the round's rows), got {value!r}")
     if dotted == "grpo.num_generations" and value < 2:

@@ -22,7 +22,15 @@ from plannerl.parallel import check_jobs, map_seeds
 from plannerl.seeds import parse_seeds
 from plannerl.tasks.answers import DEFAULT_HISTORY_LEN, answer_line
 from plannerl.tasks.datasets import DEFAULT_SPLIT_SEED, DEFAULT_TEST_FRACTION, expert_rows, label_state, split_instances, write_dataset
-from plannerl.tasks.generate import check_task, generate_instance, is_random, make_ranges, solve_instance, write_instance_folder
+from plannerl.tasks.generate import (
+    check_task,
+    generate_instance,
+    is_random,
+    make_ranges,
+    parse_range,
+    solve_instance,
+    write_instance_folder,
+)
 from plannerl.tasks.problem_sets import goal_kinds, relabelled_goals, state_facts, training_starts, with_start
 from plannerl.tasks.renaming import object_renaming, renamed_task
 from plannerl.tasks.styles import get_style
@@ -39,6 +47,9 @@ class RowOptions:
     the robot holding an item. Those starts are where a model trained on Robotouille's rate
     failed most (it walked off with the item instead of putting it down), so training
     instances may oversample them; evaluation instances always use the generator's rate.
+    `extra_stations` and `distractors` (None: Robotouille's 0-24 and 0-8) do the same for the
+    layout: fewer extra stations leave every stove or board occupied more often, the starts
+    where a generalist had to clear a station first and failed most (docs/training.md).
 
     `subgoals` is the chance that a training instance of a recipe task builds one of the
     recipe's sub-goals instead (`plannerl.tasks.random_recipes.subgoal_recipe`): many goals
@@ -54,6 +65,8 @@ class RowOptions:
     seed: int = 0                     # draws the off-expert actions
     show_valid: bool = True
     hold_probability: float | None = None
+    extra_stations: tuple[int, int] | None = None
+    distractors: tuple[int, int] | None = None
     subgoals: float = 0.0
     rename: float = 0.0
 
@@ -62,7 +75,9 @@ def options_of(config: dict) -> RowOptions:
     """The row options of a training config."""
     data = config["data"]
     return RowOptions(style=prompt_style(config), history_len=data["history_len"], off_expert=data["off_expert"],
-                      seed=config["seed"], hold_probability=data["hold_probability"], subgoals=data["subgoals"],
+                      seed=config["seed"], hold_probability=data["hold_probability"],
+                      extra_stations=parse_range("data.extra_stations", data["extra_stations"]),
+                      distractors=parse_range("data.distractors", data["distractors"]), subgoals=data["subgoals"],
                       rename=data["rename"])
 
 
@@ -114,10 +129,11 @@ def renamed_rows(task, options: RowOptions, key: str, make_rows: Callable[[objec
 
 
 def generator_ranges(options: RowOptions, ranges: dict | None) -> dict:
-    """The generator's layout ranges, with the options' hold probability when it is set."""
+    """The generator's layout ranges, with the options' hold probability and ranges where they are set."""
     ranges = dict(ranges or {})
-    if options.hold_probability is not None:
-        ranges["hold_probability"] = options.hold_probability
+    for key in ("hold_probability", "extra_stations", "distractors"):
+        if getattr(options, key) is not None:
+            ranges[key] = getattr(options, key)
     return ranges
 
 
