@@ -17,7 +17,8 @@ Times are per action (per prompt); `x floor` is the ratio to the floor of the sa
 Without --model the built-in model is built here, untrained: it costs what a trained one
 costs per token; its free text runs to the length of the longest valid answer.
 
-Run: `python bench/inference.py [--model DIR] [--threads 1] [--device cpu] [--backend native|transformers] [--markdown]`
+Run: `python bench/inference.py [--model DIR] [--threads 1] [--device cpu] [--backend native|transformers]
+[--precision fp32|bf16] [--markdown]`
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backend", choices=["native", "transformers"], default="native",
                         help="the forward pass: plannerl's own (what ModelPolicy runs a built-in model on) or transformers'")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="weights and activations (bf16: `plannerl eval --precision bf16`)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
 
@@ -96,7 +99,7 @@ def main() -> int:
     if args.backend == "transformers":
         policy.model, policy.tokenizer = load_model(model_dir)
         policy.model.eval()
-    policy.model.to(args.device)
+    policy.model.to(args.device, torch.bfloat16 if args.precision == "bf16" else torch.float32)
     if args.model is None:  # what `plannerl train` records for the built-in model by default
         policy.prompt_style, policy.history_len = "todo", 1
     policy.prompt_style = args.style or policy.prompt_style
@@ -142,7 +145,8 @@ def main() -> int:
                          f"{1 / times['choice']:.0f} / {1 / times['greedy']:.0f}"])
     headers = ["task", "batch", "tokens/prompt", "answers/state", "floor ms", "tree ms (x floor)", "copies ms (x floor)",
                "choice ms (x floor)", "greedy ms (x floor)", "text ms (x floor)", "choices/s (sum / greedy)"]
-    title = (f"ms per action, {args.backend} forward pass, {policy.prompt_style} prompts, {args.threads} torch thread(s), {args.device}, "
+    title = (f"ms per action, {args.backend} forward pass, {args.precision}, {policy.prompt_style} prompts, "
+             f"{args.threads} torch thread(s), {args.device}, "
              f"{args.states} states per task")
     print_table(headers, rows, args.markdown, title=title, align="right")
     return 0

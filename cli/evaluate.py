@@ -41,6 +41,9 @@ def eval_command(
     choice: str = typer.Option("sum", "--choice",
                                help="With --constrained: sum (the valid answer with the highest summed log-probability) or "
                                     "greedy (the valid answer greedy decoding writes, token by token)."),
+    precision: str = typer.Option("fp32", "--precision",
+                                  help="Model weights and activations: fp32, or bf16 (about half the cost per forward pass "
+                                       "on CPUs with native bf16 and GPUs; scores round, so results are its own)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Episodes a model answers per forward pass."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Longest model answer, in tokens."),
     history_len: int = typer.Option(None, "--history-len",
@@ -58,7 +61,7 @@ def eval_command(
     spec = EvalSpec(policies=policy, tasks=task, seeds=seeds, base=base, problems=problems or [], domain=domain, report=report,
                     matrix_png=matrix_png, invalid=invalid, max_steps=max_steps, runs=runs, seed=seed, sample=sample,
                     temperature=temperature, constrained=constrained, avoid_revisits=avoid_revisits, choice=choice,
-                    batch_size=batch_size,
+                    precision=precision, batch_size=batch_size,
                     max_new_tokens=max_new_tokens,
                     history_len=history_len, trust_remote_code=trust_remote_code)
     console = Console()

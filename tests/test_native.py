@@ -92,3 +92,46 @@ def test_episodes_and_report_are_byte_identical_to_transformers(model_dir, probl
     reports = [write_report(tmp_path / f"{name}.json", play(problems, policy), {"policy": "same"})
                for name, policy in (("native", native), ("transformers", reference))]
     assert reports[0].read_bytes() == reports[1].read_bytes()
+
+
+def test_bf16_precision_answers_close_to_fp32_on_both_backends_and_is_reported(model_dir, problems, tmp_path):
+    """`precision="bf16"` stores and runs the model in bfloat16 on either backend: every
+    candidate's log-probability stays within bf16 rounding of fp32's; the report says which
+    precision answered (fp32 reports keep their old bytes: no key); anything else is refused."""
+    import torch
+
+    from plannerl.agents.eval_run import EvalSpec, run_evaluation
+    from plannerl.agents.policies import OraclePolicy, answer_texts
+
+    seen = []
+
+    class Recorder(OraclePolicy):
+        def act(self, observations):
+            seen.extend(observations)
+            return super().act(observations)
+
+    play(problems, Recorder())
+    for backend in ("native", "transformers"):
+        full, half = (ModelPolicy(str(model_dir), constrained=True, precision=p) for p in ("fp32", "bf16"))
+        if backend == "transformers":
+            for policy in (full, half):
+                policy.model = load_model(model_dir)[0].to(next(policy.model.parameters()).dtype)
+        assert next(half.model.parameters()).dtype == torch.bfloat16 and next(full.model.parameters()).dtype == torch.float32
+        tokenizer = full.tokenizer
+        prompts = tokenizer(full.prompt_texts(seen), add_special_tokens=False)["input_ids"]
+        candidates = [[full._answer_ids(text) for text in answer_texts(o.task, o.state, o.valid_actions(), full.prompt_style)]
+                      for o in seen]
+        exact = score_answers(full.model, prompts, candidates, tokenizer.pad_token_id)
+        rounded = score_answers(half.model, prompts, candidates, tokenizer.pad_token_id)
+        worst = max(abs(a - b) / abs(a) for x, y in zip(exact, rounded) for a, b in zip(x, y))
+        assert 0 < worst < 1e-3, backend  # bf16 keeps 8 bits of mantissa: scores move, but by little
+
+    reports = {}
+    for precision in ("fp32", "bf16"):
+        spec = EvalSpec(policies=[str(model_dir)], tasks=["burger"], seeds="42", constrained=True, precision=precision,
+                        report=tmp_path / f"{precision}.json", max_steps=3)
+        run_evaluation(spec, say=lambda _: None)
+        reports[precision] = json.loads(spec.report.read_text())["config"]
+    assert "precision" not in reports["fp32"] and reports["bf16"]["precision"] == "bf16"
+    with pytest.raises(PlannerlError, match="--precision must be one of fp32, bf16"):
+        run_evaluation(EvalSpec(policies=[str(model_dir)], tasks=["burger"], seeds="42", precision="fp16"))

@@ -18,7 +18,7 @@ from plannerl.agents.episodes import Trace
 from plannerl.agents.evaluate import evaluate_policies
 from plannerl.agents.metrics import sr_matrix
 from plannerl.agents.plots import save_matrix_png
-from plannerl.agents.policies import check_choice, make_policy, shared_history_len
+from plannerl.agents.policies import PRECISIONS, check_choice, make_policy, shared_history_len
 from plannerl.agents.problems import EvalProblem, iter_problems_from_files, iter_problems_from_tasks
 from plannerl.errors import PlannerlError
 from plannerl.seeds import parse_seeds
@@ -49,6 +49,7 @@ class EvalSpec:
     constrained: bool = False
     avoid_revisits: bool = False
     choice: str = "sum"
+    precision: str = "fp32"
     batch_size: int = 8
     max_new_tokens: int = 64
     history_len: int | None = None
@@ -65,7 +66,7 @@ class EvalSpec:
                 "max_steps": self.max_steps, "runs": self.runs, "seed": self.seed, "sample": self.sample,
                 "temperature": self.temperature if self.sample else None, "constrained": self.constrained,
                 "avoid_revisits": self.avoid_revisits, "choice": self.choice, "max_new_tokens": self.max_new_tokens,
-                "history_len": history_len}
+                "history_len": history_len} | ({"precision": self.precision} if self.precision != "fp32" else {})
 
 
 @dataclass
@@ -87,10 +88,12 @@ def run_evaluation(spec: EvalSpec, *, trace: Trace | None = None,
     where an interrupted run's finished episodes are. Returns None on the processes of a
     distributed run other than the main one (the main one writes and reports for all)."""
     check_choice(spec.choice, spec.constrained)
+    if spec.precision not in PRECISIONS:
+        raise PlannerlError(f"--precision must be one of {', '.join(PRECISIONS)}, got {spec.precision!r}")
     skipped: list[str] = []  # instances past the planner's state limit, filled as the evaluation reaches them
     problems = _problems(spec, skipped)  # checked now; each optimal search runs when the evaluation reaches it
     model_options = {"sample": spec.sample, "temperature": spec.temperature, "constrained": spec.constrained,
-                     "avoid_revisits": spec.avoid_revisits, "choice": spec.choice,
+                     "avoid_revisits": spec.avoid_revisits, "choice": spec.choice, "precision": spec.precision,
                      "batch_size": spec.batch_size, "max_new_tokens": spec.max_new_tokens, "trust_remote_code": spec.trust_remote_code}
     policies = [make_policy(policy, seed=spec.seed, **model_options) for policy in spec.policies]
     history_len = shared_history_len(policies, spec.history_len)

@@ -31,6 +31,10 @@ from plannerl.tasks.answers import answer_line
 from plannerl.tasks.render import action_sentence
 from plannerl.tasks.styles import PROMPT_STYLES, get_style
 
+# Model weights and activations at answer time: fp32 (the default, what training's evaluation
+# uses) or bf16 (an opt-in: about half the cost per pass where the hardware has bf16).
+PRECISIONS = ("fp32", "bf16")
+
 
 def answer_text(task, action: int) -> str:
     """The answer a perfect agent gives for `action`, exactly as SFT targets write it
@@ -128,12 +132,17 @@ class ModelPolicy:
 
     `threads` pins torch's CPU threads (`configure_torch_cpu`); None keeps what the process
     already set (a training run's `runtime.threads`), or plannerl's default of one thread.
+
+    `precision` "bf16" answers with bfloat16 weights and activations (log-probabilities still
+    summed in float32): on a CPU with native bf16 (AVX512-BF16, AMX) or a GPU a forward pass
+    costs about half, but scores move by bf16's rounding, so a close choice can flip; it is an
+    opt-in whose results are reported as their own (the report's config says "precision").
     """
 
     def __init__(self, name_or_path: str, *, label: str | None = None, sample: bool = False, temperature: float = 1.0,
                  seed: int = 0, constrained: bool = False, batch_size: int = 8, max_new_tokens: int = 64,
                  trust_remote_code: bool = False, threads: int | None = None, avoid_revisits: bool = False,
-                 choice: str = "sum") -> None:
+                 choice: str = "sum", precision: str = "fp32") -> None:
         if threads is not None:
             configure_torch_cpu(threads)
         if batch_size < 1:
@@ -145,9 +154,15 @@ class ModelPolicy:
         if avoid_revisits and not constrained:
             raise PlannerlError("--avoid-revisits chooses among valid actions: it needs --constrained")
         check_choice(choice, constrained)
+        if precision not in PRECISIONS:
+            raise PlannerlError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.name = label or str(name_or_path)
         self.model, self.tokenizer = load_for_inference(str(name_or_path), trust_remote_code=trust_remote_code)
         self.model.eval()
+        if precision == "bf16":
+            import torch
+
+            self.model.to(torch.bfloat16)
         self.prompt_style = prompt_style_of(self.model)
         # the history length `plannerl train` recorded (None for other models)
         self.history_len: int | None = getattr(self.model.config, "plannerl_history_len", None)
