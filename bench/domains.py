@@ -7,7 +7,7 @@ prints, per run and split, SR, ASST and ASST over the optimal length of the same
 (1.00: every success took a shortest plan) after the run's last evaluated stage, with the final
 model also played on the larger problems where a run has them and on 100 fresh problems of the
 training sizes (seeds 7000-7099, twins of training problems dropped), with and without
-`--avoid-revisits`; then the training minutes.
+`--avoid-revisits`, and on the held-out problems with it; then the training minutes.
 Writes OUT/domains.json.
 
 Targets: Blocksworld trained on 200 random 4-6 block problems SR >= 0.9 on 20 other ones, ASST
@@ -96,8 +96,8 @@ def drop_twins(domain: Path, train: list[Path], heldout: list[Path]) -> None:
 
 def final_metrics(name: str, config: dict, out: Path, run_dir: Path, split: str, *, avoid_revisits: bool = False) -> dict | None:
     """The final model on more problems (read back if already played): `large` (the run's larger
-    sizes, where it has them) or `fresh` (100 new seeds of the training sizes, twins of training
-    problems dropped), `avoid_revisits` as `plannerl eval --avoid-revisits`."""
+    sizes, where it has them), `fresh` (100 new seeds of the training sizes, twins of training
+    problems dropped) or `heldout` (the run's own), `avoid_revisits` as `plannerl eval --avoid-revisits`."""
     from plannerl.agents.episodes import play
     from plannerl.agents.metrics import build_report
     from plannerl.agents.policies import ModelPolicy
@@ -111,7 +111,10 @@ def final_metrics(name: str, config: dict, out: Path, run_dir: Path, split: str,
     report_path = run_dir / "eval" / f"final-{label}.json"
     if not report_path.is_file():
         folder = out / "problems" / name / split
-        paths = write_problems(generator, sizes, list(seeds), folder)
+        if split == "heldout":  # the run's own held-out problems, written (twins dropped) before training
+            paths = sorted(folder.glob("*.pddl"))
+        else:
+            paths = write_problems(generator, sizes, list(seeds), folder)
         if split == "fresh":
             drop_twins(Path(config["domain"]), sorted(Path(config["problems"]).glob("*.pddl")), paths)
             paths = [path for path in paths if path.is_file()]
@@ -133,7 +136,8 @@ def bench_run(name: str, out: Path, prompt: str = "auto", assignments: tuple[str
     stage = [s for s in config["eval"]["stages"] if s in summary["evaluation"]][-1]
     splits = {split: task_metrics(json.loads((run_dir / "eval" / f"{stage}-{split}.json").read_text()))
               for split in ("train", "heldout")}
-    for split, avoid_revisits, title in (("large", False, "large (final model)"), ("fresh", False, "fresh (final model)"),
+    for split, avoid_revisits, title in (("heldout", True, "heldout, --avoid-revisits (final model)"),
+                                         ("large", False, "large (final model)"), ("fresh", False, "fresh (final model)"),
                                          ("fresh", True, "fresh, --avoid-revisits (final model)")):
         found = final_metrics(name, config, out, run_dir, split, avoid_revisits=avoid_revisits)
         if found is not None:

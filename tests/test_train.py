@@ -70,6 +70,11 @@ def test_run_folder_refuses_a_different_run_unless_resume_or_force(tmp_path):
     with pytest.raises(PlannerlError, match=r"--resume with a different config \(seed: 0 -> 5\)"):
         Run(tmp_path / "run", other, resume=True)
     Run(tmp_path / "run", config, resume=True)
+    older = json.loads((tmp_path / "run" / "config.json").read_text())
+    del older["data"]["extra_stations"]  # a run saved before the key existed resumes under its default
+    (tmp_path / "run" / "config.json").write_text(json.dumps(older))
+    Run(tmp_path / "run", config, resume=True)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["data"]["extra_stations"] == ""
     Run(tmp_path / "run", other, force=True)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["seed"] == 5
     (tmp_path / "mine").mkdir()

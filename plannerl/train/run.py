@@ -20,7 +20,7 @@ from plannerl.agents.distributed import is_main_process
 from plannerl.agents.model import replace_folder
 from plannerl.atomic import read_jsonl, write_bytes, write_json, write_jsonl
 from plannerl.errors import PlannerlError
-from plannerl.train.config import CONFIG_NAME, config_difference
+from plannerl.train.config import CONFIG_NAME, DEFAULTS, config_difference, merge_config
 
 METRICS_NAME = "metrics.jsonl"
 CURVES_NAME = "learning_curves.png"
@@ -55,7 +55,8 @@ class Run:
         if holds_run and force:
             shutil.rmtree(self.root)
         elif holds_run and resume:
-            saved = json.loads(config_path.read_text())
+            # a key the saved run lacks came with a later plannerl, and its default is what the run used
+            saved = merge_config(DEFAULTS, json.loads(config_path.read_text()))
             difference = config_difference(saved, self.config)
             if difference:
                 raise PlannerlError(f"{self.root}: --resume with a different config ({difference}); "
