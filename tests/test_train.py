@@ -338,7 +338,7 @@ def test_layout_ranges_crowd_training_instances_only_and_bad_ranges_are_refused(
     config = resolve_config(None, parse_assignment("data.extra_stations=0-4"))
     assert options_of(config).extra_stations == (0, 4) and options_of(config).distractors is None
     assert options_of(resolve_config(None, {"data": {"distractors": 3}})).distractors == (3, 3)
-    for bad, message in (("data.extra_stations=4-1", "LOW must not exceed HIGH"),
+    for bad, message in (("data.extra_stations=4-1", "data.extra_stations: range 4-1 must satisfy"),
                          ("data.distractors=few", "expected N or LOW-HIGH"),
                          ("data.extra_stations=0-99", "data.extra_stations: range 0-99")):
         with pytest.raises(PlannerlError, match=message):
