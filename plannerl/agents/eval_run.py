@@ -18,7 +18,7 @@ from plannerl.agents.episodes import Trace
 from plannerl.agents.evaluate import evaluate_policies
 from plannerl.agents.metrics import sr_matrix
 from plannerl.agents.plots import save_matrix_png
-from plannerl.agents.policies import PRECISIONS, check_choice, make_policy, shared_history_len
+from plannerl.agents.policies import check_choice, check_precision, make_policy, shared_history_len
 from plannerl.agents.problems import EvalProblem, iter_problems_from_files, iter_problems_from_tasks
 from plannerl.errors import PlannerlError
 from plannerl.seeds import parse_seeds
@@ -88,8 +88,7 @@ def run_evaluation(spec: EvalSpec, *, trace: Trace | None = None,
     where an interrupted run's finished episodes are. Returns None on the processes of a
     distributed run other than the main one (the main one writes and reports for all)."""
     check_choice(spec.choice, spec.constrained)
-    if spec.precision not in PRECISIONS:
-        raise PlannerlError(f"--precision must be one of {', '.join(PRECISIONS)}, got {spec.precision!r}")
+    check_precision(spec.precision)
     skipped: list[str] = []  # instances past the planner's state limit, filled as the evaluation reaches them
     problems = _problems(spec, skipped)  # checked now; each optimal search runs when the evaluation reaches it
     model_options = {"sample": spec.sample, "temperature": spec.temperature, "constrained": spec.constrained,

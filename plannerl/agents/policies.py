@@ -154,8 +154,7 @@ class ModelPolicy:
         if avoid_revisits and not constrained:
             raise PlannerlError("--avoid-revisits chooses among valid actions: it needs --constrained")
         check_choice(choice, constrained)
-        if precision not in PRECISIONS:
-            raise PlannerlError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        check_precision(precision)
         self.name = label or str(name_or_path)
         self.model, self.tokenizer = load_for_inference(str(name_or_path), trust_remote_code=trust_remote_code)
         self.model.eval()
@@ -354,6 +353,12 @@ def check_choice(choice: str, constrained: bool) -> None:
         raise PlannerlError(f"--choice must be one of {', '.join(CHOICES)}, got {choice!r}")
     if choice != "sum" and not constrained:
         raise PlannerlError(f"--choice {choice} picks among valid actions: it needs --constrained")
+
+
+def check_precision(precision: str) -> None:
+    """A known `--precision`."""
+    if precision not in PRECISIONS:
+        raise PlannerlError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
 
 def make_policy(spec: str, *, seed: int = 0, **model_options) -> object:
