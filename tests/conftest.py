@@ -31,6 +31,13 @@ CLASSIC_PROBLEMS = [CLASSIC / name for name in (
 ALL_PROBLEMS = COOKING_PROBLEMS + CLASSIC_PROBLEMS
 
 
+@pytest.fixture(autouse=True)
+def own_length_cache(tmp_path_factory, monkeypatch):
+    """Each test gets an empty optimal-length cache (`plannerl.planning.lengths`), so no test
+    answers from another's searches and none writes to the user's cache."""
+    monkeypatch.setenv("PLANNERL_CACHE", str(tmp_path_factory.mktemp("length_cache")))
+
+
 def problem_id(path: Path) -> str:
     """`burger`, `gripper/p02`: short test ids."""
     return path.stem if path.parent == DOMAINS else f"{path.parent.name}/{path.stem}"

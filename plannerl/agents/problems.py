@@ -16,9 +16,10 @@ from pathlib import Path
 
 from plannerl.errors import NoPlanError, PlannerlError, StateLimitError
 from plannerl.pddl.task import Task
+from plannerl.planning.lengths import optimal_length
 from plannerl.planning.oracle import Oracle, make_oracle
 from plannerl.planning.planner import load_task
-from plannerl.tasks.generate import base_instance, check_task, generate_instance, is_random, known_tasks, paper_step_limit, solve_instance
+from plannerl.tasks.generate import base_instance, check_task, generate_instance, is_random, known_tasks, paper_step_limit
 
 
 @dataclass
@@ -45,7 +46,7 @@ def make_problem(task: Task, *, name: str, task_name: str | None = None, seed: i
     """Label an instance with its optimal length (one optimal search) and its step limit."""
     if oracle is None:
         oracle = make_oracle(task)
-    optimal = oracle.h_star(task.init)
+    optimal = optimal_length(task, oracle)  # remembered across runs: the same instances search once
     if optimal is None:
         raise NoPlanError(f"{source or name}: no plan exists, so it cannot be evaluated")
     if max_steps is not None:
@@ -113,15 +114,18 @@ def _label_generated(task_names: list[str], seeds: list[int | None], max_steps: 
             else:
                 instance = generate_instance(task_name, seed)
             where = f"{task_name} base layout" if seed is None else f"{task_name} seed {seed}"
+            # the generator's own search when it ran one (choosing the goal binding), else a cached length
+            task, oracle = instance.solved[:2] if instance.solved is not None else (instance.load_task(), None)
             try:
-                task, oracle, _ = solve_instance(instance)  # the generator's own search, reused when it already ran
+                problem = make_problem(task, name=instance.name, task_name=task_name, seed=seed, source=where,
+                                       max_steps=max_steps, oracle=oracle)
             except StateLimitError as error:
+                error = StateLimitError(f"instance {instance.name} of {instance.task_name}: {error}")
                 if skipped is None:
-                    raise
+                    raise error from None
                 skipped.append(str(error))  # names the instance
                 continue
-            yield make_problem(task, name=instance.name, task_name=task_name, seed=seed, source=where,
-                               max_steps=max_steps, oracle=oracle)
+            yield problem
 
 
 def problems_from_files(paths: Sequence[str | Path], *, domain: str | Path | None = None,
