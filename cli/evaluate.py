@@ -45,6 +45,9 @@ def eval_command(
                                   help="Model weights and activations: fp32, or bf16 (about half the cost per forward pass "
                                        "on CPUs with native bf16 and GPUs; scores round, so results are its own)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Episodes a model answers per forward pass."),
+    threads: int = typer.Option(None, "--threads",
+                                help="torch CPU threads for models (default 1: stable beside other jobs; 2 or more are "
+                                     "faster when the cores are free)."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Longest model answer, in tokens."),
     history_len: int = typer.Option(None, "--history-len",
                                     help="Past actions shown in the prompt (default: what the model was trained with, else 5)."),
@@ -61,7 +64,7 @@ def eval_command(
     spec = EvalSpec(policies=policy, tasks=task, seeds=seeds, base=base, problems=problems or [], domain=domain, report=report,
                     matrix_png=matrix_png, invalid=invalid, max_steps=max_steps, runs=runs, seed=seed, sample=sample,
                     temperature=temperature, constrained=constrained, avoid_revisits=avoid_revisits, choice=choice,
-                    precision=precision, batch_size=batch_size,
+                    precision=precision, batch_size=batch_size, threads=threads,
                     max_new_tokens=max_new_tokens,
                     history_len=history_len, trust_remote_code=trust_remote_code)
     console = Console()

@@ -349,6 +349,28 @@ def test_model_policy_bad_options(model_dir):
         ModelPolicy(str(model_dir), sample=True, temperature=0)
     with pytest.raises(PlannerlError, match="--avoid-revisits .* needs --constrained"):
         ModelPolicy(str(model_dir), avoid_revisits=True)
+    with pytest.raises(PlannerlError, match="--threads must be at least 1, got 0"):
+        ModelPolicy(str(model_dir), threads=0)
+
+
+def test_eval_threads_pin_torch_and_leave_the_report_alone(model_dir, tmp_path, capsys):
+    import torch
+
+    from plannerl.agents.model import configure_torch_cpu
+
+    burger = str(DOMAINS / "burger.pddl")
+    try:
+        for threads in (1, 2):
+            code, _, err = run_cli(["eval", burger, "--policy", str(model_dir), "--constrained", "--threads", threads,
+                                    "--report", tmp_path / f"{threads}.json", "-q"], capsys)
+            assert code == 0, err
+            assert torch.get_num_threads() == threads
+    finally:
+        configure_torch_cpu(1)
+    one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in (1, 2))
+    assert one["config"] == two["config"]
+    code, _, err = run_cli(["eval", burger, "--policy", str(model_dir), "--threads", "0", "-q"], capsys)
+    assert code != 0 and err.strip().splitlines()[-1].endswith("--threads must be at least 1, got 0")
 
 
 def test_cli_eval_with_a_model_folder(model_dir, tmp_path, capsys):

@@ -30,7 +30,8 @@ class EvalSpec:
 
     `policies` are `make_policy` specs; `tasks` are played on `seeds` (a seed spec) or, with
     `base`, on their unrandomised layouts; `problems` are PROBLEM files (their domain beside
-    each, or `domain`). The model options (sample ... trust_remote_code) apply to model policies."""
+    each, or `domain`). The model options (sample ... trust_remote_code) apply to model policies;
+    `threads` (torch's CPU threads; None: one) changes their speed, not what is reported."""
 
     policies: list[str] = field(default_factory=lambda: ["oracle"])
     tasks: list[str] = field(default_factory=list)
@@ -51,6 +52,7 @@ class EvalSpec:
     choice: str = "sum"
     precision: str = "fp32"
     batch_size: int = 8
+    threads: int | None = None
     max_new_tokens: int = 64
     history_len: int | None = None
     trust_remote_code: bool = False
@@ -93,7 +95,8 @@ def run_evaluation(spec: EvalSpec, *, trace: Trace | None = None,
     problems = _problems(spec, skipped)  # checked now; each optimal search runs when the evaluation reaches it
     model_options = {"sample": spec.sample, "temperature": spec.temperature, "constrained": spec.constrained,
                      "avoid_revisits": spec.avoid_revisits, "choice": spec.choice, "precision": spec.precision,
-                     "batch_size": spec.batch_size, "max_new_tokens": spec.max_new_tokens, "trust_remote_code": spec.trust_remote_code}
+                     "batch_size": spec.batch_size, "threads": spec.threads, "max_new_tokens": spec.max_new_tokens,
+                     "trust_remote_code": spec.trust_remote_code}
     policies = [make_policy(policy, seed=spec.seed, **model_options) for policy in spec.policies]
     history_len = shared_history_len(policies, spec.history_len)
     config = spec.config([p.name for p in policies], history_len)

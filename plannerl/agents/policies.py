@@ -144,6 +144,8 @@ class ModelPolicy:
                  trust_remote_code: bool = False, threads: int | None = None, avoid_revisits: bool = False,
                  choice: str = "sum", precision: str = "fp32") -> None:
         if threads is not None:
+            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+                raise PlannerlError(f"--threads must be at least 1, got {threads!r}")
             configure_torch_cpu(threads)
         if batch_size < 1:
             raise PlannerlError(f"--batch-size must be at least 1, got {batch_size}")
