@@ -18,10 +18,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _ranges(extra_stations: str | None, distractors: str | None, hold_probability: float | None) -> dict:
-    from plannerl.tasks.generate import parse_range
+    from plannerl.tasks.generate import check_count_range, parse_range
 
-    return {"extra_stations": parse_range("--extra-stations", extra_stations),
-            "distractors": parse_range("--distractors", distractors),
+    return {"extra_stations": check_count_range("--extra-stations", parse_range("--extra-stations", extra_stations)),
+            "distractors": check_count_range("--distractors", parse_range("--distractors", distractors)),
             "hold_probability": hold_probability}
 
 
@@ -68,6 +68,7 @@ def generate(
     layer_range = parse_range("--layers", layers)
     exclude = exclude or []
     name = check_task(task, exclude=exclude, layers=layer_range)
+    ranges = _ranges(extra_stations, distractors, hold_probability)  # a bad range fails before the bar shows
     lengths: list[int] = []
     with _progress(console, len(seed_list), "generating") as bar:
         job = bar.add_task("", total=len(seed_list))
@@ -78,8 +79,7 @@ def generate(
 
         try:
             paths = write_instances(task, seed_list, out, progress=advance, time_limit=time_limit, jobs=jobs,
-                                    exclude=exclude, layers=layer_range,
-                                    **_ranges(extra_stations, distractors, hold_probability))
+                                    exclude=exclude, layers=layer_range, **ranges)
         except KeyboardInterrupt:  # instances are written together at the end: say how far it got
             console.print(f"interrupted after {len(lengths)}/{len(seed_list)} instances; instances are "
                           f"written only once all are solved")

@@ -313,6 +313,8 @@ def test_generate_command_bad_input_is_one_line_and_writes_nothing(tmp_path):
     assert_one_line_error(plannerl("generate", "pizza", "--seeds", "1", "--out", out), "known tasks: burger")
     assert_one_line_error(plannerl("generate", "burger", "--seeds", "3:1", "--out", out), "stops before it starts")
     assert_one_line_error(plannerl("generate", "burger", "--seeds", "1", "--out", out, "--extra-stations", "x"), "--extra-stations")
+    assert_one_line_error(plannerl("generate", "burger", "--seeds", "1", "--out", out, "--distractors", "4-1"),
+                          "--distractors: range 4-1 must satisfy")
     assert not out.exists()
     bad = tmp_path / "recipes"
     bad.mkdir()

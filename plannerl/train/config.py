@@ -19,7 +19,7 @@ from plannerl.agents.scoring import CHOICES
 from plannerl.errors import PlannerlError
 from plannerl.pddl.reader import parse_domain
 from plannerl.seeds import parse_seeds
-from plannerl.tasks.generate import check_task, is_random, known_tasks, list_tasks, make_ranges, parse_range
+from plannerl.tasks.generate import check_count_range, check_task, is_random, known_tasks, list_tasks, parse_range
 from plannerl.tasks.problem_sets import find_problems
 from plannerl.tasks.styles import resolve_style
 
@@ -97,11 +97,7 @@ def _check_value(dotted: str, value, default, where: str) -> None:
     if dotted in ("data.hold_probability", "data.subgoals", "data.rename") and value > 1:
         raise PlannerlError(f"{where}: {dotted} must be from 0 to 1, got {value!r}")
     if dotted in RANGE_KEYS:
-        try:
-            make_ranges(**{dotted.split(".")[1]: parse_range(f"{where}: {dotted}", value)})
-        except PlannerlError as exc:
-            message = str(exc).removeprefix(dotted.split(".")[1] + ": ")
-            raise PlannerlError(message if message.startswith(where) else f"{where}: {dotted}: {message}") from None
+        check_count_range(f"{where}: {dotted}", parse_range(f"{where}: {dotted}", value))
     if dotted == "recovery.mistake_share" and value >= 1:
         raise PlannerlError(f"{where}: recovery.mistake_share must be below 1 (a share of the round's rows), got {value!r}")
     if dotted == "grpo.num_generations" and value < 2:
