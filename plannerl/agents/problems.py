@@ -3,8 +3,9 @@ with its optimal length and step limit.
 
 Step limit: the paper's limit for its four tasks (`plannerl.tasks.generate.paper_step_limit`),
 otherwise ceil(1.5 x the instance's optimal length); `max_steps` overrides both. Labelling
-needs one optimal search per instance, so the `iter_` forms check every name and file first
-and search only when the evaluation reaches the instance.
+needs one optimal search per instance (none when an earlier run solved the same task:
+`plannerl.planning.lengths`), so the `iter_` forms check every name and file first and search
+only when the evaluation reaches the instance.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class EvalProblem:
 
 def make_problem(task: Task, *, name: str, task_name: str | None = None, seed: int | None = None,
                  source: str | None = None, max_steps: int | None = None, oracle: Oracle | None = None) -> EvalProblem:
-    """Label an instance with its optimal length (one optimal search) and its step limit."""
+    """Label an instance with its optimal length (one optimal search, or the length an earlier
+    run found for the same task) and its step limit."""
     if oracle is None:
         oracle = make_oracle(task)
     optimal = optimal_length(task, oracle)  # remembered across runs: the same instances search once
