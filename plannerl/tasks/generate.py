@@ -155,15 +155,15 @@ def step_limit(task_name: str, optimal_length: int) -> int:
 def make_ranges(extra_stations=None, distractors=None, hold_probability=None) -> Ranges:
     """Ranges from keyword values: an int n means (n, n); None keeps the default."""
     default = DEFAULT_RANGES
-    return Ranges(check_count_range("extra_stations", extra_stations) or default.extra_stations,
-                  check_count_range("distractors", distractors) or default.distractors,
+    return Ranges(check_count_range("extra_stations", extra_stations, default.extra_stations),
+                  check_count_range("distractors", distractors, default.distractors),
                   _probability(hold_probability, default.hold_probability))
 
 
-def check_count_range(option: str, value) -> tuple[int, int] | None:
-    """A station or item count range (None: the default), or one error naming `option` as the
+def check_count_range(option: str, value, default: tuple[int, int] | None = None) -> tuple[int, int] | None:
+    """A station or item count range (None: `default`), or one error naming `option` as the
     user wrote it (`distractors`, `--distractors`, `runs/x.toml: data.distractors`)."""
-    return None if value is None else int_range(option, value, (0, 0), (0, MAX_RANGE))
+    return int_range(option, value, default, (0, MAX_RANGE))
 
 
 def parse_range(option: str, text: str | int | None) -> tuple[int, int] | None:
