@@ -8,10 +8,19 @@ import pytest
 from conftest import COOKING_PROBLEMS, FIXTURES
 
 from plannerl.planning.planner import load_task
-from plannerl.tasks.actions import NOT_APPLICABLE, UNPARSEABLE, VALID, match_answer, parse_action
+from plannerl.tasks.actions import (
+    NOT_APPLICABLE,
+    UNPARSEABLE,
+    VALID,
+    _is_normal_template,
+    _normalized_sentences,
+    match_answer,
+    normalize,
+    parse_action,
+)
 from plannerl.tasks.answers import extract_answer
 from plannerl.tasks.generate import generate_instance
-from plannerl.tasks.render import action_sentence
+from plannerl.tasks.render import action_sentence, task_templates
 
 BLOCKS = [FIXTURES / "data" / "blocks" / "tower3.pddl", FIXTURES / "data" / "blocks" / "swap4.pddl"]
 
@@ -161,3 +170,27 @@ def test_match_answer_against_candidate_lists():
     assert match_answer("Action: Move robot1 from table1 to table2", sentences, pddl) is None
     assert match_answer("Action: Pick up patty1 from table3 using robot1", sentences, []) == 1
     assert match_answer("", sentences, pddl) is None
+
+
+@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.stem)
+def test_sentence_index_holds_each_actions_normalised_sentence(problem):
+    """The index fills lowered templates directly where that equals normalising the sentence;
+    it must hold exactly what normalising each action's sentence gives."""
+    task = load_task(None, problem)
+    assert _normalized_sentences(task) == [normalize(action_sentence(task, a)) for a in range(len(task.actions))]
+
+
+def test_templates_that_normalising_would_change_take_the_long_way():
+    """Brackets, capitals kept by lowering only, doubled spaces, a trailing stop, a leading
+    bullet, a placeholder glued to a word or with a format spec: each changes under `normalize`
+    (or could), so those actions' index keys must still be their normalised sentences."""
+    assert _is_normal_template("Pick up {1} from {2} using {0}")
+    assert _is_normal_template("{0} {} stack")
+    odd = ["Pick UP {0}.", "put  {0} down", "({0}) on {1}", "{0}s off {1}", "- {0} on {1}", "{0:>3} x", "{{}} {0}",
+           "{0.real} y", "1. {0} z", "x {0}!"]
+    assert not any(_is_normal_template(template) for template in odd)
+    task = load_task(None, BLOCKS[1])
+    actions = task_templates(task).actions
+    actions.update({"pick_up": "Pick UP {0}.", "put-down": "- {0} down", "stack": "({0}) on {1}", "unstack": "x {0}  {1}!"})
+    assert {a.schema for a in task.actions} == {"pick_up", "put-down", "stack", "unstack"}
+    assert _normalized_sentences(task) == [normalize(action_sentence(task, a)) for a in range(len(task.actions))]
