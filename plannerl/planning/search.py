@@ -300,7 +300,6 @@ class OptimalGraph:
         for i in range(0, len(triples), 3):
             self.out[triples[i]].append((triples[i + 1], triples[i + 2]))
         self.expanded, self.generated, self.stored = expanded, generated, stored
-        self._perm_cache: dict[tuple[int, int], list[int]] = {}
 
     def h_star(self, node: int) -> int:
         return self.cstar - self.g[node]
@@ -337,22 +336,6 @@ class OptimalGraph:
             raise KeyError(state)
         node, perm = found
         return self.h_star(node), self.actions_at(node, perm)
-
-    def walk(self, start: int, plan: list[int]):
-        """(state, node, renaming) along a concrete plan from `start` while it stays optimal."""
-        found = self.locate(start)
-        if found is None:
-            return
-        node, perm = found
-        state = start
-        yield state, node, perm
-        for action in plan:
-            nxt = self.step(node, perm, action)
-            if nxt is None:
-                return
-            node, perm = nxt
-            state = self.engine.task.apply(state, action)
-            yield state, node, perm
 
     def canonical_plan(self, start: int) -> list[int]:
         """The lexicographically smallest shortest plan (by action index) from `start`."""
