@@ -92,12 +92,11 @@ def test_a_draw_too_hard_to_solve_is_redrawn_deterministically(monkeypatch):
     """A draw whose search passes the state budget is redrawn from the same stream, never an error.
 
     The real budget (50k states) takes seconds to reach; a budget of 300 states shows the
-    same rule on quick draws. A hard draw redraws its layout first and keeps its recipe, so
-    the hardest recipes stay in the family as often as they are drawn.
+    same rule on quick draws.
     """
     first_draws = {seed: generate_instance("random", seed, **FEW) for seed in range(1000, 1012)}
     monkeypatch.setattr(generate, "RANDOM_MAX_STATES", 300)
-    redrawn = same_recipe = 0
+    redrawn = 0
     for seed, first in first_draws.items():
         instance = generate_instance("random", seed, **FEW)
         assert generate_instance("random", seed, **FEW).problem_text == instance.problem_text
@@ -105,11 +104,9 @@ def test_a_draw_too_hard_to_solve_is_redrawn_deterministically(monkeypatch):
         solve_instance(replace(instance, solved=None), max_states=300)  # the kept draw fits the budget
         if instance.problem_text != first.problem_text:
             redrawn += 1
-            same_recipe += instance.recipe == first.recipe
             with pytest.raises(StateLimitError):
                 solve_instance(replace(first, solved=None), max_states=300)
     assert 1 <= redrawn < len(first_draws)
-    assert same_recipe >= 1
 
 
 def test_no_instance_ever_has_an_excluded_goal():

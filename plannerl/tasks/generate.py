@@ -68,8 +68,6 @@ COUNTS = ("zero", "one", "two", "three")
 # verdict sooner (60 s for the 40 seeds against 124 s at 150k; 0.5M took about 30 s per redraw).
 RANDOM_MAX_STATES = 50_000
 MAX_HARD_REDRAWS = 100
-# Layouts drawn for one recipe before a hard draw redraws the recipe as well (`_random_instance`).
-LAYOUTS_PER_RECIPE = 10
 
 
 @dataclass
@@ -225,7 +223,7 @@ def generate_instance(task_name: str, seed: int, *, best_binding: bool = True, t
 
 def _random_instance(seed: int, rng: random.Random, ranges: Ranges, best_binding: bool, time_limit: float | None, *,
                      exclude: Iterable[str], layers: int | tuple[int, int] | None) -> Instance:
-    """The random family's instance for `seed`: the layout redrawn from `rng` while too hard to solve.
+    """The random family's instance for `seed`: recipe and layout redrawn from `rng` while too hard to solve.
 
     A few draws (about 1 in 50) need millions of states to solve optimally: they would stall
     data generation, or stop it at the planner's limit. A draw whose search exceeds
@@ -233,16 +231,9 @@ def _random_instance(seed: int, rng: random.Random, ranges: Ranges, best_binding
     limit, does not depend on the machine, so the same seed always gives the same instance. The
     instance is always solved here (it must be, to know it is a member), under that budget; its
     oracle then labels further states without it.
-
-    A hard draw keeps its recipe and redraws only the layout, `LAYOUTS_PER_RECIPE` times,
-    before the recipe is redrawn too: redrawing both replaced the hardest recipes (two items
-    to cut or cook, the longest plans) by easier ones, so a generalist met 93 recipes with two
-    cut items among 1,600 where the recipe draws alone give 170 (docs/data.md).
     """
-    recipe = None
-    for draw in range(MAX_HARD_REDRAWS):
-        if draw % LAYOUTS_PER_RECIPE == 0:
-            recipe = random_recipe(seed, exclude=exclude, layers=layers, rng=rng)
+    for _ in range(MAX_HARD_REDRAWS):
+        recipe = random_recipe(seed, exclude=exclude, layers=layers, rng=rng)
         layout = random_layout(recipe, rng, ranges)
         try:
             instance = _instance(recipe, seed, recipe.name, layout, best_binding, time_limit, task_name=RANDOM_TASK,
