@@ -118,7 +118,7 @@ def data(
     out: Path = typer.Option(..., "--out", help="Output folder: train.jsonl, test.jsonl, summary.json, problems/."),
     test_fraction: float = typer.Option(None, "--test-fraction", help="Share of instances held out for test (0.1; 0 with --config)."),
     split_seed: int = typer.Option(0, "--split-seed", help="Seed of the train/test split by instance."),
-    style: str = typer.Option("full", "--style", help="Prompt style: full, compact or todo (what the built-in model reads)."),
+    style: str = typer.Option("full", "--style", help="Prompt style: full, compact, todo (the built-in model's), focus or free."),
     off_expert: int = typer.Option(0, "--off-expert", help="Per expert state, states one random non-optimal action away."),
     seed: int = typer.Option(0, "--seed", help="Seed of the off-expert actions (a training run uses its `seed`)."),
     history_len: int = typer.Option(DEFAULT_HISTORY_LEN, "--history-len", help="Previous actions shown in the prompt (0: none)."),

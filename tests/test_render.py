@@ -129,6 +129,9 @@ def test_a_copied_cooking_domain_still_renders_in_sentences(tmp_path):
     ('[compact.predicates]\nat = "{0} at {1:vacant}"\n', "compact.predicates.at: {1:vacant} needs a two-argument predicate"),
     ('[predicates]\nat = "{0} at {1:in}"\n', "predicates.at: placeholder {1} may not have a format spec"),
     ('[compact]\nverbs = {}\n', "[compact] may only hold"),
+    ('[compact.typed]\n"empty fridge" = "{0} free"\n', "compact.typed.empty fridge: expected \"predicate type\""),
+    ('[compact.typed]\nempty = "{0} free"\n', "compact.typed.empty: expected \"predicate type\""),
+    ('[compact.typed]\n"empty stove" = "{0} and {3}"\n', "placeholder {3} but empty takes 1 argument(s)"),
 ])
 def test_bad_templates_name_the_file_and_key(tmp_path, templates, message):
     shutil.copy(DOMAINS / "cooking.pddl", tmp_path / "cooking.pddl")
@@ -198,6 +201,33 @@ def test_todo_prompt_lists_the_goal_facts_left_in_goal_order_until_the_goal_is_r
     assert left == [] and task.is_goal(state)
     first = get_style("todo").prompt(task, task.init).splitlines()[0]
     assert first.startswith("Goal: patty1 on bottombun1. cheese2 on patty1.") and "cooked" not in first
+
+
+def test_free_prompt_adds_exactly_the_free_stoves_and_boards_to_the_todo_prompt():
+    """The "free" style: the todo prompt plus "X free" for each stove and board the state holds
+    empty (never a table), along an optimal cooked_burger plan and a lettuce_tomato_sandwich
+    plan, so the model can tell whether a free station is left when the ones it sees are taken."""
+    from plannerl.tasks.generate import solve_instance
+    from plannerl.tasks.styles import get_style
+
+    for task_name, seed in (("cooked_burger", 42), ("lettuce_tomato_sandwich", 84)):
+        task, _, plan = solve_instance(generate_instance(task_name, seed))
+        state, seen_taken = task.init, False
+        for action in [*plan, None]:
+            free, todo = get_style("free").prompt(task, state), get_style("todo").prompt(task, state)
+            empty = {atom[1] for atom in task.true_facts(state) if atom[0] == "empty"}
+            special = {obj for obj, type_name in task.objects.items() if type_name in ("stove", "board")}
+            shown = {phrase.split()[0] for phrase in free.splitlines()[1].removeprefix("State: ").rstrip(".").split(". ")
+                     if phrase.endswith(" free")}
+            assert shown == empty & special and special  # the free stoves and boards, no table
+            seen_taken |= bool(special - empty)
+            pruned = ". ".join(p for p in free.splitlines()[1].split(". ") if not p.endswith(" free")
+                               and not p.endswith(" free."))
+            assert free.splitlines()[0] == todo.splitlines()[0] and free.splitlines()[2:] == todo.splitlines()[2:]
+            assert pruned.rstrip(".") == todo.splitlines()[1].rstrip(".")
+            if action is not None:
+                state = task.apply(state, action)
+        assert seen_taken  # each plan puts an item on a stove or board
 
 
 def test_focus_prompt_writes_each_fluent_fact_once_beside_the_first_goal_fact_about_it():

@@ -48,6 +48,7 @@ class Templates:
     actions: dict[str, str] = field(default_factory=dict)
     compact: dict[str, str] = field(default_factory=dict)
     compact_actions: dict[str, str] = field(default_factory=dict)
+    compact_typed: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def templates_path(domain) -> Path | None:
@@ -113,11 +114,31 @@ def _load_templates(path: Path, stamp: int, signature) -> Templates:
     predicates = _section(path, data, "predicates", arity, "predicate")
     actions = _section(path, data, "actions", action_arity, "action")
     compact = data.get("compact", {})
-    if not isinstance(compact, dict) or set(compact) - {"predicates", "actions"}:
-        raise PlannerlError(f"{path}: [compact] may only hold [compact.predicates] and [compact.actions] tables")
+    if not isinstance(compact, dict) or set(compact) - {"predicates", "actions", "typed"}:
+        raise PlannerlError(f"{path}: [compact] may only hold [compact.predicates], [compact.actions] and "
+                            "[compact.typed] tables")
     compact_actions = _section(path, compact, "actions", action_arity, "action", relations=arity, where_prefix="compact.")
+    compact_typed = _typed_section(path, compact, arity, type_names)
     compact = _section(path, compact, "predicates", arity, "predicate", relations=arity, where_prefix="compact.")
-    return Templates(path, instructions, tuple(block_order), types, predicates, actions, compact, compact_actions)
+    return Templates(path, instructions, tuple(block_order), types, predicates, actions, compact, compact_actions,
+                     compact_typed)
+
+
+def _typed_section(path: Path, compact: dict, arity: dict[str, int], type_names) -> dict[tuple[str, str], str]:
+    """[compact.typed]: `"predicate type" = "template"`, a fact shown only when its first argument
+    has that type, and only by the styles that ask for it (the "free" style)."""
+    section = compact.get("typed", {})
+    if not isinstance(section, dict):
+        raise PlannerlError(f"{path}: [compact.typed] must be a table of \"predicate type\" = \"template\"")
+    typed = {}
+    for key, template in section.items():
+        words = key.split()
+        if len(words) != 2 or words[0] not in arity or words[1] not in type_names:
+            raise PlannerlError(f"{path}: compact.typed.{key}: expected \"predicate type\" naming one of the "
+                                "domain's predicates and types")
+        checked = _section(path, {"typed": {words[0]: template}}, "typed", arity, "predicate", where_prefix="compact.")
+        typed[words[0], words[1]] = checked[words[0]]
+    return typed
 
 
 def _section(path: Path, data: dict, name: str, arity: dict[str, int], kind: str, type_field: bool = False,
@@ -378,7 +399,7 @@ def compact_fact(task, atom, related: dict[tuple[str, str], list[str]] | None = 
 
 
 def compact_prompt(task, state: int, *, history: list[int] | None = None, history_len: int = DEFAULT_HISTORY_LEN,
-                   todo: bool = False, focus: bool = False) -> str:
+                   todo: bool = False, focus: bool = False, typed: bool = False) -> str:
     """The prompt of the built-in model: goal, state facts and recent actions, nothing else.
 
     Why: the full prompt spends most of its tokens on what does not change (the instructions,
@@ -399,7 +420,13 @@ def compact_prompt(task, state: int, *, history: list[int] | None = None, histor
     Why: the model must otherwise find, among all the state's facts, the ones that tie the
     objects the goal names to where they are, which the tiny model fails to do with more than
     a few names (Gripper's balls; which of two breads is the base). A fact is written once:
-    beside the first goal fact about it, or in the state line."""
+    beside the first goal fact about it, or in the state line.
+
+    With `typed` (the "free" style) the templates' [compact.typed] table shows the facts whose
+    first argument has a given type, even where [compact.predicates] hides them: in the
+    kitchen, which stoves and boards are free. Why: the todo prompt names no empty station, so
+    with every stove it can see taken the model cannot tell whether another stove is free,
+    and walks to the patty where it must first clear the stove (docs/training.md, session 16)."""
     facts = sorted([*task.true_facts(state), *task.static_facts], key=_fact_key(task))
     related = _related(task, state)
     goal_pos, goal_neg = task.problem.goal_pos, task.problem.goal_neg
@@ -412,9 +439,14 @@ def compact_prompt(task, state: int, *, history: list[int] | None = None, histor
     goal = [text for text in (_focused_goal(task, atom, about, related, shown) if focus else compact_fact(task, atom)
                               for atom in goal_pos) if text]
     goal += ["not " + text for text in (compact_fact(task, atom) for atom in goal_neg) if text]
+    shown_typed = task_templates(task).compact_typed if typed else {}
+
+    def state_fact(atom) -> str:
+        template = shown_typed.get((atom[0], task.objects.get(atom[1]))) if shown_typed and len(atom) > 1 else None
+        return _fill(template, atom[1:], related) if template is not None else compact_fact(task, atom, related)
+
     lines = ["Goal: " + (". ".join(goal) + "." if goal else "reached."),
-             "State: " + ". ".join(text for text in (compact_fact(task, atom, related) for atom in facts if atom not in shown)
-                                   if text) + "."]
+             "State: " + ". ".join(text for text in (state_fact(atom) for atom in facts if atom not in shown) if text) + "."]
     recent = list(history or [])[-history_len:] if history_len > 0 else []
     if history_len > 0:
         lines.append("Last: " + (". ".join(action_sentence(task, a) for a in recent) + "." if recent else "none."))

@@ -12,6 +12,8 @@ model records its style in its config.json; everything that plays it reads that 
   what the built-in model trains on.
 - focus: todo, each goal fact followed by the state's facts about its objects (they are
   their first argument); what the built-in model trains on in a user's domain.
+- free: todo, plus the facts the templates' [compact.typed] table shows for given types (in
+  the kitchen: which stoves and boards are free).
 """
 
 from __future__ import annotations
@@ -54,11 +56,16 @@ def _focus_prompt(task, state: int, **kwargs) -> str:
     return compact_prompt(task, state, todo=True, focus=True, **kwargs)
 
 
+def _free_prompt(task, state: int, **kwargs) -> str:
+    return compact_prompt(task, state, todo=True, typed=True, **kwargs)
+
+
 PROMPT_STYLES: dict[str, PromptStyle] = {
     "full": PromptStyle("full", True, render_prompt, _full_sentences),
     "compact": PromptStyle("compact", False, compact_prompt, compact_action_sentences),
     "todo": PromptStyle("todo", False, _todo_prompt, compact_action_sentences),
     "focus": PromptStyle("focus", False, _focus_prompt, compact_action_sentences),
+    "free": PromptStyle("free", False, _free_prompt, compact_action_sentences),
 }
 
 

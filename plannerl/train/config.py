@@ -37,7 +37,7 @@ _CHOICES = {
     "runtime.device": ("auto", "cpu", "cuda"),
     "runtime.vllm": ("auto", "off", "colocate", "server"),
     "grpo.reward": ("optimal", "expert"),
-    "data.prompt": ("auto", "full", "compact", "todo", "focus"),
+    "data.prompt": ("auto", "full", "compact", "todo", "focus", "free"),
     "sft.objective": ("auto", "answer", "choice"),
     "grpo.loss_type": ("grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo"),
     "eval.invalid": ("retry", "step", "stop"),
