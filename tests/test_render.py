@@ -205,29 +205,34 @@ def test_todo_prompt_lists_the_goal_facts_left_in_goal_order_until_the_goal_is_r
 
 def test_free_prompt_adds_exactly_the_free_stoves_and_boards_to_the_todo_prompt():
     """The "free" style: the todo prompt plus "X free" for each stove and board the state holds
-    empty (never a table), along an optimal cooked_burger plan and a lettuce_tomato_sandwich
-    plan, so the model can tell whether a free station is left when the ones it sees are taken."""
+    empty (never a table), and "no stove free" when none is, along optimal cooked_burger and
+    lettuce_tomato_sandwich plans, so the model can tell whether a free station is left when
+    the ones it sees are taken."""
     from plannerl.tasks.generate import solve_instance
     from plannerl.tasks.styles import get_style
 
-    for task_name, seed in (("cooked_burger", 42), ("lettuce_tomato_sandwich", 84)):
+    seen_taken = False
+    for task_name, seed in (("cooked_burger", 42), ("cooked_burger", 294), ("lettuce_tomato_sandwich", 84)):
         task, _, plan = solve_instance(generate_instance(task_name, seed))
-        state, seen_taken = task.init, False
+        state = task.init
         for action in [*plan, None]:
             free, todo = get_style("free").prompt(task, state), get_style("todo").prompt(task, state)
             empty = {atom[1] for atom in task.true_facts(state) if atom[0] == "empty"}
             special = {obj for obj, type_name in task.objects.items() if type_name in ("stove", "board")}
-            shown = {phrase.split()[0] for phrase in free.splitlines()[1].removeprefix("State: ").rstrip(".").split(". ")
-                     if phrase.endswith(" free")}
+            phrases = free.splitlines()[1].removeprefix("State: ").rstrip(".").split(". ")
+            shown = {phrase.split()[0] for phrase in phrases if phrase.endswith(" free") and not phrase.startswith("no ")}
             assert shown == empty & special and special  # the free stoves and boards, no table
-            seen_taken |= bool(special - empty)
+            for type_name in {task.objects[obj] for obj in special}:  # none free: said outright
+                none_free = not any(task.objects[obj] == type_name for obj in empty & special)
+                assert (f"no {type_name} free" in phrases) == none_free
+                seen_taken |= none_free
             pruned = ". ".join(p for p in free.splitlines()[1].split(". ") if not p.endswith(" free")
                                and not p.endswith(" free."))
             assert free.splitlines()[0] == todo.splitlines()[0] and free.splitlines()[2:] == todo.splitlines()[2:]
             assert pruned.rstrip(".") == todo.splitlines()[1].rstrip(".")
             if action is not None:
                 state = task.apply(state, action)
-        assert seen_taken  # each plan puts an item on a stove or board
+    assert seen_taken  # some state has every stove or board taken
 
 
 def test_focus_prompt_writes_each_fluent_fact_once_beside_the_first_goal_fact_about_it():

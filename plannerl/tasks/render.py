@@ -426,7 +426,10 @@ def compact_prompt(task, state: int, *, history: list[int] | None = None, histor
     first argument has a given type, even where [compact.predicates] hides them: in the
     kitchen, which stoves and boards are free. Why: the todo prompt names no empty station, so
     with every stove it can see taken the model cannot tell whether another stove is free,
-    and walks to the patty where it must first clear the stove (docs/training.md, session 16)."""
+    and walks to the patty where it must first clear the stove (docs/training.md, session 16).
+    When no object of a type the task has holds such a fact, the template says so with "no
+    <type>" as its argument ("no stove free"), since a tiny model learns little from a fact
+    that is missing."""
     facts = sorted([*task.true_facts(state), *task.static_facts], key=_fact_key(task))
     related = _related(task, state)
     goal_pos, goal_neg = task.problem.goal_pos, task.problem.goal_neg
@@ -445,8 +448,13 @@ def compact_prompt(task, state: int, *, history: list[int] | None = None, histor
         template = shown_typed.get((atom[0], task.objects.get(atom[1]))) if shown_typed and len(atom) > 1 else None
         return _fill(template, atom[1:], related) if template is not None else compact_fact(task, atom, related)
 
+    state_texts = [state_fact(atom) for atom in facts if atom not in shown]
+    for (predicate, type_name), template in shown_typed.items():  # "no stove free": the absence, said outright
+        held = any(atom[0] == predicate and task.objects.get(atom[1]) == type_name for atom in facts)
+        if type_name in task.objects.values() and not held:
+            state_texts.append(_fill(template, [f"no {type_name}"], None))
     lines = ["Goal: " + (". ".join(goal) + "." if goal else "reached."),
-             "State: " + ". ".join(text for text in (state_fact(atom) for atom in facts if atom not in shown) if text) + "."]
+             "State: " + ". ".join(text for text in state_texts if text) + "."]
     recent = list(history or [])[-history_len:] if history_len > 0 else []
     if history_len > 0:
         lines.append("Last: " + (". ".join(action_sentence(task, a) for a in recent) + "." if recent else "none."))
