@@ -443,16 +443,21 @@ def compact_prompt(task, state: int, *, history: list[int] | None = None, histor
                               for atom in goal_pos) if text]
     goal += ["not " + text for text in (compact_fact(task, atom) for atom in goal_neg) if text]
     shown_typed = task_templates(task).compact_typed if typed else {}
+    typed_held: set[tuple[str, str]] = set()  # the [compact.typed] keys some fact of this state matched
 
     def state_fact(atom) -> str:
-        template = shown_typed.get((atom[0], task.objects.get(atom[1]))) if shown_typed and len(atom) > 1 else None
-        return _fill(template, atom[1:], related) if template is not None else compact_fact(task, atom, related)
+        key = (atom[0], task.objects.get(atom[1])) if shown_typed and len(atom) > 1 else None
+        template = shown_typed.get(key) if key else None
+        if template is None:
+            return compact_fact(task, atom, related)
+        typed_held.add(key)
+        return _fill(template, atom[1:], related)
 
     state_texts = [state_fact(atom) for atom in facts if atom not in shown]
-    for (predicate, type_name), template in shown_typed.items():  # "no stove free": the absence, said outright
-        held = any(atom[0] == predicate and task.objects.get(atom[1]) == type_name for atom in facts)
-        if type_name in task.objects.values() and not held:
-            state_texts.append(_fill(template, [f"no {type_name}"], None))
+    if shown_typed:  # "no stove free": the absence, said outright, for a type the task has
+        present = set(task.objects.values())
+        state_texts += [_fill(template, [f"no {type_name}"], None) for (predicate, type_name), template in shown_typed.items()
+                        if type_name in present and (predicate, type_name) not in typed_held]
     lines = ["Goal: " + (". ".join(goal) + "." if goal else "reached."),
              "State: " + ". ".join(text for text in state_texts if text) + "."]
     recent = list(history or [])[-history_len:] if history_len > 0 else []
