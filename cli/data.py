@@ -17,12 +17,16 @@ def register(app: typer.Typer) -> None:
     app.command("data")(data)
 
 
-def _ranges(extra_stations: str | None, distractors: str | None, hold_probability: float | None) -> dict:
+def _ranges(extra_stations: str | None, distractors: str | None, hold_probability: float | None,
+            blocked: float | None) -> dict:
     from plannerl.tasks.generate import check_count_range, parse_range
 
+    for flag, value in (("--hold-probability", hold_probability), ("--blocked", blocked)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise PlannerlError(f"{flag} must be from 0 to 1, got {value}")
     return {"extra_stations": check_count_range("--extra-stations", parse_range("--extra-stations", extra_stations)),
             "distractors": check_count_range("--distractors", parse_range("--distractors", distractors)),
-            "hold_probability": hold_probability}
+            "hold_probability": hold_probability, "blocked": blocked}
 
 
 def _progress(console, total: int, label: str):
@@ -35,6 +39,7 @@ def _progress(console, total: int, label: str):
 _EXTRA = typer.Option(None, "--extra-stations", help="Extra stations per instance: N or LOW-HIGH (default 0-24, as Robotouille).")
 _DISTRACTORS = typer.Option(None, "--distractors", help="Distractor items per instance: N or LOW-HIGH (default 0-8).")
 _HOLD = typer.Option(None, "--hold-probability", help="Chance the robot starts holding an item (default 0.25).")
+_BLOCKED = typer.Option(None, "--blocked", help="Chance every empty stove and board the recipe needs starts occupied (default 0).")
 _TIME = typer.Option(None, "--time-limit", help="Seconds allowed per optimal search (default: none).")
 _JOBS = typer.Option(1, "--jobs", "-j", help="Worker processes solving instances in parallel (output identical to 1).")
 
@@ -47,6 +52,7 @@ def generate(
     extra_stations: str = _EXTRA,
     distractors: str = _DISTRACTORS,
     hold_probability: float = _HOLD,
+    blocked: float = _BLOCKED,
     layers: str = typer.Option(None, "--layers", help="random only: layers per recipe, N or LOW-HIGH within 2-7 (default 2-7)."),
     exclude: list[str] = typer.Option(None, "--exclude", help="random only: a recipe whose goal no instance may have (repeatable)."),
     time_limit: float = _TIME,
@@ -68,7 +74,7 @@ def generate(
     layer_range = parse_range("--layers", layers)
     exclude = exclude or []
     name = check_task(task, exclude=exclude, layers=layer_range)
-    ranges = _ranges(extra_stations, distractors, hold_probability)  # a bad range fails before the bar shows
+    ranges = _ranges(extra_stations, distractors, hold_probability, blocked)  # a bad range fails before the bar shows
     lengths: list[int] = []
     with _progress(console, len(seed_list), "generating") as bar:
         job = bar.add_task("", total=len(seed_list))
@@ -127,6 +133,7 @@ def data(
     extra_stations: str = _EXTRA,
     distractors: str = _DISTRACTORS,
     hold_probability: float = _HOLD,
+    blocked: float = _BLOCKED,
     subgoals: float = typer.Option(0.0, "--subgoals", help="With --task (a recipe): chance an instance builds a sub-goal instead."),
     rename: float = typer.Option(0.0, "--rename", help="Chance an instance's rows rename numbered objects at random (bread1 <-> bread2)."),
     time_limit: float = _TIME,
@@ -142,12 +149,12 @@ def data(
     get_style(style)  # an unknown --style fails before any work
     if history_len < 0 or off_expert < 0:
         raise PlannerlError(f"--history-len and --off-expert must be 0 or more, got {history_len} and {off_expert}")
-    for flag, value in (("--subgoals", subgoals), ("--rename", rename)):
+    for flag, value in (("--subgoals", subgoals), ("--rename", rename), ("--blocked", blocked or 0.0)):
         if not 0.0 <= value <= 1.0:
             raise PlannerlError(f"{flag} must be from 0 to 1, got {value}")
     options = RowOptions(style=style, history_len=history_len, off_expert=off_expert, seed=seed, show_valid=not no_valid,
-                         hold_probability=hold_probability, subgoals=subgoals, rename=rename)
-    total, label = _dataset_job(files, task, seeds, config, options, task_name, _ranges(extra_stations, distractors, None))
+                         hold_probability=hold_probability, blocked=blocked, subgoals=subgoals, rename=rename)
+    total, label = _dataset_job(files, task, seeds, config, options, task_name, _ranges(extra_stations, distractors, None, None))
     fraction = (0.0 if config is not None else 0.1) if test_fraction is None else test_fraction
     common = {"test_fraction": fraction, "split_seed": split_seed, "time_limit": time_limit, "jobs": jobs}
     with _progress(console, total, "labelling") as bar:

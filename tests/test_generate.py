@@ -187,6 +187,45 @@ def test_layouts_respect_the_randomiser_rules(name):
     assert held_seen
 
 
+@pytest.mark.parametrize("name", ["cooked_burger", "lettuce_tomato_sandwich", "random"])
+def test_blocked_starts_occupy_every_stove_and_board_the_recipe_needs_and_stay_solvable(name):
+    """`blocked = 1`: no needed stove or board starts empty, each holds an item not prepared
+    there, so every optimal plan picks one off first; the same seed gives the same text."""
+    cleared = tested = 0
+    for seed in itertools.count():
+        instance = generate_instance(name, seed, blocked=1.0, **FEW)
+        recipe = instance.recipe
+        needed = {"stove"} if set(recipe.cooked) - set(recipe.start_cooked) else set()
+        needed |= {"board"} if recipe.cut else set()
+        if not needed:  # a random recipe that neither cooks nor cuts
+            continue
+        tested += 1
+        if tested > 10:
+            break
+        assert instance.problem_text == generate_instance(name, seed, blocked=1.0, **FEW).problem_text
+        task, _, plan = solve_instance(instance)
+        facts = set(task.true_facts(task.init))
+        stations = {obj: kind for obj, kind in task.objects.items() if kind in ("table", "stove", "board")}
+        for station, kind in stations.items():
+            if kind in needed:
+                assert ("empty", station) not in facts, (seed, station)
+        assert task.is_goal(_replay(task, plan))
+        prepared = {"stove": set(recipe.cooked), "board": set(recipe.cut)}
+        if any(f[0] == "on-station" and stations[f[2]] in needed and task.objects[f[1]] in prepared[stations[f[2]]]
+               for f in facts):
+            continue  # the patty (lettuce) already starts on a stove (board): nothing to clear
+        steps = [task.actions[k] for k in plan]
+        assert any(a.schema == "pick-up" and stations[a.args[2]] in needed
+                   and task.objects[a.args[1]] not in prepared[stations[a.args[2]]] for a in steps), seed
+        cleared += 1
+    assert cleared >= 3, f"only {cleared} of 10 instances had a station to clear"
+
+
+def test_blocked_zero_changes_no_instance():
+    for name, seed in (("cooked_burger", 3), ("random", 1007)):
+        assert generate_instance(name, seed, blocked=0.0).problem_text == generate_instance(name, seed).problem_text
+
+
 def test_a_held_item_has_no_place_facts():
     for seed in range(50):
         instance = generate_instance("burger", seed, hold_probability=1.0, **FEW)
@@ -219,7 +258,8 @@ def test_default_ranges_are_robotouilles():
 def test_ranges_are_keyword_parameters_with_checked_values():
     wide = generate_instance("burger", 5, extra_stations=6, distractors=3)
     assert wide.distractors == 3 and wide.stations >= 3 + 6
-    for bad in ({"extra_stations": (3, 1)}, {"distractors": -1}, {"hold_probability": 2.0}, {"extra_stations": "many"}):
+    for bad in ({"extra_stations": (3, 1)}, {"distractors": -1}, {"hold_probability": 2.0}, {"blocked": -0.1},
+                {"extra_stations": "many"}):
         with pytest.raises(PlannerlError):
             generate_instance("burger", 1, **bad)
     with pytest.raises(PlannerlError):
@@ -315,6 +355,8 @@ def test_generate_command_bad_input_is_one_line_and_writes_nothing(tmp_path):
     assert_one_line_error(plannerl("generate", "burger", "--seeds", "1", "--out", out, "--extra-stations", "x"), "--extra-stations")
     assert_one_line_error(plannerl("generate", "burger", "--seeds", "1", "--out", out, "--distractors", "4-1"),
                           "--distractors: range 4-1 must satisfy")
+    assert_one_line_error(plannerl("generate", "cooked_burger", "--seeds", "1", "--out", out, "--blocked", "1.5"),
+                          "--blocked must be from 0 to 1, got 1.5")
     assert not out.exists()
     bad = tmp_path / "recipes"
     bad.mkdir()

@@ -345,6 +345,21 @@ def test_layout_ranges_crowd_training_instances_only_and_bad_ranges_are_refused(
             resolve_config(None, parse_assignment(bad))
 
 
+def test_blocked_training_starts_say_no_stove_free_and_the_default_keeps_the_rows():
+    """`data.blocked = 1` starts every cooked_burger training instance with its stoves
+    occupied, which the free prompt says outright; unset (0) gives the generator's own rows."""
+    blocked = RowOptions(style="free", history_len=1, off_expert=0, blocked=1.0)
+    default = RowOptions(style="free", history_len=1, off_expert=0)
+    firsts = [row["prompt"] for row in _rows("cooked_burger", list(range(1000, 1006)), blocked) if row["step"] == 0]
+    plain = [row["prompt"] for row in _rows("cooked_burger", list(range(1000, 1006)), default) if row["step"] == 0]
+    assert sum("no stove free" in prompt for prompt in firsts) >= 4 > sum("no stove free" in prompt for prompt in plain)
+    assert _rows("cooked_burger", [1000, 1001], default) == _rows(
+        "cooked_burger", [1000, 1001], RowOptions(style="free", history_len=1, off_expert=0, blocked=0.0))
+    assert options_of(resolve_config(None, parse_assignment("data.blocked=0.5"))).blocked == 0.5
+    with pytest.raises(PlannerlError, match="data.blocked must be from 0 to 1"):
+        parse_assignment("data.blocked=1.5")
+
+
 def test_recovery_rows_repeat_the_mistakes_to_about_a_quarter():
     from plannerl.train.rows import recovery_rows
 

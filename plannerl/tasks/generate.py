@@ -56,6 +56,7 @@ class Ranges:
     extra_stations: tuple[int, int] = (0, 24)
     distractors: tuple[int, int] = (0, 8)
     hold_probability: float = 0.25
+    blocked: float = 0.0  # chance every empty stove and board the recipe needs starts occupied (`block_stations`)
 
 
 # Robotouille's randomiser: up to 24 extra stations and 8 distractor items (docs/data.md).
@@ -152,12 +153,13 @@ def step_limit(task_name: str, optimal_length: int) -> int:
     return paper if paper is not None else math.ceil(1.5 * optimal_length)
 
 
-def make_ranges(extra_stations=None, distractors=None, hold_probability=None) -> Ranges:
+def make_ranges(extra_stations=None, distractors=None, hold_probability=None, blocked=None) -> Ranges:
     """Ranges from keyword values: an int n means (n, n); None keeps the default."""
     default = DEFAULT_RANGES
     return Ranges(check_count_range("extra_stations", extra_stations, default.extra_stations),
                   check_count_range("distractors", distractors, default.distractors),
-                  _probability(hold_probability, default.hold_probability))
+                  _probability("hold_probability", hold_probability, default.hold_probability),
+                  _probability("blocked", blocked, default.blocked))
 
 
 def check_count_range(option: str, value, default: tuple[int, int] | None = None) -> tuple[int, int] | None:
@@ -179,11 +181,11 @@ def parse_range(option: str, text: str | int | None) -> tuple[int, int] | None:
     return (int(parts[0]), int(parts[-1]))  # the ranges' own checks (`int_range`) refuse LOW > HIGH
 
 
-def _probability(value, default: float) -> float:
+def _probability(option: str, value, default: float) -> float:
     if value is None:
         return default
     if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
-        raise PlannerlError(f"hold_probability: expected a number from 0 to 1, got {value!r}")
+        raise PlannerlError(f"{option}: expected a number from 0 to 1, got {value!r}")
     return float(value)
 
 
@@ -363,7 +365,46 @@ def random_layout(recipe: Recipe, rng: random.Random, ranges: Ranges) -> Layout:
     for item, station in zip(elsewhere, rng.sample(free, len(elsewhere))):
         stacks[station] = [item]
     robot_station = rng.choice(stations)[0]
-    return Layout(stations, stacks, items, robot_station, held, [item for item, _ in distractors])
+    layout = Layout(stations, stacks, items, robot_station, held, [item for item, _ in distractors])
+    if ranges.blocked and rng.random() < ranges.blocked:
+        block_stations(recipe, layout, rng)
+    return layout
+
+
+def block_stations(recipe: Recipe, layout: Layout, rng: random.Random) -> None:
+    """Occupy every empty stove (board) the recipe needs, in place: the robot must clear one first.
+
+    Why: that start is where generalists failed most (docs/training.md, session 17).
+    Robotouille's layouts make it common in cooked_burger (23% of its instances need to clear
+    the stove) but rare in random recipes, few of which cook: of a generalist's 52,138 rows, 22
+    picked an item off a stove to free it. Each empty station takes an item that stands alone on
+    a station of a type not being blocked, is not of the base layer's type (those stay on tables) and is not
+    prepared on this station type (a patty on the stove would just cook); where none is left, a
+    new distractor item of a type outside the recipe. Each station still holds one item.
+    """
+    needed = {"stove": set(recipe.cooked) - set(recipe.start_cooked), "board": set(recipe.cut)}
+    blocked_types = {station_type for station_type, prepared in needed.items() if prepared}
+    types = dict(layout.items)
+    counter: dict[str, int] = {}
+    for type_name in types.values():
+        counter[type_name] = counter.get(type_name, 0) + 1
+    for station_type, prepared in needed.items():
+        if not prepared:
+            continue
+        empty = [name for name, kind in layout.stations if kind == station_type and not layout.stacks.get(name)]
+        movable = [name for name, items in sorted(layout.stacks.items(), key=lambda pair: natural_key(pair[0]))
+                   if len(items) == 1 and layout.station_type(name) not in blocked_types
+                   and types[items[0]] != recipe.layers[0] and types[items[0]] not in prepared]
+        moved = rng.sample(movable, min(len(empty), len(movable)))
+        for target, source in zip(empty, moved):
+            layout.stacks[target] = layout.stacks.pop(source)
+        if recipe.distractors:
+            for target in empty[len(moved):]:
+                item, type_name = _name_items([rng.choice(recipe.distractors)], counter)[0]
+                layout.items.append((item, type_name))
+                layout.distractors.append(item)
+                types[item] = type_name
+                layout.stacks[target] = [item]
 
 
 def candidate_bindings(recipe: Recipe, layout: Layout) -> list[tuple[list[str], str]]:
@@ -568,7 +609,8 @@ def write_instance_folder(out_dir: Path, instances: list[Instance], lengths: lis
         "domain": COOKING_DOMAIN.name,
         "ranges": None if ranges is None else {"extra_stations": list(ranges.extra_stations),
                                                "distractors": list(ranges.distractors),
-                                               "hold_probability": ranges.hold_probability},
+                                               "hold_probability": ranges.hold_probability,
+                                               **({"blocked": ranges.blocked} if ranges.blocked else {})},
         **(extra or {}),
         "instances": [instance_record(inst, n) for inst, n in zip(instances, lengths)],
     })

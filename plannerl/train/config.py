@@ -94,7 +94,7 @@ def _check_value(dotted: str, value, default, where: str) -> None:
         raise PlannerlError(f"{where}: {dotted} must be one of {', '.join(_CHOICES[dotted])}, got {value!r}")
     if kind in (int, float) and value < 0:
         raise PlannerlError(f"{where}: {dotted} must not be negative, got {value!r}")
-    if dotted in ("data.hold_probability", "data.subgoals", "data.rename") and value > 1:
+    if dotted in ("data.hold_probability", "data.blocked", "data.subgoals", "data.rename") and value > 1:
         raise PlannerlError(f"{where}: {dotted} must be from 0 to 1, got {value!r}")
     if dotted in RANGE_KEYS:
         check_count_range(f"{where}: {dotted}", parse_range(f"{where}: {dotted}", value))

@@ -50,6 +50,8 @@ class RowOptions:
     `extra_stations` and `distractors` (None: Robotouille's 0-24 and 0-8) do the same for the
     layout: fewer extra stations leave every stove or board occupied more often, the starts
     where a generalist had to clear a station first and failed most (docs/training.md).
+    `blocked` (None: 0) makes those starts common directly: the chance that every empty stove
+    and board a recipe needs starts occupied (`plannerl.tasks.generate.block_stations`).
 
     `subgoals` is the chance that a training instance of a recipe task builds one of the
     recipe's sub-goals instead (`plannerl.tasks.random_recipes.subgoal_recipe`): many goals
@@ -67,6 +69,7 @@ class RowOptions:
     hold_probability: float | None = None
     extra_stations: tuple[int, int] | None = None
     distractors: tuple[int, int] | None = None
+    blocked: float | None = None
     subgoals: float = 0.0
     rename: float = 0.0
 
@@ -77,7 +80,8 @@ def options_of(config: dict) -> RowOptions:
     return RowOptions(style=prompt_style(config), history_len=data["history_len"], off_expert=data["off_expert"],
                       seed=config["seed"], hold_probability=data["hold_probability"],
                       extra_stations=parse_range("data.extra_stations", data["extra_stations"]),
-                      distractors=parse_range("data.distractors", data["distractors"]), subgoals=data["subgoals"],
+                      distractors=parse_range("data.distractors", data["distractors"]), blocked=data["blocked"] or None,
+                      subgoals=data["subgoals"],
                       rename=data["rename"])
 
 
@@ -129,9 +133,9 @@ def renamed_rows(task, options: RowOptions, key: str, make_rows: Callable[[objec
 
 
 def generator_ranges(options: RowOptions, ranges: dict | None) -> dict:
-    """The generator's layout ranges, with the options' hold probability and ranges where they are set."""
+    """The generator's layout ranges, with the options' hold and blocked probabilities and ranges where they are set."""
     ranges = dict(ranges or {})
-    for key in ("hold_probability", "extra_stations", "distractors"):
+    for key in ("hold_probability", "extra_stations", "distractors", "blocked"):
         if getattr(options, key) is not None:
             ranges[key] = getattr(options, key)
     return ranges
