@@ -39,8 +39,9 @@ def eval_command(
                                         help="With --constrained: never step back to a state the episode has been in "
                                              "while another valid action leads elsewhere."),
     choice: str = typer.Option("sum", "--choice",
-                               help="With --constrained: sum (the valid answer with the highest summed log-probability) or "
-                                    "greedy (the valid answer greedy decoding writes, token by token)."),
+                               help="With --constrained: sum (the valid answer with the highest summed log-probability), "
+                                    "greedy (the valid answer greedy decoding writes, token by token) or hybrid (the sum "
+                                    "without the numbers an answer's start already decides)."),
     precision: str = typer.Option("fp32", "--precision",
                                   help="Model weights and activations: fp32, or bf16 (about half the cost per forward pass "
                                        "on CPUs with native bf16 and GPUs; scores round, so results are its own)."),

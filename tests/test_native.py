@@ -83,7 +83,7 @@ def test_tokens_and_scores_equal_transformers_on_every_expert_state(model_dir):
     assert [x.index(max(x)) for x in ours] == [y.index(max(y)) for y in theirs]
 
 
-@pytest.mark.parametrize("choice", ["sum", "greedy"])
+@pytest.mark.parametrize("choice", ["sum", "greedy", "hybrid"])
 def test_episodes_and_report_are_byte_identical_to_transformers(model_dir, problems, tmp_path, choice):
     native = ModelPolicy(str(model_dir), constrained=True, choice=choice)
     reference = ModelPolicy(str(model_dir), constrained=True, choice=choice)

@@ -266,6 +266,43 @@ def test_greedy_choice_follows_the_most_likely_token_where_answers_part():
     assert greedy_choice([[4]], [[-3.0]]) == 0
 
 
+def test_hybrid_scores_leave_out_only_the_numbers_an_answers_start_decides():
+    """Token 7 is a number. In [1, 2, 7] it is forced (the only answer after [1, 2]) and skipped;
+    in [1, 3, 7] / [1, 3, 8] it tells two answers apart and counts; words (2, 3) always count,
+    forced or not, so the hybrid ranks [1, 2, 7] first where the sum ranks [1, 3, 8] first."""
+    from plannerl.agents.scoring import hybrid_scores
+
+    candidates = [[1, 2, 7], [1, 3, 7], [1, 3, 8]]
+    scores = [[-0.5, -0.2, -3.0], [-0.5, -1.0, -0.4], [-0.5, -1.0, -0.3]]
+    hybrid = hybrid_scores(candidates, scores, frozenset({7, 8}))
+    assert hybrid == pytest.approx([-0.7, -1.9, -1.8])
+    assert max(range(3), key=lambda k: sum(scores[k])) == 2 and max(range(3), key=lambda k: hybrid[k]) == 0
+    assert hybrid_scores(candidates, scores, frozenset()) == pytest.approx([sum(x) for x in scores])
+
+
+def test_hybrid_constrained_choice_on_a_real_model(model_dir, problems):
+    """Played with `choice="hybrid"`, each first answer maximises the summed log-probability
+    less the number tokens no other valid answer differs at, computed here from the summed
+    scores of the answers cut before and after each such number."""
+    from plannerl.agents.scoring import score_answers
+
+    policy = ModelPolicy(str(model_dir), constrained=True, choice="hybrid", batch_size=len(problems))
+    numbers = policy._number_tokens()
+    assert policy.tokenizer("12", add_special_tokens=False)["input_ids"][0] in numbers
+    results = play(problems, policy)
+    for problem, result in zip(problems, results):
+        observation = Observation(problem, problem.task.init, 0, [], [], 0, 0)
+        prompt = policy.tokenizer(policy.prompt_texts([observation]), add_special_tokens=False)["input_ids"]
+        actions = observation.valid_actions()
+        options = [policy._answer_ids(answer_text(problem.task, a)) for a in actions]
+        [per_token] = score_answers(policy.model, prompt, [options], policy.tokenizer.pad_token_id, per_token=True)
+        best = max(range(len(options)), key=lambda k: (sum(
+            x for depth, (token, x) in enumerate(zip(options[k], per_token[k]))
+            if not (token in numbers and [o[depth] for o in options if o[:depth] == options[k][:depth]] == [token]
+                    * sum(1 for o in options if o[:depth] == options[k][:depth]))), -k))
+        assert result.turns[0].action == problem.task.actions[actions[best]].pddl
+
+
 def test_greedy_walk_on_the_parting_nodes_only_chooses_as_on_the_whole_tree(model_dir, problems):
     """`parts_only` runs only the nodes where answers part (and their ancestors): the greedy
     choice on every state of two oracle episodes is the one made on the full per-token scores,
@@ -311,7 +348,7 @@ def test_greedy_constrained_choice_is_greedy_decoding_over_the_valid_answers(mod
         assert result.turns[0].action == chosen and result.invalid_answers == 0
     with pytest.raises(PlannerlError, match="--choice greedy .* needs --constrained"):
         ModelPolicy(str(model_dir), choice="greedy")
-    with pytest.raises(PlannerlError, match="--choice must be one of sum, greedy"):
+    with pytest.raises(PlannerlError, match="--choice must be one of sum, greedy, hybrid"):
         ModelPolicy(str(model_dir), constrained=True, choice="best")
 
 

@@ -25,7 +25,7 @@ from rich.panel import Panel
 from plannerl.agents.decoding import decode_answers
 from plannerl.agents.evaluate import Observation, QuitEpisode
 from plannerl.agents.model import configure_torch_cpu, load_for_inference, prompt_text
-from plannerl.agents.scoring import CHOICES, greedy_choice, score_answers
+from plannerl.agents.scoring import CHOICES, greedy_choice, hybrid_scores, score_answers
 from plannerl.errors import PlannerlError
 from plannerl.tasks.answers import answer_line
 from plannerl.tasks.render import action_sentence
@@ -122,7 +122,8 @@ class ModelPolicy:
     what is measured. Observations are answered `batch_size` at a time. `choice="greedy"` picks
     instead the answer greedy decoding restricted to the valid answers writes (token by token,
     `plannerl.agents.scoring.greedy_choice`): the tokens an answer's start already decides no
-    longer count against it.
+    longer count against it. `choice="hybrid"` sums like "sum" but leaves out the numbers an
+    answer's start already decides (`plannerl.agents.scoring.hybrid_scores`).
 
     `avoid_revisits=True` (with `constrained`) leaves out the valid actions that lead back to a
     state the episode has already been in, unless every one does. Why: the greedy policy is a
@@ -177,6 +178,7 @@ class ModelPolicy:
         self.max_new_tokens = max_new_tokens
         self._calls = 0
         self._answers: dict[str, list[int]] = {}
+        self._numbers: frozenset[int] | None = None
         tokenizer = self.tokenizer
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -211,7 +213,15 @@ class ModelPolicy:
         """The valid action whose answer text the model finds most likely, per observation."""
         texts = [answer_texts(obs.task, obs.state, self._candidates(obs), self.prompt_style) for obs in observations]
         prompts = self.tokenizer(self.prompt_texts(observations), add_special_tokens=False)["input_ids"]
-        return most_likely_answers(self.model, self.tokenizer.pad_token_id, prompts, texts, self._answer_ids, choice=self.choice)
+        return most_likely_answers(self.model, self.tokenizer.pad_token_id, prompts, texts, self._answer_ids, choice=self.choice,
+                                   number_tokens=self._number_tokens() if self.choice == "hybrid" else frozenset())
+
+    def _number_tokens(self) -> frozenset[int]:
+        """The vocabulary's tokens that read as a number ("12", " 3"): what `hybrid_scores` may skip."""
+        if self._numbers is None:
+            decode = self.tokenizer.decode
+            self._numbers = frozenset(token for token in range(len(self.tokenizer)) if decode([token]).strip().isdigit())
+        return self._numbers
 
     def _candidates(self, obs: Observation) -> list[int]:
         valid = obs.valid_actions()
@@ -236,16 +246,22 @@ def answer_token_ids(tokenizer, text: str) -> list[int]:
 
 
 def most_likely_answers(model, pad: int, prompts: list[list[int]], texts: list[list[str]],
-                        answer_ids: Callable[[str], list[int]], *, choice: str = "sum") -> list[str]:
+                        answer_ids: Callable[[str], list[int]], *, choice: str = "sum",
+                        number_tokens: frozenset[int] = frozenset()) -> list[str]:
     """Per prompt, the answer text among `texts` the model finds most likely (the first on a tie;
     "" when there is none): constrained choice, shared by `ModelPolicy` and training rollouts.
-    `choice`: "sum" ranks by summed log-probability, "greedy" by greedy decoding over the answers."""
+    `choice`: "sum" ranks by summed log-probability, "greedy" by greedy decoding over the answers,
+    "hybrid" by the sum without the numbers in `number_tokens` an answer's start decides."""
     candidates = [[answer_ids(text) for text in options] for options in texts]
     if choice == "greedy":
         per_token = score_answers(model, prompts, candidates, pad, per_token=True, parts_only=True)
         return [options[greedy_choice(ids, found)] if options else ""
                 for options, ids, found in zip(texts, candidates, per_token)]
-    scores = score_answers(model, prompts, candidates, pad)
+    if choice == "hybrid":
+        per_token = score_answers(model, prompts, candidates, pad, per_token=True)
+        scores = [hybrid_scores(ids, found, number_tokens) for ids, found in zip(candidates, per_token)]
+    else:
+        scores = score_answers(model, prompts, candidates, pad)
     return [options[max(range(len(options)), key=lambda k: (found[k], -k))] if options else ""
             for options, found in zip(texts, scores)]
 
