@@ -21,12 +21,17 @@ def _ranges(extra_stations: str | None, distractors: str | None, hold_probabilit
             blocked: float | None) -> dict:
     from plannerl.tasks.generate import check_count_range, parse_range
 
-    for flag, value in (("--hold-probability", hold_probability), ("--blocked", blocked)):
-        if value is not None and not 0.0 <= value <= 1.0:
-            raise PlannerlError(f"{flag} must be from 0 to 1, got {value}")
+    _check_probabilities(("--hold-probability", hold_probability), ("--blocked", blocked))
     return {"extra_stations": check_count_range("--extra-stations", parse_range("--extra-stations", extra_stations)),
             "distractors": check_count_range("--distractors", parse_range("--distractors", distractors)),
             "hold_probability": hold_probability, "blocked": blocked}
+
+
+def _check_probabilities(*flags: tuple[str, float | None]) -> None:
+    """Each (flag, value) unset or from 0 to 1, else one error naming the flag."""
+    for flag, value in flags:
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise PlannerlError(f"{flag} must be from 0 to 1, got {value}")
 
 
 def _progress(console, total: int, label: str):
@@ -149,9 +154,7 @@ def data(
     get_style(style)  # an unknown --style fails before any work
     if history_len < 0 or off_expert < 0:
         raise PlannerlError(f"--history-len and --off-expert must be 0 or more, got {history_len} and {off_expert}")
-    for flag, value in (("--subgoals", subgoals), ("--rename", rename), ("--blocked", blocked or 0.0)):
-        if not 0.0 <= value <= 1.0:
-            raise PlannerlError(f"{flag} must be from 0 to 1, got {value}")
+    _check_probabilities(("--subgoals", subgoals), ("--rename", rename), ("--blocked", blocked))
     options = RowOptions(style=style, history_len=history_len, off_expert=off_expert, seed=seed, show_valid=not no_valid,
                          hold_probability=hold_probability, blocked=blocked, subgoals=subgoals, rename=rename)
     total, label = _dataset_job(files, task, seeds, config, options, task_name, _ranges(extra_stations, distractors, None, None))

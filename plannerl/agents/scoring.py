@@ -270,17 +270,13 @@ def hybrid_scores(candidates: list[list[int]], token_scores: list[list[float]], 
     and it walked away from the stove it had to clear (SR 0.70 against 1.00 with the sum).
     Words still count here; only forced numbers are skipped (docs/training.md, session 17).
     """
-    totals = []
-    for ids, scores in zip(candidates, token_scores):
-        alive = candidates
-        total = 0.0
-        for depth, (token, score) in enumerate(zip(ids, scores)):
-            alive = [other for other in alive if len(other) > depth and other[:depth] == ids[:depth]]
-            if token in number_tokens and all(other[depth] == token for other in alive):
-                continue
-            total += score
-        totals.append(total)
-    return totals
+    following: dict[tuple[int, ...], set[int]] = {}  # answer prefix -> the tokens candidates continue it with
+    for ids in candidates:
+        for depth, token in enumerate(ids):
+            following.setdefault(tuple(ids[:depth]), set()).add(token)
+    return [sum(score for depth, (token, score) in enumerate(zip(ids, scores))
+                if not (token in number_tokens and following[tuple(ids[:depth])] == {token}))
+            for ids, scores in zip(candidates, token_scores)]
 
 
 def run_prompts(model, prompts: list[list[int]], pad: int, *, keep_last: bool):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
@@ -385,9 +386,7 @@ def block_stations(recipe: Recipe, layout: Layout, rng: random.Random) -> None:
     needed = {"stove": set(recipe.cooked) - set(recipe.start_cooked), "board": set(recipe.cut)}
     blocked_types = {station_type for station_type, prepared in needed.items() if prepared}
     types = dict(layout.items)
-    counter: dict[str, int] = {}
-    for type_name in types.values():
-        counter[type_name] = counter.get(type_name, 0) + 1
+    counter = Counter(types.values())  # items per type, so a new distractor takes the next free number
     for station_type, prepared in needed.items():
         if not prepared:
             continue
