@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -153,6 +154,27 @@ def test_step_limit_is_the_papers_for_its_tasks_else_one_and_a_half_optimal():
     assert problem.optimal_length == 23 and problem.step_limit == 35  # ceil(1.5 * 23)
     problem = problems_from_files([DOMAINS / "cheese_burger.pddl"], max_steps=4)[0]
     assert problem.step_limit == 4
+
+
+def test_a_problem_file_may_state_its_own_step_limit(tmp_path, capsys):
+    """`; step-limit: N` in the file replaces ceil(1.5 x optimal); --max-steps still overrides it."""
+    text = (DOMAINS / "burger.pddl").read_text()
+    stated = tmp_path / "burger.pddl"
+    stated.write_text("; Step-Limit: 5\n" + text)
+    [problem] = problems_from_files([stated], domain=DOMAINS / "cooking.pddl")
+    assert problem.optimal_length == 8 and problem.step_limit == 5
+    [result] = play([problem], OraclePolicy())
+    assert not result.success and result.end == "step_limit" and result.steps == 5
+    assert problems_from_files([stated], domain=DOMAINS / "cooking.pddl", max_steps=9)[0].step_limit == 9
+    bad = tmp_path / "bad.pddl"
+    for header, message in (("; step-limit: zero\n", ":1: step-limit must be a positive integer, got 'zero'"),
+                            (";; step limit = 0\n", ":1: step-limit must be a positive integer, got '0'"),
+                            ("; step-limit: 5\n; step-limit: 6\n", ":2: step-limit 6 disagrees with line 1 (5)")):
+        bad.write_text(header + text)
+        with pytest.raises(PlannerlError, match=re.escape(f"{bad}{message}")):
+            problems_from_files([bad], domain=DOMAINS / "cooking.pddl")
+    code, _, err = run_cli(["eval", "--policy", "oracle", str(bad), "--domain", str(DOMAINS / "cooking.pddl")], capsys)
+    assert code != 0 and err.strip().splitlines() == [f"plannerl: error: {bad}:2: step-limit 6 disagrees with line 1 (5)"]
 
 
 def test_max_steps_cuts_the_oracle_short(burger):

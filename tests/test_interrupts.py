@@ -434,14 +434,29 @@ def _sft_steps_logged(run: Path) -> int:
     return max((json.loads(line)["step"] for line in metrics.read_text().splitlines() if line.strip()), default=0)
 
 
+def _domain_training(tmp_path: Path) -> list[str]:
+    """TRAINING on a user's domain: Blocksworld's fixtures, three problems to train on, one held out."""
+    classic = Path(__file__).resolve().parent / "fixtures" / "classic" / "blocksworld"
+    train, held = tmp_path / "train", tmp_path / "held"
+    train.mkdir(), held.mkdir()
+    for name in ("p01", "p02", "p03"):
+        shutil.copy(classic / f"{name}.pddl", train)
+    shutil.copy(classic / "p04.pddl", held)
+    return ["-m", "plannerl.cli", "train", "--domain", str(classic / "domain.pddl"), "--problems", str(train), "--heldout", str(held),
+            "--out", "run", "--quiet", "--seed", "1", "--sft-steps", "40", "--grpo-steps", "0", "--set", 'builtin.size="micro"',
+            "--set", "builtin.vocab_size=512", "--set", "sft.batch_size=4", "--set", "sft.save_steps=5", "--set", "sft.logging_steps=1"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
-def test_training_interrupted_mid_sft_resumes_to_the_end(tmp_path, sig):
+@pytest.mark.parametrize("sig, kind", [(signal.SIGINT, "recipe"), (signal.SIGKILL, "recipe"), (signal.SIGINT, "domain")],
+                         ids=["SIGINT", "SIGKILL", "SIGINT-domain"])
+def test_training_interrupted_mid_sft_resumes_to_the_end(tmp_path, sig, kind):
     """Ctrl-C asks training to save a checkpoint and stop (exit 130, with the command that resumes);
     SIGKILL loses at most the steps since the last checkpoint. Either way every file left is whole
-    and `--resume` finishes the run."""
+    and `--resume` finishes the run, on a recipe as on a user's domain."""
     run = tmp_path / "run"
-    process = start(TRAINING, tmp_path)
+    training = TRAINING if kind == "recipe" else _domain_training(tmp_path)
+    process = start(training, tmp_path)
     wait_for(lambda: _sft_steps_logged(run) >= 8, timeout=300, process=process)
     code, stdout, err = stop(process, sig, timeout=300)
     check_folder(run, temps_allowed=sig == signal.SIGKILL)
@@ -453,7 +468,7 @@ def test_training_interrupted_mid_sft_resumes_to_the_end(tmp_path, sig):
     else:
         assert code == -signal.SIGKILL
     assert not (run / "model").exists() and any(run.glob("sft/checkpoint-*/trainer_state.json"))
-    done = subprocess.run([sys.executable, *TRAINING, "--resume"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, *training, "--resume"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     check_folder(run)
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines() if '"sft"' in line]

@@ -59,6 +59,11 @@ def test_set_assignments_and_seed_overlap():
         resolve_config(overrides={"eval": {"choice": "greedy", "constrained": False}})
     with pytest.raises(PlannerlError, match="it needs recovery.constrained"):
         resolve_config(overrides={"eval": {"choice": "greedy"}, "recovery": {"constrained": False}})
+    with pytest.raises(PlannerlError, match="eval.avoid_revisits = true leaves out valid actions: it needs eval.constrained"):
+        resolve_config(overrides={"eval": {"avoid_revisits": True, "constrained": False}})
+    with pytest.raises(PlannerlError, match="eval.avoid_revisits = true is also how recovery validates"):
+        resolve_config(overrides={"eval": {"avoid_revisits": True}, "recovery": {"constrained": False}})
+    assert resolve_config(overrides={"eval": {"avoid_revisits": True}})["eval"]["avoid_revisits"] is True
 
 
 def test_run_folder_refuses_a_different_run_unless_resume_or_force(tmp_path):

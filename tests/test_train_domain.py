@@ -14,7 +14,7 @@ from plannerl.planning.planner import load_task
 from plannerl.tasks.problem_sets import find_problems, goal_kinds, load_problems, relabelled_goals, training_starts
 from plannerl.train.config import resolve_config, training_tasks
 from plannerl.train.rows import training_rows
-from plannerl.train.sources import rollout_problems
+from plannerl.train.sources import rollout_problems, split_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSIC = ROOT / "tests" / "fixtures" / "classic"
@@ -85,6 +85,18 @@ def test_bad_domain_configs_are_one_line_errors(blocks, tmp_path, monkeypatch, c
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_a_held_out_problem_states_its_step_limit_and_a_bad_one_fails_at_the_config(blocks, tmp_path):
+    heldout = tmp_path / "heldout"
+    heldout.mkdir()
+    text = (Path(blocks["eval"]["problems"]) / "p04.pddl").read_text()
+    (heldout / "p04.pddl").write_text("; step-limit: 40\n" + text)
+    config = resolve_config(overrides={**blocks, "eval": {"problems": str(heldout)}})
+    assert [p.step_limit for p in split_problems(config, "heldout")] == [40]
+    (heldout / "p04.pddl").write_text("; step-limit: -3\n" + text)
+    with pytest.raises(PlannerlError, match="p04.pddl:1: step-limit must be a positive integer, got '-3'"):
+        resolve_config(overrides={**blocks, "eval": {"problems": str(heldout)}})
+
+
 def test_bad_problem_sets_fail_before_training(blocks, tmp_path):
     """A problem of another domain, one without a plan, and a held-out twin of a training problem."""
     def error(overrides: dict) -> str:
@@ -99,6 +111,10 @@ def test_bad_problem_sets_fail_before_training(blocks, tmp_path):
     twin.mkdir()
     (twin / "copy.pddl").write_text((CLASSIC / "blocksworld" / "p02.pddl").read_text().replace("reverse-5", "renamed"))
     assert "copy.pddl has the same initial state and goal as training problem" in error({"eval": {"problems": str(twin)}})
+    # from the command line: one line, and no run folder left behind to need --resume once mended
+    done = plannerl("train", "--domain", BLOCKS, "--problems", blocks["problems"], "--heldout", twin, "--out", tmp_path / "run")
+    assert_one_line_error(done, "copy.pddl has the same initial state and goal as training problem")
+    assert not (tmp_path / "run").exists()
 
 
 def test_rollout_instances_are_walked_starts_named_by_seed(blocks):
@@ -110,8 +126,9 @@ def test_rollout_instances_are_walked_starts_named_by_seed(blocks):
 
 
 def test_domain_smoke_run_from_the_command_line_trains_and_evaluates_both_splits(blocks, tmp_path):
+    memory = ("--set", "eval.avoid_revisits=true")  # evaluation and validation play with the visited-state memory
     done = plannerl("train", "--config", ROOT / "configs" / "smoke.toml", "--domain", BLOCKS, "--problems", blocks["problems"],
-                    "--heldout", blocks["eval"]["problems"], "--set", "data.walks=3", "--out", tmp_path / "run", "--quiet")
+                    "--heldout", blocks["eval"]["problems"], "--set", "data.walks=3", *memory, "--out", tmp_path / "run", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["task"] == "blocksworld"
@@ -121,12 +138,25 @@ def test_domain_smoke_run_from_the_command_line_trains_and_evaluates_both_splits
         assert set(summary["evaluation"][stage]) == {"train", "heldout"}
         report = json.loads((tmp_path / "run" / "eval" / f"{stage}-heldout.json").read_text())
         assert [e["instance"] for e in report["episodes"]] == ["p04"]
+        assert all(every for back, every in revisits(BLOCKS, report["episodes"][0]) if back)
     resumed = plannerl("train", "--config", ROOT / "configs" / "smoke.toml", "--domain", BLOCKS, "--problems", blocks["problems"],
-                       "--heldout", blocks["eval"]["problems"], "--set", "data.walks=3", "--out", tmp_path / "run", "--quiet",
-                       "--resume")
+                       "--heldout", blocks["eval"]["problems"], "--set", "data.walks=3", *memory, "--out", tmp_path / "run",
+                       "--quiet", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((tmp_path / "run" / "summary.json").read_text()) == summary
     assert_one_line_error(plannerl("train", "--domain", BLOCKS, "--out", tmp_path / "x"), "problems: domain")
+
+
+def revisits(domain: Path, episode: dict) -> list[tuple[bool, bool]]:
+    """Per step of a reported episode: did it step back to a visited state, and did every valid action?"""
+    task = load_task(domain, episode["source"])
+    state, seen, steps = task.init, {task.init}, []
+    for name in episode["actions"]:
+        every = all(task.apply(state, a) in seen for a in task.applicable(state))
+        state = task.apply(state, task.find_action(name))
+        steps.append((state in seen, every))
+        seen.add(state)
+    return steps
 
 
 def test_relabelled_goals_are_new_solvable_goals_of_the_training_goals_kinds():

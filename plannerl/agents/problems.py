@@ -2,7 +2,8 @@
 with its optimal length and step limit.
 
 Step limit: the paper's limit for its four tasks (`plannerl.tasks.generate.paper_step_limit`),
-otherwise ceil(1.5 x the instance's optimal length); `max_steps` overrides both. Labelling
+otherwise ceil(1.5 x the instance's optimal length); a problem file may state its own in a
+comment line `; step-limit: N` (`declared_step_limit`), and `max_steps` overrides all three. Labelling
 needs one optimal search per instance (none when an earlier run solved the same task:
 `plannerl.planning.lengths`), so the `iter_` forms check every name and file first and search
 only when the evaluation reaches the instance.
@@ -11,6 +12,7 @@ only when the evaluation reaches the instance.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +45,11 @@ class EvalProblem:
 
 
 def make_problem(task: Task, *, name: str, task_name: str | None = None, seed: int | None = None,
-                 source: str | None = None, max_steps: int | None = None, oracle: Oracle | None = None) -> EvalProblem:
+                 source: str | None = None, max_steps: int | None = None, oracle: Oracle | None = None,
+                 declared_limit: int | None = None) -> EvalProblem:
     """Label an instance with its optimal length (one optimal search, or the length an earlier
-    run found for the same task) and its step limit."""
+    run found for the same task) and its step limit (`max_steps`, else the file's
+    `declared_limit`, else the default rule)."""
     if oracle is None:
         oracle = make_oracle(task)
     optimal = optimal_length(task, oracle)  # remembered across runs: the same instances search once
@@ -55,9 +59,35 @@ def make_problem(task: Task, *, name: str, task_name: str | None = None, seed: i
         if max_steps < 1:
             raise PlannerlError(f"--max-steps must be at least 1, got {max_steps}")
         limit = max_steps
+    elif declared_limit is not None:
+        limit = declared_limit
     else:
         limit = _default_step_limit(task_name, optimal)
     return EvalProblem(name, task, oracle, optimal, limit, task_name, seed, source)
+
+
+_STEP_LIMIT_LINE = re.compile(r"^\s*;+\s*step[- _]limit\s*[:=]\s*(.*?)\s*$", re.IGNORECASE)
+
+
+def declared_step_limit(path: str | Path) -> int | None:
+    """The step limit a problem file states in a comment line (`; step-limit: 40`), or None.
+
+    Why: ceil(1.5 x optimal) suits a problem solved by a short plan with few detours; a user
+    whose problem allows longer recoveries (or must be solved tightly) says so in the file
+    itself, where it travels with the problem. A value that is not a positive integer, or two
+    lines that disagree, is an error naming the file and line."""
+    found: tuple[int, int] | None = None
+    for number, line in enumerate(Path(path).read_text(errors="replace").splitlines(), 1):
+        match = _STEP_LIMIT_LINE.match(line)
+        if not match:
+            continue
+        value = match.group(1)
+        if not (value.isascii() and value.isdigit() and int(value) >= 1):
+            raise PlannerlError(f"{path}:{number}: step-limit must be a positive integer, got {value!r}")
+        if found is not None and found[0] != int(value):
+            raise PlannerlError(f"{path}:{number}: step-limit {value} disagrees with line {found[1]} ({found[0]})")
+        found = found or (int(value), number)
+    return found[0] if found else None
 
 
 def _default_step_limit(task_name: str | None, optimal: int) -> int:
@@ -142,8 +172,9 @@ def iter_problems_from_files(paths: Sequence[str | Path], *, domain: str | Path 
     any episode), each optimal search runs when the evaluation reaches its problem."""
     if max_steps is not None and max_steps < 1:
         raise PlannerlError(f"--max-steps must be at least 1, got {max_steps}")
-    loaded = [(load_task(domain, path), str(path)) for path in paths]
-    return (make_problem(task, name=task.name, source=source, max_steps=max_steps) for task, source in loaded)
+    loaded = [(load_task(domain, path), str(path), declared_step_limit(path)) for path in paths]
+    return (make_problem(task, name=task.name, source=source, max_steps=max_steps, declared_limit=declared)
+            for task, source, declared in loaded)
 
 
 

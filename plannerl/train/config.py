@@ -167,7 +167,11 @@ def resolve_config(config_file: str | Path | None = None, overrides: dict | None
 
 
 def _check_choice(config: dict) -> None:
-    """`eval.choice` other than the summed score picks among valid actions, wherever the run plays."""
+    """`eval.choice` other than the summed score, and `eval.avoid_revisits`, pick among valid actions, wherever the run plays."""
+    if config["eval"]["avoid_revisits"] and not config["eval"]["constrained"]:
+        raise PlannerlError("eval.avoid_revisits = true leaves out valid actions: it needs eval.constrained = true")
+    if config["eval"]["avoid_revisits"] and config["recovery"]["rounds"] and not config["recovery"]["constrained"]:
+        raise PlannerlError("eval.avoid_revisits = true is also how recovery validates: it needs recovery.constrained = true")
     choice = config["eval"]["choice"]
     if choice != "sum" and not config["eval"]["constrained"]:
         raise PlannerlError(f"eval.choice = {choice!r} picks among valid actions: it needs eval.constrained = true")
@@ -289,10 +293,14 @@ def check_domain_config(config: dict) -> None:
         raise PlannerlError(f"problems: domain {config['domain']} needs training problems (a folder, a glob or a file)")
     if not Path(config["domain"]).is_file():
         raise PlannerlError(f"domain: {config['domain']}: no such file")
+    from plannerl.agents.problems import declared_step_limit
+
     parse_domain(config["domain"])
-    find_problems(config["problems"])
+    paths = find_problems(config["problems"])
     if config["eval"]["problems"]:
-        find_problems(config["eval"]["problems"], key="eval.problems")
+        paths = [*paths, *find_problems(config["eval"]["problems"], key="eval.problems")]
+    for path in paths:  # a bad `; step-limit:` line fails here, before any work
+        declared_step_limit(path)
 
 
 def domain_label(config: dict) -> str:

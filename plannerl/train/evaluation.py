@@ -26,7 +26,7 @@ def evaluate_model(run: Run, stage: str, model_dir: Path, progress=None) -> dict
     for split in eval_splits(config):
         def report(split: str = split) -> dict:
             policy = ModelPolicy(str(model_dir), label=stage, constrained=evaluation["constrained"], choice=evaluation["choice"],
-                                 batch_size=evaluation["batch_size"])
+                                 avoid_revisits=evaluation["avoid_revisits"], batch_size=evaluation["batch_size"])
             skipped: list[str] = []  # instances past the planner's state limit: listed in the report, not played
             results = play(split_problems(config, split, skipped), policy, invalid=evaluation["invalid"],
                            history_len=config["data"]["history_len"], on_result=(lambda _: progress()) if progress else None)

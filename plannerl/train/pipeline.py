@@ -12,7 +12,7 @@ from plannerl.agents.distributed import barrier, init_process_group, is_main_pro
 from plannerl.agents.model import configure_torch_cpu, resolve_model_source
 from plannerl.atomic import write_json
 from plannerl.progress import quiet_progress, rich_progress
-from plannerl.train.config import training_tasks
+from plannerl.train.config import is_domain_run, training_tasks
 from plannerl.train.evaluation import eval_episodes, evaluate_model
 from plannerl.train.grpo import grpo_generation, run_grpo
 from plannerl.train.models import base_model
@@ -20,7 +20,7 @@ from plannerl.train.recovery import validated, visited_rows
 from plannerl.train.rows import recovery_rows, training_rows
 from plannerl.train.run import Run, StageClock, publish
 from plannerl.train.sft import run_sft
-from plannerl.train.sources import data_source, row_units
+from plannerl.train.sources import check_problem_sets, data_source, row_units
 
 
 def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: bool = False, callbacks=(),
@@ -32,6 +32,8 @@ def train(config: dict, out_dir: str | Path, *, resume: bool = False, force: boo
     summary and metrics."""
     if config["model"] != "builtin":
         resolve_model_source(config["model"])  # a bad --model fails now, not after the data is built
+    if is_domain_run(config):
+        check_problem_sets(config)
     configure_torch_cpu(config["runtime"]["threads"])
     if init_process_group() and not is_main_process():  # torchrun / accelerate launch: the main process reports
         say, progress = (lambda *args, **kwargs: None), False

@@ -15,13 +15,15 @@ from plannerl.train.run import Run
 from plannerl.train.sources import rollout_count, rollout_problems
 
 
-def rollouts(run: Run, seeds: str, model_dir: Path, label: str, progress=None) -> list:
+def rollouts(run: Run, seeds: str, model_dir: Path, label: str, progress=None, *, avoid_revisits: bool = False) -> list:
     """The model playing the instances of `seeds` (`plannerl.train.sources.rollout_problems`) the way recovery rolls out:
-    greedy, `recovery.constrained` with `eval.choice`, the retry rule and the paper's step limits."""
+    greedy, `recovery.constrained` with `eval.choice`, the retry rule and the paper's step limits.
+    `avoid_revisits` adds the visited-state memory (validation plays the agent as evaluated;
+    the rollouts keep the loops a round should learn from)."""
     config = run.config
     problems = rollout_problems(config, seeds)
     policy = ModelPolicy(str(model_dir), label=label, constrained=config["recovery"]["constrained"],
-                         choice=config["eval"]["choice"],
+                         choice=config["eval"]["choice"], avoid_revisits=avoid_revisits,
                          batch_size=config["eval"]["batch_size"])
     return play(problems, policy, invalid="retry", history_len=config["data"]["history_len"],
                 on_result=(lambda _: progress()) if progress else None)
@@ -53,7 +55,8 @@ def validation_successes(run: Run, model_dir: Path, progress=None) -> int:
     name = stage_of(run, model_dir)
 
     def validate() -> dict:
-        results = rollouts(run, run.config["recovery"]["validation_seeds"], model_dir, name, progress)
+        results = rollouts(run, run.config["recovery"]["validation_seeds"], model_dir, name, progress,
+                           avoid_revisits=run.config["eval"]["avoid_revisits"])
         return {"model": str(model_dir), "episodes": len(results), "successes": sum(r.success for r in results),
                 "failed_seeds": [result.problem.seed for result in results if not result.success]}
 

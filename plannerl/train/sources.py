@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plannerl.agents.problems import EvalProblem, make_problem, problems_from_tasks
+from plannerl.agents.problems import EvalProblem, declared_step_limit, make_problem, problems_from_tasks
 from plannerl.seeds import parse_seeds
 from plannerl.tasks.problem_sets import Problem, check_disjoint, find_problems, load_problems, seeded_start, with_start
 from plannerl.train.config import is_domain_run, training_tasks
@@ -38,6 +38,15 @@ def problem_set(config: dict, key: str = "problems") -> list[Problem]:
     if key == "eval.problems":
         check_disjoint(problem_set(config), problems)
     return problems
+
+
+def check_problem_sets(config: dict) -> None:
+    """Parse, ground and solve a domain run's training and held-out problems (kept for the run):
+    a problem of another domain, one without a plan or a held-out twin of a training problem
+    is an error before the run folder is written, so the corrected command needs no --resume."""
+    problem_set(config)
+    if config["eval"]["problems"]:
+        problem_set(config, "eval.problems")
 
 
 def rollout_problems(config: dict, seeds: str) -> list[EvalProblem]:
@@ -85,7 +94,8 @@ def split_problems(config: dict, split: str, skipped: list[str] | None = None) -
         return problems_from_tasks(eval_tasks(config), parse_seeds(config["eval"][_SEED_KEYS[split]]),
                                    exclude=config["exclude_tasks"], skipped=skipped)
     problems = problem_set(config, _SPLIT_KEYS[split])
-    return [make_problem(p.task, name=p.name, source=str(p.path), oracle=p.oracle) for p in problems]
+    return [make_problem(p.task, name=p.name, source=str(p.path), oracle=p.oracle, declared_limit=declared_step_limit(p.path))
+            for p in problems]
 
 
 _SEED_KEYS = {"seeds": "seeds", "heldout": "heldout_seeds"}     # a recipe run's split -> its seed key in [eval]
