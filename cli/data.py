@@ -140,7 +140,7 @@ def data(
     hold_probability: float = _HOLD,
     blocked: float = _BLOCKED,
     subgoals: float = typer.Option(0.0, "--subgoals", help="With --task (a recipe): chance an instance builds a sub-goal instead."),
-    rename: float = typer.Option(0.0, "--rename", help="Chance an instance's rows rename numbered objects at random (bread1 <-> bread2)."),
+    rename: float = typer.Option(0.0, "--rename", help="Chance an instance's rows rename objects at random (bread1 <-> bread2)."),
     time_limit: float = _TIME,
     jobs: int = _JOBS,
 ) -> None:

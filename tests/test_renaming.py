@@ -1,15 +1,17 @@
 """Renamed training instances (`plannerl.tasks.renaming`, `data.rename`): the same problem
-under shuffled numbered names, checked against a fresh compile of the renamed PDDL text."""
+under shuffled names, checked against a fresh compile of the renamed PDDL text."""
 
 import random
 import re
+from pathlib import Path
 
 import pytest
 
 from plannerl.errors import PlannerlError
-from plannerl.pddl.reader import parse_problem
+from plannerl.pddl.reader import parse_domain, parse_problem
 from plannerl.pddl.task import compile_task
 from plannerl.planning.oracle import make_oracle
+from plannerl.planning.planner import load_task
 from plannerl.tasks.generate import _domain, generate_instance, solve_instance
 from plannerl.tasks.renaming import object_renaming, renamed_task
 from plannerl.train.config import parse_assignment
@@ -54,6 +56,30 @@ def test_renaming_is_seeded_and_leaves_unnumbered_and_single_objects_alone():
     for name in ("zero", "one", "two", "three", "robot1"):
         assert first.objects.get(name) == task.objects[name]
     assert renamed_task(task, {}) is task
+
+
+def test_a_users_domain_has_its_unnumbered_names_permuted_unless_constant_or_static():
+    """Blocksworld's blocks `a`..`e` carry no number: they are permuted among themselves, and the
+    renamed task is the problem of the renamed file. Gripper's rooms and grippers appear in
+    static facts (`(room rooma)`), so they keep their names."""
+    classic = Path(__file__).resolve().parent / "fixtures" / "classic"
+    domain_path, problem_path = classic / "blocksworld" / "domain.pddl", classic / "blocksworld" / "p02.pddl"
+    task = load_task(domain_path, problem_path)
+    renaming = object_renaming(task, random.Random(1))
+    assert renaming and set(renaming) == set(renaming.values()) and set(renaming) <= set(task.objects)
+    text = re.sub(r"(?<=[\s(])([a-e])(?=[\s)])", lambda m: renaming.get(m.group(1), m.group(1)), problem_path.read_text())
+    domain = parse_domain(domain_path)
+    fresh = compile_task(domain, parse_problem("renamed.pddl", domain, text))
+    renamed = renamed_task(task, renaming)
+    state, fresh_state = renamed.init, fresh.init
+    assert set(renamed.true_facts(state)) == set(fresh.true_facts(fresh_state))
+    for action in make_oracle(task).canonical_plan():
+        fresh_action = fresh.find_action(renamed.actions[action].pddl)
+        state, fresh_state = renamed.apply(state, action), fresh.apply(fresh_state, fresh_action)
+        assert set(renamed.true_facts(state)) == set(fresh.true_facts(fresh_state))
+    assert renamed.is_goal(state) and fresh.is_goal(fresh_state)
+    gripper = load_task(classic / "gripper" / "domain.pddl", classic / "gripper" / "p01.pddl")
+    assert not set(object_renaming(gripper, random.Random(1))) & {"rooma", "roomb", "left", "right"}
 
 
 def test_data_rename_swaps_the_base_bread_in_some_goals_and_keeps_every_label():

@@ -60,6 +60,12 @@ def test_domain_rows_label_every_start_with_optimal_actions(blocks):
     for row in rows:
         assert row["expert_action_pddl"] in row["optimal_actions_pddl"]
     assert rows == training_rows(config)  # same config, same rows
+    # renamed: the blocks a..e permuted per start, the same states' optimal lengths and label counts
+    renamed = training_rows(resolve_config(overrides={**blocks, "data": {"walks": 4, "off_expert": 0, "rename": 1.0}}))
+    assert [r["h_star"] for r in renamed] == [r["h_star"] for r in rows]
+    assert [len(r["optimal_actions"]) for r in renamed] == [len(r["optimal_actions"]) for r in rows]
+    assert sum(bool(r.get("renaming")) for r in renamed) > len(renamed) // 2  # a draw may be the identity
+    assert {r["prompt"] for r in renamed} != {r["prompt"] for r in rows}
 
 
 def test_problem_files_are_found_by_folder_glob_or_file(blocks, tmp_path):

@@ -11,9 +11,12 @@ numbers shuffled, so only the goal in the prompt tells which bread is the base. 
 (cheese_sandwich 0.86 -> 0.62 on fresh seeds), so `data.rename` is off by default.
 
 Which objects: those named `<word><number>` (`bread2`, `table14`, `ball3`); each group of one
-type and one word has its numbers permuted among themselves. Other names stay as they are,
-because a name may carry meaning a prompt reads (`zero`..`three`, the cut counters of the
-cooking domain; `rooma`); nor is a single object of its group ever renamed.
+type and one word has its numbers permuted among themselves. Names without a number (a user's
+domain: Blocksworld's blocks `a`..`h`, Gripper's `left` and `right`) are permuted within their
+type as well, except the domain's constants and the names in a static fact: a fixed relation
+such as the cooking domain's `(next zero one)` gives its names an order a prompt reads as
+words (`lettuce1 cut three`).
+A single object of its group is never renamed.
 
 The renamed task shares every bitmask with the original (fact k and action k are the same
 fact and action, renamed), so the original's oracle labels it without a new search. Action
@@ -33,15 +36,19 @@ _NUMBERED = re.compile(r"^(.*?)(\d+)$")
 
 
 def object_renaming(task: Task, rng: random.Random) -> dict[str, str]:
-    """A permutation of the task's numbered object names within each (type, word) group, drawn
-    from `rng` in a fixed order (groups sorted), so the same rng state gives the same renaming."""
+    """A permutation of the task's object names within each group (numbered: one type and one
+    word; unnumbered: one type, neither a constant nor in a static fact), drawn from `rng` in a fixed order
+    (numbered groups first, each kind sorted), so the same rng state gives the same renaming."""
+    fixed = {arg for fact in task.static_facts for arg in fact[1:]} | set(task.domain.constants)
     groups: dict[tuple[str, str], list[str]] = {}
     for name, type_name in task.objects.items():
         match = _NUMBERED.match(name)
         if match and match.group(1):
             groups.setdefault((type_name, match.group(1)), []).append(name)
+        elif not match and name not in fixed:
+            groups.setdefault((type_name, ""), []).append(name)
     renaming: dict[str, str] = {}
-    for key in sorted(groups):
+    for key in sorted(groups, key=lambda key: (key[1] == "", key)):  # numbered groups first: they draw as they always did
         names = sorted(groups[key])
         if len(names) > 1:
             shuffled = rng.sample(names, len(names))

@@ -58,8 +58,9 @@ class RowOptions:
     from one recipe, so the model must read the goal in its prompt.
 
     `rename` is the chance that an instance's (or a domain start's) rows show it under a
-    random renaming of its numbered objects (`plannerl.tasks.renaming`): the same states and
-    labels, with `bread1` and `bread2` swapped at random, so a name cannot stand in for the goal."""
+    random renaming of its objects (`plannerl.tasks.renaming`): the same states and labels,
+    with `bread1` and `bread2` (or Blocksworld's `a` and `c`) swapped at random, so a name
+    cannot stand in for the goal."""
 
     style: str = "full"
     history_len: int = DEFAULT_HISTORY_LEN
@@ -120,7 +121,7 @@ def start_rows(task, oracle, label: str, instance: str, options: RowOptions, rng
 
 def renamed_rows(task, options: RowOptions, key: str, make_rows: Callable[[object], list[dict]]) -> list[dict]:
     """`make_rows(task)`, or with probability `options.rename` `make_rows` of the task under a
-    random renaming of its numbered objects, each row then naming the renaming (`renaming`:
+    random renaming of its objects, each row then naming the renaming (`renaming`:
     problem name -> name in the row) so it can still be replayed on the problem file. The draws
     come from a stream of their own (`key` names the start), so a run's other draws do not
     depend on the option."""
