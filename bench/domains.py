@@ -14,6 +14,7 @@ Targets: Blocksworld trained on 200 random 4-6 block problems SR >= 0.9 on 20 ot
 within 10% of optimal, <= 30 minutes of training (7-8 blocks reported); Gripper and one more
 non-cooking domain (logistics, Ferry) SR >= 0.9 held out; Blocksworld from 3 problem files plus
 random walks SR >= 0.8 held out.
+Each run sets the keys in SETTINGS over the defaults: the settings that met the targets.
 `blocks_words` is Blocksworld again with bench/blocksworld.templates.toml beside the domain, so
 facts, goal and answers name blocks with the same tokens ("e on d", "stack e on d").
 
@@ -42,12 +43,23 @@ from plannerl.errors import PlannerlError  # noqa: E402
 
 # name: (generator, training sizes, training seeds, walks, SFT steps, larger held-out sizes or None)
 RUNS = {
-    "blocks": ("blocks", (4, 6), range(0, 200), 5, 2500, (7, 8)),
+    "blocks": ("blocks", (4, 6), range(0, 200), 5, 3000, (7, 8)),
     "gripper": ("gripper", (2, 5), range(0, 200), 2, 1000, None),
     "logistics": ("logistics", (1, 3), range(0, 200), 2, 1000, None),
     "ferry": ("ferry", (2, 4), range(0, 200), 2, 1000, None),
-    "blocks_3files": ("blocks", (4, 6), range(0, 3), 300, 2500, None),
+    "blocks_3files": ("blocks", (4, 6), range(0, 3), 300, 3000, None),
     "blocks_words": ("blocks", (4, 6), range(0, 200), 5, 1200, (7, 8)),
+}
+# Config keys a run sets beyond the defaults: the settings that met the issue's targets (docs/training.md).
+SETTINGS = {
+    # session 11: the choice objective (now the domain default), no history, hindsight goals, two rounds
+    "blocks": {"data": {"history_len": 0, "goals": 5}, "recovery": {"rounds": 2}},
+    # session 8: three recovery rounds of 200 rollouts instead of one of 20
+    "gripper": {"recovery": {"rounds": 3, "seeds": "3000:3199"}},
+    # sessions 12-15: long walks and hindsight goals spread three files' starts; the visited-state
+    # memory breaks the two-state loops that are every failure of the plain policy
+    "blocks_3files": {"data": {"walk_length": 24, "goal_walk_length": 32, "goals": 100, "history_len": 0},
+                      "recovery": {"rounds": 2}, "eval": {"avoid_revisits": True}},
 }
 # Runs whose domain is read with a templates file beside it (a copy of the domain in OUT/problems/NAME/).
 TEMPLATES = {"blocks_words": ROOT / "bench" / "blocksworld.templates.toml"}
@@ -77,6 +89,7 @@ def run_config(name: str, out: Path, prompt: str = "auto", assignments: tuple[st
         domain = copy
     overrides = {"domain": str(domain), "problems": str(folder / "train"), "data": {"walks": walks, "prompt": prompt},
                  "sft": {"steps": steps}, "eval": {"problems": str(folder / "heldout"), "stages": ["sft", "recovery"]}}
+    overrides = merge_config(overrides, SETTINGS.get(name, {}))
     for text in assignments:
         overrides = merge_config(overrides, parse_assignment(text))
     return resolve_config(overrides=overrides)
