@@ -141,6 +141,8 @@ def data(
     blocked: float = _BLOCKED,
     subgoals: float = typer.Option(0.0, "--subgoals", help="With --task (a recipe): chance an instance builds a sub-goal instead."),
     rename: float = typer.Option(0.0, "--rename", help="Chance an instance's rows rename objects at random (bread1 <-> bread2)."),
+    max_states: int = typer.Option(0, "--max-states", help="With --task (a recipe): leave out an instance whose searches pass "
+                                   "this many states (0: the planner's 5M)."),
     time_limit: float = _TIME,
     jobs: int = _JOBS,
 ) -> None:
@@ -152,11 +154,13 @@ def data(
 
     console = Console()
     get_style(style)  # an unknown --style fails before any work
-    if history_len < 0 or off_expert < 0:
-        raise PlannerlError(f"--history-len and --off-expert must be 0 or more, got {history_len} and {off_expert}")
+    if history_len < 0 or off_expert < 0 or max_states < 0:
+        raise PlannerlError(f"--history-len, --off-expert and --max-states must be 0 or more, got {history_len}, {off_expert} "
+                            f"and {max_states}")
     _check_probabilities(("--subgoals", subgoals), ("--rename", rename), ("--blocked", blocked))
     options = RowOptions(style=style, history_len=history_len, off_expert=off_expert, seed=seed, show_valid=not no_valid,
-                         hold_probability=hold_probability, blocked=blocked, subgoals=subgoals, rename=rename)
+                         hold_probability=hold_probability, blocked=blocked, subgoals=subgoals, rename=rename,
+                         max_states=max_states or None)
     total, label = _dataset_job(files, task, seeds, config, options, task_name, _ranges(extra_stations, distractors, None, None))
     fraction = (0.0 if config is not None else 0.1) if test_fraction is None else test_fraction
     common = {"test_fraction": fraction, "split_seed": split_seed, "time_limit": time_limit, "jobs": jobs}

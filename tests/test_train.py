@@ -365,6 +365,22 @@ def test_blocked_training_starts_say_no_stove_free_and_the_default_keeps_the_row
         parse_assignment("data.blocked=1.5")
 
 
+def test_max_states_leaves_out_the_instances_whose_search_passes_it_and_keeps_the_others():
+    """lettuce_tomato_sandwich seed 1009 (the robot holding an item) needs millions of states:
+    with `data.max_states` it is left out after 200k; seed 1000 needs fewer and gives the same
+    rows as without the bound, so the bound changes nothing but which instances stay."""
+    bounded = RowOptions(style="free", history_len=1, off_expert=1, max_states=200_000)
+    plain = RowOptions(style="free", history_len=1, off_expert=1)
+    ranges = {"hold_probability": 0.6}
+    kept, dropped = task_rows("lettuce_tomato_sandwich", [1000, 1009], bounded, ranges=ranges)
+    assert dropped is None and kept is not None
+    assert kept[2] == task_rows("lettuce_tomato_sandwich", [1000], plain, ranges=ranges)[0][2]
+    assert options_of(resolve_config(None, parse_assignment("data.max_states=200000"))).max_states == 200_000
+    assert options_of(resolve_config()).max_states is None
+    with pytest.raises(PlannerlError, match="data.max_states must not be negative"):
+        parse_assignment("data.max_states=-1")
+
+
 def test_recovery_rows_repeat_the_mistakes_to_about_a_quarter():
     from plannerl.train.rows import recovery_rows
 

@@ -192,7 +192,7 @@ def _probability(option: str, value, default: float) -> float:
 
 def generate_instance(task_name: str, seed: int, *, best_binding: bool = True, time_limit: float | None = None,
                       exclude: Iterable[str] = (), layers: int | tuple[int, int] | None = None, subgoals: float = 0.0,
-                      **ranges) -> Instance:
+                      max_states: int | None = None, **ranges) -> Instance:
     """The randomised instance of `task_name` for `seed` (same seed, same text).
 
     With `best_binding` (the default) every goal binding that could change the optimal length
@@ -208,6 +208,9 @@ def generate_instance(task_name: str, seed: int, *, best_binding: bool = True, t
     the recipe instead (`subgoal_recipe`, instance `<recipe>_subgoal_<seed>`). The choice and
     the sub-goal come from a stream of their own, so a seed that keeps the recipe gives the
     same instance as with `subgoals` 0.
+
+    `max_states` bounds each optimal search of a recipe's goal bindings (a `StateLimitError`
+    past it); the random family always uses its own `RANDOM_MAX_STATES`.
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise PlannerlError(f"seed must be a non-negative integer, got {seed!r}")
@@ -221,7 +224,8 @@ def generate_instance(task_name: str, seed: int, *, best_binding: bool = True, t
         if subgoal_rng.random() < subgoals:
             recipe = subgoal_recipe(recipe, subgoal_rng) or recipe
     layout = random_layout(recipe, rng, resolved)
-    return _instance(recipe, seed, f"{recipe.name}_{seed}", layout, best_binding, time_limit, task_name=task_name)
+    return _instance(recipe, seed, f"{recipe.name}_{seed}", layout, best_binding, time_limit, task_name=task_name,
+                     max_states=max_states)
 
 
 def _random_instance(seed: int, rng: random.Random, ranges: Ranges, best_binding: bool, time_limit: float | None, *,
