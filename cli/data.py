@@ -157,7 +157,8 @@ def data(
     if history_len < 0 or off_expert < 0 or max_states < 0:
         raise PlannerlError(f"--history-len, --off-expert and --max-states must be 0 or more, got {history_len}, {off_expert} "
                             f"and {max_states}")
-    _check_probabilities(("--subgoals", subgoals), ("--rename", rename), ("--blocked", blocked))
+    _check_probabilities(("--subgoals", subgoals), ("--rename", rename), ("--blocked", blocked),
+                         ("--hold-probability", hold_probability))
     options = RowOptions(style=style, history_len=history_len, off_expert=off_expert, seed=seed, show_valid=not no_valid,
                          hold_probability=hold_probability, blocked=blocked, subgoals=subgoals, rename=rename,
                          max_states=max_states or None)

@@ -357,6 +357,9 @@ def test_generate_command_bad_input_is_one_line_and_writes_nothing(tmp_path):
                           "--distractors: range 4-1 must satisfy")
     assert_one_line_error(plannerl("generate", "cooked_burger", "--seeds", "1", "--out", out, "--blocked", "1.5"),
                           "--blocked must be from 0 to 1, got 1.5")
+    # plannerl data checks the same flag before its progress bar starts, naming the flag
+    assert_one_line_error(plannerl("data", "--task", "burger", "--seeds", "1", "--out", out, "--hold-probability", "1.5"),
+                          "--hold-probability must be from 0 to 1, got 1.5")
     assert not out.exists()
     bad = tmp_path / "recipes"
     bad.mkdir()
