@@ -57,3 +57,15 @@ def run_cli(args, capsys):
         sys.argv = argv
     captured = capsys.readouterr()
     return exit_info.value.code, captured.out, captured.err
+
+
+def revisits(task, actions) -> list[tuple[bool, bool]]:
+    """Per step of an episode (`actions`: its actions' PDDL names): did it step back to a state
+    it had been in, and did every valid action there lead back?"""
+    state, seen, steps = task.init, {task.init}, []
+    for name in actions:
+        every = all(task.apply(state, a) in seen for a in task.applicable(state))
+        state = task.apply(state, task.find_action(name))
+        steps.append((state in seen, every))
+        seen.add(state)
+    return steps

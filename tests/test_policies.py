@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import revisits, run_cli
 from rich.console import Console
 
 from plannerl.agents.evaluate import MAX_TRIES, Observation, metrics, play, problems_from_files
@@ -77,28 +77,16 @@ def test_constrained_decoding_only_answers_valid_actions(model_dir, problems):
         assert result.success or result.steps == result.problem.step_limit
 
 
-def revisits(result) -> list[tuple[int, bool]]:
-    """Per step of an episode: did it step back to a visited state, and did every valid action?"""
-    task = result.problem.task
-    state, seen, steps = task.init, {task.init}, []
-    for turn in result.turns:
-        action = task.find_action(turn.action)
-        every = all(task.apply(state, a) in seen for a in task.applicable(state))
-        state = task.apply(state, action)
-        steps.append((state in seen, every))
-        seen.add(state)
-    return steps
-
-
 def test_avoid_revisits_steps_back_only_when_every_action_does(model_dir, problems):
     [plain] = play(problems[:1], ModelPolicy(str(model_dir), constrained=True))
-    assert any(back for back, _ in revisits(plain))  # the untrained model loops: the option has work to do
+    plain_steps = revisits(plain.problem.task, [t.action for t in plain.turns])
+    assert any(back for back, _ in plain_steps)  # the untrained model loops: the option has work to do
     policy = ModelPolicy(str(model_dir), constrained=True, avoid_revisits=True)
     [guarded] = play(problems[:1], policy)
     assert guarded.invalid_answers == 0
-    assert all(every for back, every in revisits(guarded) if back)
+    assert all(every for back, every in revisits(guarded.problem.task, [t.action for t in guarded.turns]) if back)
     # until its first step the model's own choice is kept: the guard changes nothing else
-    first = next(i for i, (back, _) in enumerate(revisits(plain)) if back)
+    first = next(i for i, (back, _) in enumerate(plain_steps) if back)
     assert [t.action for t in guarded.turns[:first]] == [t.action for t in plain.turns[:first]]
 
 

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import revisits
 from test_generate import assert_one_line_error, plannerl
 
 from plannerl.errors import PlannerlError
@@ -143,26 +144,15 @@ def test_domain_smoke_run_from_the_command_line_trains_and_evaluates_both_splits
     for stage in ("sft", "grpo", "recovery"):
         assert set(summary["evaluation"][stage]) == {"train", "heldout"}
         report = json.loads((tmp_path / "run" / "eval" / f"{stage}-heldout.json").read_text())
-        assert [e["instance"] for e in report["episodes"]] == ["p04"]
-        assert all(every for back, every in revisits(BLOCKS, report["episodes"][0]) if back)
+        [episode] = report["episodes"]
+        assert episode["instance"] == "p04"
+        assert all(every for back, every in revisits(load_task(BLOCKS, episode["source"]), episode["actions"]) if back)
     resumed = plannerl("train", "--config", ROOT / "configs" / "smoke.toml", "--domain", BLOCKS, "--problems", blocks["problems"],
                        "--heldout", blocks["eval"]["problems"], "--set", "data.walks=3", *memory, "--out", tmp_path / "run",
                        "--quiet", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((tmp_path / "run" / "summary.json").read_text()) == summary
     assert_one_line_error(plannerl("train", "--domain", BLOCKS, "--out", tmp_path / "x"), "problems: domain")
-
-
-def revisits(domain: Path, episode: dict) -> list[tuple[bool, bool]]:
-    """Per step of a reported episode: did it step back to a visited state, and did every valid action?"""
-    task = load_task(domain, episode["source"])
-    state, seen, steps = task.init, {task.init}, []
-    for name in episode["actions"]:
-        every = all(task.apply(state, a) in seen for a in task.applicable(state))
-        state = task.apply(state, task.find_action(name))
-        steps.append((state in seen, every))
-        seen.add(state)
-    return steps
 
 
 def test_relabelled_goals_are_new_solvable_goals_of_the_training_goals_kinds():
