@@ -93,10 +93,10 @@ def instance_rows(task_name: str, seed: int, options: RowOptions = RowOptions(),
     extra = {"exclude": exclude} if exclude else {}
     if options.subgoals and not is_random(task_name):
         extra["subgoals"] = options.subgoals
-    if options.max_states and not is_random(task_name):  # the random family has its own, smaller, budget
-        extra["max_states"] = options.max_states
-    instance = generate_instance(task_name, seed, time_limit=time_limit, **extra, **generator_ranges(options, ranges))
-    task, oracle, plan = solve_instance(instance, time_limit=time_limit, max_states=extra.get("max_states"))
+    max_states = None if is_random(task_name) else options.max_states  # the random family has its own, smaller, budget
+    instance = generate_instance(task_name, seed, time_limit=time_limit, max_states=max_states, **extra,
+                                 **generator_ranges(options, ranges))
+    task, oracle, plan = solve_instance(instance, time_limit=time_limit, max_states=max_states)
     rows = renamed_rows(task, options, f"{task_name}:{seed}",
                         lambda shown: start_rows(shown, oracle, task_label(instance), instance.name, options,
                                                  random.Random(f"{options.seed}:{task_name}:{seed}")))
