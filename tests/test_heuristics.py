@@ -255,3 +255,48 @@ def test_a_clear_goal_instance_keeps_its_optimal_length_and_first_actions():
     assert found.length == blind.length == 12
     assert sorted(found.optimal_first_actions) == sorted(blind.optimal_first_actions)
     assert found.optimal_plans == blind.optimal_plans
+
+
+CUTTING_KITCHEN = """(define (problem cut_lettuce)
+  (:domain cooking)
+  (:objects robot1 - robot table1 table2 table3 - table board1 - board
+            lettuce1 - lettuce bread1 - bread onion1 - onion zero one two three - count)
+  (:init (at robot1 table3) (hand-empty robot1)
+         (vacant table1) (vacant table2) (vacant board1)
+         (on-station lettuce1 table1) (in lettuce1 table1) (clear lettuce1)
+         (on-station bread1 table2) (in bread1 table2) (clear bread1)
+         (on-station onion1 board1) (in onion1 board1) (clear onion1) (empty table3)
+         (cuttable lettuce1) (cut-progress lettuce1 zero)
+         (cuttable onion1) (cut-progress onion1 zero)
+         (next-count zero one) (next-count one two) (next-count two three))
+  (:goal (and (on lettuce1 bread1) (cut-progress lettuce1 three))))
+"""
+
+
+def test_a_cut_pattern_counts_every_cut_left(tmp_path):
+    """The counts "zero".."three" are linked only by static `next-count` facts. Merged into one
+    stand-in, the database of "lettuce1 cut three" reached it in one cut and gave 1 where three
+    cuts remain, which left lettuce_tomato_sandwich starts 10 steps short of h* (14 of 24). Kept
+    apart, the cut pattern gives the exact number of cuts left, and the sum stays admissible on
+    every reachable state of a small kitchen whose only board is taken."""
+    domain = tmp_path / "cooking.pddl"
+    domain.write_text((DOMAINS / "cooking.pddl").read_text())
+    problem = tmp_path / "cut_lettuce.pddl"
+    problem.write_text(CUTTING_KITCHEN)
+    task = load_task(domain, problem)
+    engine = Engine(task)
+    built = build_pattern_sum(task, engine.symmetry, engine.core, share=False)
+    cut = next(p for p in built.patterns if task.facts[p.goal_fact] == ("cut-progress", "lettuce1", "three"))
+    h_star = exact_distances(task)
+    progress = {task.fact_index[("cut-progress", "lettuce1", count)]: left
+                for count, left in (("zero", 3), ("one", 2), ("two", 1), ("three", 0))}
+    seen = set()
+    for state, distance in h_star.items():
+        values = pattern_values(built.core_patterns(), state)
+        if distance is not None and -1 not in values:
+            assert sum(values) <= distance
+            left = next(n for k, n in progress.items() if state >> k & 1)
+            assert pattern_values([(cut.core, cut.projection)], state) == [left]
+            seen.add(left)
+    assert seen == {0, 1, 2, 3}
+    assert h_star[task.init] == 14  # clear the board, fetch and cut the lettuce, stack it on the bread
