@@ -273,12 +273,15 @@ CUTTING_KITCHEN = """(define (problem cut_lettuce)
 """
 
 
-def test_a_cut_pattern_counts_every_cut_left(tmp_path):
+def test_an_items_goal_facts_share_a_pattern_that_counts_every_cut_left(tmp_path):
     """The counts "zero".."three" are linked only by static `next-count` facts. Merged into one
     stand-in, the database of "lettuce1 cut three" reached it in one cut and gave 1 where three
-    cuts remain, which left lettuce_tomato_sandwich starts 10 steps short of h* (14 of 24). Kept
-    apart, the cut pattern gives the exact number of cuts left, and the sum stays admissible on
-    every reachable state of a small kitchen whose only board is taken."""
+    cuts remain; and apart from "lettuce1 on bread1" no database knew the lettuce must visit
+    the board before the bread. Together they left lettuce_tomato_sandwich starts 10 steps
+    short of h* (14 of 24). Now the lettuce has one pattern for both facts, with the counts
+    kept apart: its value never falls below the cuts left plus the pick-up and stack the
+    lettuce still needs, on the start it is 8 of 14 (5 before), and the sum stays admissible on every reachable state of a small
+    kitchen whose only board is taken."""
     domain = tmp_path / "cooking.pddl"
     domain.write_text((DOMAINS / "cooking.pddl").read_text())
     problem = tmp_path / "cut_lettuce.pddl"
@@ -286,17 +289,22 @@ def test_a_cut_pattern_counts_every_cut_left(tmp_path):
     task = load_task(domain, problem)
     engine = Engine(task)
     built = build_pattern_sum(task, engine.symmetry, engine.core, share=False)
-    cut = next(p for p in built.patterns if task.facts[p.goal_fact] == ("cut-progress", "lettuce1", "three"))
+    assert len(built.patterns) == 1  # both goal facts are about lettuce1
     h_star = exact_distances(task)
     progress = {task.fact_index[("cut-progress", "lettuce1", count)]: left
                 for count, left in (("zero", 3), ("one", 2), ("two", 1), ("three", 0))}
+    stacked = task.fact_index[("on", "lettuce1", "bread1")]
+    holding = task.fact_index[("holding", "robot1", "lettuce1")]
     seen = set()
     for state, distance in h_star.items():
         values = pattern_values(built.core_patterns(), state)
-        if distance is not None and -1 not in values:
-            assert sum(values) <= distance
+        if distance is None or -1 in values:
+            continue
+        assert sum(values) <= distance
+        if not state >> stacked & 1:
             left = next(n for k, n in progress.items() if state >> k & 1)
-            assert pattern_values([(cut.core, cut.projection)], state) == [left]
+            assert sum(values) >= left + (not state >> holding & 1) + 1  # the cuts, a pick-up, the stack
             seen.add(left)
     assert seen == {0, 1, 2, 3}
     assert h_star[task.init] == 14  # clear the board, fetch and cut the lettuce, stack it on the bread
+    assert sum(pattern_values(built.core_patterns(), task.init)) == 8  # 5 before (cut pattern 1, stack pattern 4)

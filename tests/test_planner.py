@@ -204,9 +204,12 @@ def test_oracle_and_applicable_actions_match_exhaustive_reference(problem, path)
             assert names[0] == min(names)  # the canonical (expert) action is the smallest name
 
 
-def test_unsolvable_problem_exhausts_the_reachable_states():
-    with pytest.raises(NoPlanError, match="no plan exists: all 3 reachable states explored"):
+def test_unsolvable_problem_is_proved_unsolvable():
+    """The cup's two goal places share its pattern, whose database has no goal state: no search."""
+    with pytest.raises(NoPlanError, match="the heuristic proves the goal unreachable"):
         solve(None, BAD / "unsolvable.pddl")
+    with pytest.raises(NoPlanError, match="no plan exists: all 3 reachable states explored"):
+        solve(None, BAD / "unsolvable.pddl", compiled_core=False)
     with pytest.raises(NoPlanError, match="unreachable even ignoring delete effects"):
         solve(None, BAD / "unreachable_goal.pddl")
 

@@ -118,10 +118,17 @@ class _Analysis:
         # objects a static fact relates to another object: the counts of "(next-count zero one)"
         self.linked = {t for atom in task.static_facts if len(atom) > 2 for t in atom[1:]}
         self.implied = goal_implied_facts(task, self.groups, sparse)
-        self.goal_facts = [k for k in set_bits(task.goal_pos) if k in sparse.deleters or not task.init >> k & 1]
+        changing = [k for k in set_bits(task.goal_pos) if k in sparse.deleters or not task.init >> k & 1]
+        # goal facts about one object share its pattern ("lettuce1 cut three" and "lettuce1 on
+        # bread1"): apart, neither database knew the lettuce must be cut on a board before it
+        # is stacked, and a lettuce_tomato_sandwich start got h 18 of its 24 steps
+        siblings: dict[str, list[int]] = {}
+        for k in changing:
+            siblings.setdefault(task.facts[k][1] if len(task.facts[k]) > 1 else k, []).append(k)
+        self.goal_facts = [facts[0] for facts in siblings.values()]
         self.masks, goal_masks, self.targets = [], [], []
-        for g in self.goal_facts:
-            mask, goal_mask, targets = self._pattern_facts(g)
+        for facts in siblings.values():
+            mask, goal_mask, targets = self._pattern_facts(facts)
             self.masks.append(mask)
             goal_masks.append(goal_mask)
             self.targets.append(targets)
@@ -153,30 +160,35 @@ class _Analysis:
             mask |= self.group_mask[gi]
         return mask
 
-    def _pattern_facts(self, g: int) -> tuple[int, int, int]:
-        """(pattern facts, goal groups, targets) of goal fact g.
+    def _pattern_facts(self, goal_facts: list[int]) -> tuple[int, int, int]:
+        """(pattern facts, goal groups, targets) of the goal facts about one object.
 
-        Targets: g and the facts it implies. Pattern: the groups of the targets; those of the
-        conditions of g's achievers that are about the targets' objects or objects every
-        achiever names (where the robot is, the hand, where the support is); and
-        what the goal's objects need in order to move, as far as those groups are about the
-        goal's objects (the patty must be clear to be picked up)."""
+        Targets: the goal facts and the facts they imply. Pattern: the groups of the targets;
+        those of the conditions of each goal fact's achievers that are about the targets'
+        objects or objects all its achievers name (where the robot is, the hand, where the
+        support is); and what the goal's objects need in order to move, as far as those groups
+        are about the goal's objects (the patty must be clear to be picked up)."""
         task, sparse = self.task, self.sparse
-        goal_mask, targets = self.closure(g), 1 << g
-        for k in self.implied.get(g, ()):
-            goal_mask |= self.closure(k)
-            targets |= 1 << k
+        goal_mask = targets = 0
+        for g in goal_facts:
+            goal_mask |= self.closure(g)
+            targets |= 1 << g
+            for k in self.implied.get(g, ()):
+                goal_mask |= self.closure(k)
+                targets |= 1 << k
         mask = goal_mask
         about = {t for k in set_bits(targets) for t in task.facts[k][1:]}
         conditions: set[int] = set()
-        common: set[str] | None = None
-        for a in sparse.adders.get(g, ()):
-            conditions.update(sparse.pre[a])
-            conditions.update(sparse.neg[a])
-            common = set(task.actions[a].args) if common is None else common & set(task.actions[a].args)
+        wanted = set(about)
+        for g in goal_facts:
+            common: set[str] | None = None
+            for a in sparse.adders.get(g, ()):
+                conditions.update(sparse.pre[a])
+                conditions.update(sparse.neg[a])
+                common = set(task.actions[a].args) if common is None else common & set(task.actions[a].args)
+            wanted |= common or set()
         # not the groups of each item some unstack would lift off the top bun: they made the
         # database of `(clear topbun1)` exponential in the distractors (2,000,000 states in 30 s)
-        wanted = about | (common or set())
         for k in conditions:
             if k not in self.groups_of:
                 mask |= 1 << k

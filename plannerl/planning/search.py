@@ -263,6 +263,8 @@ class Engine:
             raise StateLimitError(f"no plan found: stopped after {budget.max_states} states (state limit)")
         if status == 3:
             raise LimitError(f"no plan found within the time limit of {budget.time_limit:g} s ({stored} states seen)")
+        if status == 1 and not stored:
+            raise NoPlanError("no plan exists: the heuristic proves the goal unreachable from the start")
         if status == 1:
             raise NoPlanError(f"no plan exists: all {stored} reachable states explored")
         return OptimalGraph(self, start, cstar, states, gs, edges, expanded, generated, stored)
