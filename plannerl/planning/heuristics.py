@@ -10,8 +10,10 @@ What this module builds, from the ground task alone (no domain names are read):
 1. Mutex groups by a lifted invariant analysis (Helmert 2009, simplified): sets of facts of
    which at most one holds, e.g. where the robot is, what the hand holds, what an item lies
    on, what lies on a station.
-2. One pattern per goal fact g that can still change: the facts of g's mutex groups and of the
-   groups of the preconditions of g's achievers (for "patty on bun": where the robot is, the
+2. One pattern per goal object: the goal facts that can still change and name it first
+   ("lettuce1 cut three" and "lettuce1 on bread1" share one, which then knows the lettuce is
+   cut on a board before it is stacked), over the facts of their mutex groups and of the
+   groups of the preconditions of their achievers (for "patty on bun": where the robot is, the
    hand, what the patty lies on, where the bun is and whether it is clear), as far as those
    groups are about objects every achiever names (for "top bun clear": not each item that
    some unstack would lift off it, which would make the database exponential in them).
