@@ -161,7 +161,7 @@ def test_unsupported_requirement_is_refused_by_name():
 
 
 def test_no_plan_exits_3_and_says_so():
-    assert_one_line_error(plannerl("plan", BAD / "unsolvable.pddl"), 3, "no plan exists: the heuristic proves the goal unreachable")
+    assert_one_line_error(plannerl("plan", BAD / "unsolvable.pddl"), 3, "no plan exists: all 3 reachable states explored")
     assert_one_line_error(plannerl("plan", BAD / "unreachable_goal.pddl"), 3, "no plan exists: goal (holding plate) is unreachable")
 
 

@@ -308,3 +308,27 @@ def test_an_items_goal_facts_share_a_pattern_that_counts_every_cut_left(tmp_path
     assert seen == {0, 1, 2, 3}
     assert h_star[task.init] == 14  # clear the board, fetch and cut the lettuce, stack it on the bread
     assert sum(pattern_values(built.core_patterns(), task.init)) == 8  # 5 before (cut pattern 1, stack pattern 4)
+
+
+def test_a_search_past_the_cheap_patterns_budget_switches_to_patterns_per_goal_object(monkeypatch):
+    """The shipped lettuce_tomato_sandwich needs 701 states with the patterns per goal fact. With
+    the cheap try capped below that, the engine builds the patterns per goal object, keeps them,
+    and finds the same shortest plans (same canonical plan, count and first actions) in fewer
+    states. A task whose goal facts each name their own object (Gripper's balls) never builds
+    the second set, however long its search."""
+    from plannerl.planning import search
+
+    cheap = Engine(load_task(None, DOMAINS / "lettuce_tomato_sandwich.pddl")).search()
+    assert cheap.expanded > 100
+    monkeypatch.setattr(search, "CHEAP_HEURISTIC_STATES", 100)
+    engine = Engine(load_task(None, DOMAINS / "lettuce_tomato_sandwich.pddl"))
+    switched = engine.search()
+    assert engine.object_patterns is not None and engine.patterns is not None
+    assert (switched.plan, switched.optimal_plans, sorted(switched.optimal_first_actions)) == (
+        cheap.plan, cheap.optimal_plans, sorted(cheap.optimal_first_actions))
+    assert switched.expanded < cheap.expanded / 4
+    again = engine.search()  # the stronger patterns serve at once
+    assert again.plan == cheap.plan and again.expanded == switched.expanded
+    gripper = Engine(load_task(None, CLASSIC / "gripper/p06.pddl"))
+    assert gripper.search().expanded > 100
+    assert gripper.object_patterns is None

@@ -29,7 +29,7 @@ from plannerl.pddl.up_bridge import fast_downward_plan, validate_with_up
 from plannerl.planning import compiled
 from plannerl.planning.oracle import Oracle
 from plannerl.planning.planner import load_task, solve
-from plannerl.planning.search import optimal_search
+from plannerl.planning.search import Engine, optimal_search
 
 # search path -> solve() options; the core's paths need the built extension
 PATHS = {"compiled": {}, "compiled-no-symmetry": {"symmetry": False}, "python": {"compiled_core": False}}
@@ -204,12 +204,17 @@ def test_oracle_and_applicable_actions_match_exhaustive_reference(problem, path)
             assert names[0] == min(names)  # the canonical (expert) action is the smallest name
 
 
-def test_unsolvable_problem_is_proved_unsolvable():
-    """The cup's two goal places share its pattern, whose database has no goal state: no search."""
-    with pytest.raises(NoPlanError, match="the heuristic proves the goal unreachable"):
+def test_unsolvable_problem_exhausts_the_reachable_states():
+    with pytest.raises(NoPlanError, match="no plan exists: all 3 reachable states explored"):
         solve(None, BAD / "unsolvable.pddl")
     with pytest.raises(NoPlanError, match="no plan exists: all 3 reachable states explored"):
         solve(None, BAD / "unsolvable.pddl", compiled_core=False)
+    # the cup's two goal places in one pattern (per goal object): its database has no goal
+    # state, so the start is a dead end before any search
+    engine = Engine(load_task(None, BAD / "unsolvable.pddl"))
+    engine.object_patterns = engine.heuristic_patterns(by_object=True)
+    with pytest.raises(NoPlanError, match="the heuristic proves the goal unreachable from the start"):
+        engine.search()
     with pytest.raises(NoPlanError, match="unreachable even ignoring delete effects"):
         solve(None, BAD / "unreachable_goal.pddl")
 

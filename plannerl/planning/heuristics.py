@@ -100,9 +100,10 @@ class _Analysis:
     """What the patterns of one task share: mutex groups and their indexes, implied goal facts,
     the patterns' facts, targets and owned facts, and how every action's cost is charged."""
 
-    def __init__(self, task: Task, core=None, symmetry=None) -> None:
+    def __init__(self, task: Task, core=None, symmetry=None, *, by_object: bool = True) -> None:
         """`core` is the task's `_core.Core` made with `symmetry` (`core_for_task`); both are
-        made here when not given (the core's object ids are the symmetry's)."""
+        made here when not given (the core's object ids are the symmetry's). `by_object`: one
+        pattern per goal object (the goal facts naming it first); otherwise one per goal fact."""
         self.task = task
         if core is None or symmetry is None:
             symmetry = Symmetry(task, enabled=False)
@@ -126,7 +127,7 @@ class _Analysis:
         # is stacked, and a lettuce_tomato_sandwich start got h 18 of its 24 steps
         siblings: dict[str, list[int]] = {}
         for k in changing:
-            siblings.setdefault(task.facts[k][1] if len(task.facts[k]) > 1 else k, []).append(k)
+            siblings.setdefault(task.facts[k][1] if by_object and len(task.facts[k]) > 1 else k, []).append(k)
         self.goal_facts = [facts[0] for facts in siblings.values()]
         self.masks, goal_masks, self.targets = [], [], []
         for facts in siblings.values():
@@ -336,7 +337,15 @@ def _number_atoms(facts: list[int], name_of) -> tuple[list[tuple], list[int], di
     return atoms, members, of_fact
 
 
-def build_pattern_sum(task: Task, symmetry, core=None, *, max_states: int = PDB_STATE_LIMIT, share: bool = True) -> PatternSum:
+def shares_goal_objects(task: Task) -> bool:
+    """Whether two goal facts name the same object first, so that patterns per goal object
+    (`build_pattern_sum(by_object=True)`) differ from patterns per goal fact."""
+    firsts = [atom[1] for atom in task.problem.goal_pos if len(atom) > 1]
+    return len(set(firsts)) < len(firsts)
+
+
+def build_pattern_sum(task: Task, symmetry, core=None, *, max_states: int = PDB_STATE_LIMIT, share: bool = True,
+                      by_object: bool = True) -> PatternSum:
     """Patterns for every goal fact that can change, with their databases built.
 
     Patterns whose abstract tasks are the same up to a renaming of roles (the five "on" facts
@@ -348,7 +357,7 @@ def build_pattern_sum(task: Task, symmetry, core=None, *, max_states: int = PDB_
     task's `_core.Core` (built here when not given); it projects the actions."""
     start = time.perf_counter()
     core = core or core_for_task(task, symmetry)
-    analysis = _Analysis(task, core, symmetry)
+    analysis = _Analysis(task, core, symmetry, by_object=by_object)
     universe = _ObjectUniverse(symmetry)
     weights = fact_weights(task.facts, task.init)
     abstract: list[_Abstract] = []

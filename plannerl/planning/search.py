@@ -23,12 +23,17 @@ from dataclasses import dataclass, field
 from plannerl.errors import LimitError, NoPlanError, StateLimitError
 from plannerl.pddl.task import Task
 from plannerl.planning import compiled as _compiled
-from plannerl.planning.heuristics import build_pattern_sum
+from plannerl.planning.heuristics import build_pattern_sum, shares_goal_objects
 from plannerl.planning.symmetry import Symmetry, compose, inverse
 
 Heuristic = Callable[[int], int]
 INFINITY = float("inf")
 DEFAULT_MAX_STATES = 5_000_000
+# states a search with the cheaper patterns (one per goal fact) may store before the engine
+# builds the patterns per goal object and searches again: those cost 1.5-2 s per
+# lettuce_tomato_sandwich instance to build (132k abstract states), which most instances do
+# not need (session 19)
+CHEAP_HEURISTIC_STATES = 20_000
 
 
 @dataclass
@@ -215,7 +220,14 @@ def _walk_back(parent: dict[int, tuple[int, int] | None], state: int) -> list[in
 
 class Engine:
     """A task prepared for `plannerl.planning._core`: its symmetry, its compiled form and (built on the
-    first search) its pattern databases. One per task and symmetry setting (`engine_for`)."""
+    first search that needs them) its pattern databases. One per task and symmetry setting (`engine_for`).
+
+    Two sets of patterns: one per goal fact (`patterns`), cheap, and one per goal object
+    (`object_patterns`: a lettuce's cuts and its place in the stack in one database), which
+    can cost more to build than the whole search needs. Where they differ, a search first runs
+    with the cheap ones for up to `CHEAP_HEURISTIC_STATES` states; past that the engine builds
+    the others and keeps them for every later search. Either way the graph of shortest plans,
+    and so every label, is the same: only the effort differs."""
 
     def __init__(self, task: Task, *, symmetry: bool = True) -> None:
         self.task = task
@@ -223,14 +235,23 @@ class Engine:
         self.core = _compiled.core_for_task(task, self.symmetry)
         self.nfacts = len(task.facts)
         self.patterns = None
+        self.object_patterns = None
         self.pattern_seconds = 0.0
 
-    def heuristic_patterns(self) -> list:
-        if self.patterns is None:
-            built = build_pattern_sum(self.task, self.symmetry, self.core)
-            self.patterns = built.core_patterns()
-            self.pattern_seconds = built.seconds
-        return self.patterns
+    def heuristic_patterns(self, *, by_object: bool = False) -> list:
+        """The (database core, projection) pairs of the patterns per goal fact, or per goal object."""
+        if not by_object or not shares_goal_objects(self.task):
+            if self.patterns is None:
+                self.patterns = self._build(by_object=False)
+            return self.patterns
+        if self.object_patterns is None:
+            self.object_patterns = self._build(by_object=True)
+        return self.object_patterns
+
+    def _build(self, *, by_object: bool) -> list:
+        built = build_pattern_sum(self.task, self.symmetry, self.core, by_object=by_object)
+        self.pattern_seconds += built.seconds
+        return built.core_patterns()
 
     def canonical(self, state: int) -> tuple[int, list[int]]:
         """The canonical representative of `state`'s orbit and the renaming (object id -> object
@@ -249,18 +270,29 @@ class Engine:
                             OptimalLabels(graph))
 
     def graph(self, start: int | None, budget) -> OptimalGraph:
-        """All shortest plans from `start`, over canonical states; LimitError/NoPlanError otherwise."""
+        """All shortest plans from `start`, over canonical states; LimitError/NoPlanError otherwise.
+        `budget.max_states` bounds the search that decides (the cheap try before it is bounded
+        by `CHEAP_HEURISTIC_STATES`)."""
         start = self.task.init if start is None else start
-        patterns = self.heuristic_patterns()
+        cheap_first = (self.object_patterns is None and shares_goal_objects(self.task)
+                       and budget.max_states > CHEAP_HEURISTIC_STATES)
+        if cheap_first:
+            try:
+                return self._graph(start, budget, self.heuristic_patterns(), CHEAP_HEURISTIC_STATES)
+            except StateLimitError:
+                pass
+        return self._graph(start, budget, self.heuristic_patterns(by_object=True), budget.max_states)
+
+    def _graph(self, start: int, budget, patterns: list, max_states: int) -> OptimalGraph:
         remaining = 0.0
         if budget.deadline is not None:
             remaining = budget.deadline - time.perf_counter()
             if remaining <= 0:
                 raise LimitError(f"no plan found within the time limit of {budget.time_limit:g} s (0 states seen)")
         status, cstar, expanded, generated, stored, states, gs, edges = self.core.search(
-            _compiled.to_bytes(start, self.nfacts), patterns, budget.max_states, remaining)
+            _compiled.to_bytes(start, self.nfacts), patterns, max_states, remaining)
         if status == 2:
-            raise StateLimitError(f"no plan found: stopped after {budget.max_states} states (state limit)")
+            raise StateLimitError(f"no plan found: stopped after {max_states} states (state limit)")
         if status == 3:
             raise LimitError(f"no plan found within the time limit of {budget.time_limit:g} s ({stored} states seen)")
         if status == 1 and not stored:
