@@ -156,11 +156,13 @@ def task_rows(task_name: str, seeds: Iterable[int], options: RowOptions, *, prog
     `progress` is called with each seed's result as it arrives.
 
     A seed whose instance passes the planner's state limit (5M states: a few
-    lettuce_tomato_sandwich layouts at Robotouille's ranges), or `options.max_states`, gives
+    lettuce_tomato_sandwich layouts at Robotouille's ranges before the patterns per goal
+    object, `plannerl.planning.search.Engine`), or `options.max_states`, gives
     None, not an error: a state count is the same on every machine, so the same seeds are
     always the ones left out, and one huge layout no longer stops a training run after its
     other instances are labelled. Searching 5M states takes minutes, which is why
-    `max_states` exists: 7 of 50 lettuce_tomato_sandwich training starts took over 40 s each."""
+    `max_states` exists: 7 of 50 lettuce_tomato_sandwich training starts took over 40 s each
+    (session 18; with the patterns per goal object, none past 4 s)."""
     work = partial(_rows_or_none, task_name, options=options, time_limit=time_limit, ranges=ranges, exclude=exclude)
     return map_seeds(work, seeds, jobs=jobs, progress=progress)
 
