@@ -271,14 +271,13 @@ class Engine:
 
     def graph(self, start: int | None, budget) -> OptimalGraph:
         """All shortest plans from `start`, over canonical states; LimitError/NoPlanError otherwise.
-        `budget.max_states` bounds the search that decides (the cheap try before it is bounded
-        by `CHEAP_HEURISTIC_STATES`)."""
+        `budget.max_states` bounds the search that decides, with the stronger patterns (the cheap
+        try before it stops at `CHEAP_HEURISTIC_STATES`, or at the budget when that is smaller)."""
         start = self.task.init if start is None else start
-        cheap_first = (self.object_patterns is None and shares_goal_objects(self.task)
-                       and budget.max_states > CHEAP_HEURISTIC_STATES)
-        if cheap_first:
+        if self.object_patterns is None and shares_goal_objects(self.task):
             try:
-                return self._graph(start, budget, self.heuristic_patterns(), CHEAP_HEURISTIC_STATES)
+                return self._graph(start, budget, self.heuristic_patterns(),
+                                   min(CHEAP_HEURISTIC_STATES, budget.max_states))
             except StateLimitError:
                 pass
         return self._graph(start, budget, self.heuristic_patterns(by_object=True), budget.max_states)
