@@ -64,6 +64,20 @@ def test_a_search_stopped_at_the_state_limit_is_remembered_with_its_limit():
     assert optimal_length(task, make_oracle(task, max_states=3)) == length
 
 
+def test_a_state_limit_remembered_from_an_older_search_is_searched_again():
+    """An older search stopped where today's finishes (held-out lettuce_tomato_sandwich 5006
+    was remembered past 5M states and kept being skipped): only a limit the same search hit is
+    trusted."""
+    task = generate_instance("cheese_burger", 6).load_task()
+    with pytest.raises(StateLimitError):
+        optimal_length(task, make_oracle(task, max_states=3))
+    (entry,) = entries()
+    record = json.loads(entry.read_text())
+    entry.write_text(json.dumps({**record, "exceeded_states": 10**9, "search": record["search"] - 1}))
+    oracle = make_oracle(task)
+    assert optimal_length(task, oracle) == len(oracle.canonical_plan()) and oracle.searches == 1
+
+
 def test_the_cache_can_be_moved_or_turned_off(monkeypatch, tmp_path):
     monkeypatch.setenv("PLANNERL_CACHE", "off")
     assert cache_dir() is None

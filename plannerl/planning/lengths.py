@@ -9,8 +9,10 @@ training run evaluates the same seeds, and users evaluate each new model on the 
 The optimal length is a fact about the compiled task, whatever planner found it, so it is
 stored under a digest of the task itself (facts, initial state, goal, every ground action's
 masks): a changed domain, problem, generator or grounding gives another digest, never a stale
-answer. A search that stopped at the state limit is remembered too, with that limit: a later
-search under the same or a lower limit would stop as well, so it is not run again.
+answer. A search that stopped at the state limit is remembered too, with that limit and the
+search's version (`SEARCH_VERSION`): a later search of the same version under the same or a
+lower limit would stop as well, so it is not run again; a stronger search tries again (session
+19's heuristic solves in 3 s a held-out lettuce_tomato_sandwich start remembered past 5M states).
 
 Where: `$PLANNERL_CACHE` when set (`off` turns the cache off), else
 `$XDG_CACHE_HOME/plannerl` or `~/.cache/plannerl`; one small JSON file per task under
@@ -58,7 +60,7 @@ def optimal_length(task: Task, oracle) -> int | None:
     Raises `StateLimitError` as the search would, also when a search under at least the oracle's
     state limit is remembered to have stopped there.
     """
-    from plannerl.planning.search import DEFAULT_MAX_STATES
+    from plannerl.planning.search import DEFAULT_MAX_STATES, SEARCH_VERSION
 
     limit = oracle.max_states or DEFAULT_MAX_STATES
     folder = cache_dir()
@@ -68,12 +70,13 @@ def optimal_length(task: Task, oracle) -> int | None:
         return record["optimal_length"]
     if record.get("no_plan") is True:
         return None
-    if isinstance(record.get("exceeded_states"), int) and record["exceeded_states"] >= limit:
+    exceeded = record.get("exceeded_states")
+    if isinstance(exceeded, int) and exceeded >= limit and record.get("search") == SEARCH_VERSION:
         raise StateLimitError(f"no plan found: stopped after {limit} states (state limit)")
     try:
         length = oracle.h_star(task.init)
     except StateLimitError:
-        _write(path, {"exceeded_states": limit})
+        _write(path, {"exceeded_states": limit, "search": SEARCH_VERSION})
         raise
     _write(path, {"no_plan": True} if length is None else {"optimal_length": length})
     return length
