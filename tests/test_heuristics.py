@@ -280,13 +280,11 @@ def test_an_items_goal_facts_share_a_pattern_that_counts_every_cut_left(tmp_path
     the board before the bread. Together they left lettuce_tomato_sandwich starts 10 steps
     short of h* (14 of 24). Now the lettuce has one pattern for both facts, with the counts
     kept apart: its value never falls below the cuts left plus the pick-up and stack the
-    lettuce still needs, on the start it is 8 of 14 (5 before), and the sum stays admissible on every reachable state of a small
-    kitchen whose only board is taken."""
-    domain = tmp_path / "cooking.pddl"
-    domain.write_text((DOMAINS / "cooking.pddl").read_text())
+    lettuce still needs, on the start it is 8 of 14 (5 before), and the sum stays admissible
+    on every reachable state of a small kitchen whose only board is taken."""
     problem = tmp_path / "cut_lettuce.pddl"
     problem.write_text(CUTTING_KITCHEN)
-    task = load_task(domain, problem)
+    task = load_task(DOMAINS / "cooking.pddl", problem)
     engine = Engine(task)
     built = build_pattern_sum(task, engine.symmetry, engine.core, share=False)
     assert len(built.patterns) == 1  # both goal facts are about lettuce1

@@ -212,7 +212,7 @@ def test_unsolvable_problem_exhausts_the_reachable_states():
     # the cup's two goal places in one pattern (per goal object): its database has no goal
     # state, so the start is a dead end before any search
     engine = Engine(load_task(None, BAD / "unsolvable.pddl"))
-    engine.object_patterns = engine.heuristic_patterns(by_object=True)
+    engine.heuristic_patterns(by_object=True)  # built and kept: the search uses them at once
     with pytest.raises(NoPlanError, match="the heuristic proves the goal unreachable from the start"):
         engine.search()
     with pytest.raises(NoPlanError, match="unreachable even ignoring delete effects"):

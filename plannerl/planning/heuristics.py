@@ -268,11 +268,12 @@ class _Analysis:
 
     def _kept_objects(self, facts: list[int], mask: int, targets: int) -> set[str]:
         """Objects a pattern must tell apart: those of its targets, the parameters of its groups,
-        the objects of its facts that lie in no group of the pattern, and the values of a
-        target's own groups that static facts link (a lettuce's cut progress "zero", "one",
-        "two": merged, one cut reached "three" and the database of "lettuce1 cut three" gave 1
-        where 3 cuts remain; keeping them raised h of a lettuce_tomato_sandwich start from 14
-        to 18 of its 24 steps)."""
+        the objects of its facts that lie in no group of the pattern, and the objects a static
+        fact links (`linked`) where they appear in a fact of a group whose parameters are kept:
+        a lettuce's cut progress "zero", "one", "two" (merged, one cut reached "three" and the
+        database of "lettuce1 cut three" gave 1 where 3 cuts remain; keeping them raised h of a
+        lettuce_tomato_sandwich start from 14 to 18 of its 24 steps), or logistics' locations,
+        which `in-city` links, in "where the truck is"."""
         task = self.task
         keep = {t for k in set_bits(targets) for t in task.facts[k][1:]}
         for k in facts:

@@ -241,10 +241,11 @@ class Engine:
         self.patterns = None
         self.object_patterns = None
         self.pattern_seconds = 0.0
+        self.two_pattern_sets = shares_goal_objects(task)  # else the patterns per goal object are those per goal fact
 
     def heuristic_patterns(self, *, by_object: bool = False) -> list:
         """The (database core, projection) pairs of the patterns per goal fact, or per goal object."""
-        if not by_object or not shares_goal_objects(self.task):
+        if not by_object or not self.two_pattern_sets:
             if self.patterns is None:
                 self.patterns = self._build(by_object=False)
             return self.patterns
@@ -278,7 +279,7 @@ class Engine:
         `budget.max_states` bounds the search that decides, with the stronger patterns (the cheap
         try before it stops at `CHEAP_HEURISTIC_STATES`, or at the budget when that is smaller)."""
         start = self.task.init if start is None else start
-        if self.object_patterns is None and shares_goal_objects(self.task):
+        if self.object_patterns is None and self.two_pattern_sets:
             try:
                 return self._graph(start, budget, self.heuristic_patterns(),
                                    min(CHEAP_HEURISTIC_STATES, budget.max_states))
