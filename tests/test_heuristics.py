@@ -16,7 +16,7 @@ from conftest import CLASSIC, DOMAINS, problem_id
 
 from plannerl.pddl.task import set_bits
 from plannerl.planning import compiled, heuristics
-from plannerl.planning.heuristics import _Analysis, build_pattern_sum
+from plannerl.planning.heuristics import _Analysis, build_pattern_sum, shares_goal_objects
 from plannerl.planning.planner import load_task
 from plannerl.planning.search import Engine
 from plannerl.tasks.generate import generate_instance
@@ -306,6 +306,15 @@ def test_an_items_goal_facts_share_a_pattern_that_counts_every_cut_left(tmp_path
     assert seen == {0, 1, 2, 3}
     assert h_star[task.init] == 14  # clear the board, fetch and cut the lettuce, stack it on the bread
     assert sum(pattern_values(built.core_patterns(), task.init)) == 8  # 5 before (cut pattern 1, stack pattern 4)
+
+
+def test_only_goal_facts_that_can_change_decide_whether_a_task_has_two_pattern_sets():
+    """double_cheese_burger's patties start cooked and stay so: its goal facts that get patterns
+    each name their own object, so it has one pattern set (no second search past the cheap
+    budget); cooked_burger's raw patty must be cooked and stacked, so it has two."""
+    assert not shares_goal_objects(load_task(None, DOMAINS / "double_cheese_burger.pddl"))
+    assert shares_goal_objects(load_task(None, DOMAINS / "cooked_burger.pddl"))
+    assert shares_goal_objects(load_task(None, DOMAINS / "lettuce_tomato_sandwich.pddl"))
 
 
 def test_a_search_past_the_cheap_patterns_budget_switches_to_patterns_per_goal_object(monkeypatch):

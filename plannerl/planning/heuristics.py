@@ -45,6 +45,7 @@ from __future__ import annotations
 import time
 from array import array
 from collections import OrderedDict
+from collections.abc import Container
 from dataclasses import dataclass, field
 from itertools import accumulate
 
@@ -121,7 +122,7 @@ class _Analysis:
         # objects a static fact relates to another object: the counts of "(next-count zero one)"
         self.linked = {t for atom in task.static_facts if len(atom) > 2 for t in atom[1:]}
         self.implied = goal_implied_facts(task, self.groups, sparse)
-        changing = [k for k in set_bits(task.goal_pos) if k in sparse.deleters or not task.init >> k & 1]
+        changing = changing_goal_facts(task, sparse.deleters)
         # goal facts about one object share its pattern ("lettuce1 cut three" and "lettuce1 on
         # bread1"): apart, neither database knew the lettuce must be cut on a board before it
         # is stacked, and a lettuce_tomato_sandwich start got h 18 of its 24 steps
@@ -338,10 +339,19 @@ def _number_atoms(facts: list[int], name_of) -> tuple[list[tuple], list[int], di
     return atoms, members, of_fact
 
 
+def changing_goal_facts(task: Task, deleted: Container[int]) -> list[int]:
+    """The goal facts that get patterns: false at the start, or `deleted` by some action. One
+    that holds and never changes (a patty cooked before the start) needs no search."""
+    return [k for k in set_bits(task.goal_pos) if k in deleted or not task.init >> k & 1]
+
+
 def shares_goal_objects(task: Task) -> bool:
-    """Whether two goal facts name the same object first, so that patterns per goal object
-    (`build_pattern_sum(by_object=True)`) differ from patterns per goal fact."""
-    firsts = [atom[1] for atom in task.problem.goal_pos if len(atom) > 1]
+    """Whether two goal facts that get patterns name the same object first, so that patterns
+    per goal object (`build_pattern_sum(by_object=True)`) differ from patterns per goal fact."""
+    deleted = 0
+    for action in task.actions:
+        deleted |= action.delete
+    firsts = [task.facts[k][1] for k in changing_goal_facts(task, set(set_bits(deleted))) if len(task.facts[k]) > 1]
     return len(set(firsts)) < len(firsts)
 
 
