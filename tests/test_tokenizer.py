@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from plannerl.agents.tokenizer import domain_texts, round_trip_failures, shipped_problem_paths, task_strings, train_tokenizer
+from plannerl.agents.tokenizer import domain_texts, round_trip_failures, shipped_problem_paths, task_prompts, task_strings, train_tokenizer
+from plannerl.errors import PlannerlError
 from plannerl.planning.planner import load_task
+from plannerl.tasks.generate import generate_instance
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +48,25 @@ def test_generated_instances_round_trip(tokenizer):
         for seed in (42, 420, 1234):
             task = generate.generate_instance(name, seed, best_binding=False).load_task()
             assert round_trip_failures(tokenizer, task_strings(task)) == []
+
+
+def _spans_two_sentences(token: str) -> bool:
+    """Whether a decoded token holds a sentence end followed by more text (". tomato" is one
+    sentence's start; " cut zero. tomato" spans two)."""
+    inner = token[1:]
+    return any(mark in inner for mark in ".\n")
+
+
+def test_fact_merges_keep_every_token_inside_one_sentence():
+    """With `merges="facts"` no token spans a period or line break, on the very prompts whose
+    phrase merges do span them (" cut zero. tomato"); every string still round-trips."""
+    texts = domain_texts()
+    for name in ("lettuce_tomato_sandwich", "cooked_burger"):
+        texts += task_prompts(generate_instance(name, 7).load_task(), steps=20)
+    phrases, facts = train_tokenizer(texts), train_tokenizer(texts, merges="facts")
+    spanning = [t for t in map(phrases.decode, range(len(phrases))) if _spans_two_sentences(t)]
+    assert any(t.startswith(" cut") or " free." in t or " cooked." in t for t in spanning)
+    assert [t for t in map(facts.decode, range(len(facts))) if _spans_two_sentences(t)] == []
+    assert round_trip_failures(facts, texts[:3000]) == []
+    with pytest.raises(PlannerlError, match="builtin.merges"):
+        train_tokenizer(texts, merges="words")

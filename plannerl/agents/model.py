@@ -62,7 +62,7 @@ def configure_torch_cpu(threads: int | None = None) -> None:
 
 
 def build_default_model(out_dir: str | Path, *, seed: int = 0, texts=None, size: str = "tiny",
-                        vocab_size: int | None = None) -> Path:
+                        vocab_size: int | None = None, merges: str = "phrases") -> Path:
     """Train a tokenizer on the domain's text (plus `texts`) and save a freshly initialised
     Qwen2-style causal LM of the given size beside it, as an ordinary HF folder."""
     if size not in MODEL_SIZES:
@@ -72,7 +72,7 @@ def build_default_model(out_dir: str | Path, *, seed: int = 0, texts=None, size:
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
     corpus = domain_texts(texts)
-    tokenizer = train_tokenizer(corpus, vocab_size or DEFAULT_VOCAB_SIZE)
+    tokenizer = train_tokenizer(corpus, vocab_size or DEFAULT_VOCAB_SIZE, merges)
     failures = round_trip_failures(tokenizer, corpus[:5000])
     if failures:
         raise PlannerlError(f"tokenizer does not round-trip {failures[0]!r}")

@@ -13,6 +13,13 @@ tokens than GPT-2-style word splitting (176 vs 586 per prompt, measured), and tr
 evaluation cost scale with tokens. Digits stay separate tokens, so `table17` is `table` + `1` +
 `7` and object numbers share embeddings across instances.
 
+Why `merges="facts"`: left free, BPE also merges across the end of one fact and the start of
+the next wherever two facts often lie side by side, into tokens such as " cut zero. tomato" or
+" cut zero. no board free.\nLast: Move robot", so the model reads one fact through a token it
+shares with its neighbour and must learn every pairing apart. "facts" splits before each period
+and line break, so a token never spans two sentences (". tomato", " cut zero", ". no board free"):
+10% more tokens per prompt on the six recipes' training prompts (66.9 against 60.7).
+
 The tokenizer is saved as an ordinary `tokenizer.json` and loaded with `PreTrainedTokenizerFast`
 by `plannerl.agents.model.load_tokenizer_for` (never `AutoTokenizer` on a qwen2 config folder:
 it would pick the Qwen tokenizer class for our custom vocabulary).
@@ -80,17 +87,25 @@ def domain_texts(extra: Iterable[str] | None = None, *, generated_seeds: int = 8
     return texts
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE):
-    """A byte-level BPE tokenizer with merges learned from `texts` (deterministic for the same texts)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+MERGES = ("phrases", "facts")  # `builtin.merges`: may a token span two sentences (phrases) or not (facts)
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE, merges: str = "phrases"):
+    """A byte-level BPE tokenizer with merges learned from `texts` (deterministic for the same
+    texts); `merges="facts"` keeps every token inside one sentence (module docstring)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    if merges not in MERGES:
+        raise PlannerlError(f"builtin.merges = {merges!r}: choose from {', '.join(MERGES)}")
     texts = list(texts)
     if not texts:
         raise PlannerlError("cannot train a tokenizer on no text")
     core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
-                                                  pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    steps = [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+    if merges == "facts":
+        steps.insert(0, pre_tokenizers.Split(Regex(r"[.\n]"), behavior="merged_with_next"))
+    core.pre_tokenizer = pre_tokenizers.Sequence(steps)
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

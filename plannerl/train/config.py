@@ -16,6 +16,7 @@ import tomllib
 from pathlib import Path
 
 from plannerl.agents.scoring import CHOICES
+from plannerl.agents.tokenizer import MERGES
 from plannerl.errors import PlannerlError
 from plannerl.pddl.reader import parse_domain
 from plannerl.seeds import parse_seeds
@@ -42,6 +43,7 @@ _CHOICES = {
     "grpo.loss_type": ("grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo"),
     "eval.invalid": ("retry", "step", "stop"),
     "eval.choice": CHOICES,
+    "builtin.merges": MERGES,
 }
 
 

@@ -94,5 +94,5 @@ def base_model(run: Run, rows: list[dict]) -> Path:
         sample = random.Random(config["seed"]).sample(rows, min(2000, len(rows)))
         texts = [row["prompt"] for row in sample] + [row["completion"] for row in rows]
         build_default_model(base, seed=config["seed"], texts=texts, size=config["builtin"]["size"],
-                            vocab_size=config["builtin"]["vocab_size"])
+                            vocab_size=config["builtin"]["vocab_size"], merges=config["builtin"]["merges"])
     return base
