@@ -141,6 +141,8 @@ def data(
     blocked: float = _BLOCKED,
     subgoals: float = typer.Option(0.0, "--subgoals", help="With --task (a recipe): chance an instance builds a sub-goal instead."),
     rename: float = typer.Option(0.0, "--rename", help="Chance an instance's rows rename objects at random (bread1 <-> bread2)."),
+    random_ties: bool = typer.Option(False, "--random-ties", help="Goals bind interchangeable items at random, not by name "
+                                     "(the base is bread2 as often as bread1)."),
     max_states: int = typer.Option(0, "--max-states", help="With --task (a recipe): leave out an instance whose searches pass "
                                    "this many states (0: the planner's 5M)."),
     time_limit: float = _TIME,
@@ -160,8 +162,8 @@ def data(
     _check_probabilities(("--subgoals", subgoals), ("--rename", rename), ("--blocked", blocked),
                          ("--hold-probability", hold_probability))
     options = RowOptions(style=style, history_len=history_len, off_expert=off_expert, seed=seed, show_valid=not no_valid,
-                         hold_probability=hold_probability, blocked=blocked, subgoals=subgoals, rename=rename,
-                         max_states=max_states or None)
+                         hold_probability=hold_probability, blocked=blocked, random_ties=random_ties, subgoals=subgoals,
+                         rename=rename, max_states=max_states or None)
     total, label = _dataset_job(files, task, seeds, config, options, task_name, _ranges(extra_stations, distractors, None, None))
     fraction = (0.0 if config is not None else 0.1) if test_fraction is None else test_fraction
     common = {"test_fraction": fraction, "split_seed": split_seed, "time_limit": time_limit, "jobs": jobs}

@@ -67,6 +67,20 @@ def test_mixed_rows_are_balanced_per_task_and_random_goals_avoid_the_excluded_re
         assert goal_signature(recipe) not in excluded
 
 
+def test_random_ties_reach_the_training_rows_goals():
+    """`data.random_ties` makes the rows' goals build on bread2 where the name rule said bread1,
+    over the same kitchens: the config key reaches the generator."""
+    def bases(random_ties: bool) -> list[str]:
+        config = resolve_config(overrides={"task": "cheese_sandwich",
+                                           "data": {"train_seeds": "1000:1011", "off_expert": 0, "random_ties": random_ties}})
+        starts = [row for row in training_rows(config) if row["step"] == 0]
+        assert len(starts) == 12
+        return ["bread2" if "cheese1 on bread2" in row["prompt"] else "bread1" for row in starts]
+
+    by_name, drawn = bases(False), bases(True)
+    assert drawn.count("bread2") > by_name.count("bread2") + 2
+
+
 @pytest.mark.slow
 def test_two_task_smoke_run_trains_and_reports_every_task(tmp_path):
     """The CI smoke pipeline on a mix of burger and cheese_sandwich: rows of both, rollouts and

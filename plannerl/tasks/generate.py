@@ -58,6 +58,8 @@ class Ranges:
     distractors: tuple[int, int] = (0, 8)
     hold_probability: float = 0.25
     blocked: float = 0.0  # chance every empty stove and board the recipe needs starts occupied (`block_stations`)
+    # the goal binding breaks ties between interchangeable items at random, not by name (`candidate_bindings`)
+    random_ties: bool = False
 
 
 # Robotouille's randomiser: up to 24 extra stations and 8 distractor items (docs/data.md).
@@ -154,13 +156,14 @@ def step_limit(task_name: str, optimal_length: int) -> int:
     return paper if paper is not None else math.ceil(1.5 * optimal_length)
 
 
-def make_ranges(extra_stations=None, distractors=None, hold_probability=None, blocked=None) -> Ranges:
+def make_ranges(extra_stations=None, distractors=None, hold_probability=None, blocked=None, random_ties=None) -> Ranges:
     """Ranges from keyword values: an int n means (n, n); None keeps the default."""
     default = DEFAULT_RANGES
     return Ranges(check_count_range("extra_stations", extra_stations, default.extra_stations),
                   check_count_range("distractors", distractors, default.distractors),
                   _probability("hold_probability", hold_probability, default.hold_probability),
-                  _probability("blocked", blocked, default.blocked))
+                  _probability("blocked", blocked, default.blocked),
+                  default.random_ties if random_ties is None else bool(random_ties))
 
 
 def check_count_range(option: str, value, default: tuple[int, int] | None = None) -> tuple[int, int] | None:
@@ -225,7 +228,7 @@ def generate_instance(task_name: str, seed: int, *, best_binding: bool = True, t
             recipe = subgoal_recipe(recipe, subgoal_rng) or recipe
     layout = random_layout(recipe, rng, resolved)
     return _instance(recipe, seed, f"{recipe.name}_{seed}", layout, best_binding, time_limit, task_name=task_name,
-                     max_states=max_states)
+                     max_states=max_states, ties=_tie_stream(seed, resolved))
 
 
 def _random_instance(seed: int, rng: random.Random, ranges: Ranges, best_binding: bool, time_limit: float | None, *,
@@ -244,7 +247,7 @@ def _random_instance(seed: int, rng: random.Random, ranges: Ranges, best_binding
         layout = random_layout(recipe, rng, ranges)
         try:
             instance = _instance(recipe, seed, recipe.name, layout, best_binding, time_limit, task_name=RANDOM_TASK,
-                                 max_states=RANDOM_MAX_STATES)
+                                 max_states=RANDOM_MAX_STATES, ties=_tie_stream(seed, ranges))
             solved = solve_instance(instance, time_limit=time_limit, max_states=RANDOM_MAX_STATES)  # kept if _instance solved it
             instance = replace(instance, optimal_length=len(solved[2]), solved=solved)
         except StateLimitError:
@@ -289,10 +292,18 @@ def base_instance(task_name: str, *, best_binding: bool = True, time_limit: floa
     return _instance(recipe, None, f"{recipe.name}_base", base_layout(recipe), best_binding, time_limit)
 
 
+def _tie_stream(seed: int, ranges: Ranges) -> random.Random | None:
+    """The draws that break binding ties when `ranges.random_ties`: a stream of their own, so
+    the seed's other draws (recipe, layout) stay the same."""
+    return random.Random(f"ties:{seed}") if ranges.random_ties else None
+
+
 def _instance(recipe: Recipe, seed: int | None, name: str, layout: Layout, best_binding: bool,
-              time_limit: float | None, *, task_name: str | None = None, max_states: int | None = None) -> Instance:
-    """The instance of the best binding (`task_name` defaults to the recipe's name)."""
-    bindings = candidate_bindings(recipe, layout)
+              time_limit: float | None, *, task_name: str | None = None, max_states: int | None = None,
+              ties: random.Random | None = None) -> Instance:
+    """The instance of the best binding (`task_name` defaults to the recipe's name; `ties`:
+    `candidate_bindings`)."""
+    bindings = candidate_bindings(recipe, layout, ties)
     if not best_binding:
         bindings = bindings[:1]
     best = None
@@ -410,7 +421,7 @@ def block_stations(recipe: Recipe, layout: Layout, rng: random.Random) -> None:
                 layout.stacks[target] = [item]
 
 
-def candidate_bindings(recipe: Recipe, layout: Layout) -> list[tuple[list[str], str]]:
+def candidate_bindings(recipe: Recipe, layout: Layout, ties: random.Random | None = None) -> list[tuple[list[str], str]]:
     """Every goal binding that can differ in optimal length, the rule's choice first.
 
     A binding is the item for each layer (bottom first) and the table the stack is built on.
@@ -422,7 +433,11 @@ def candidate_bindings(recipe: Recipe, layout: Layout) -> list[tuple[list[str], 
     lowest layer (picking it up at once is never worse); the brute-force test checks this.
 
     The rule order ranks a type's items for its lowest layers: held, then fewest items above it,
-    then at the robot's station, then name.
+    then at the robot's station, then name; with `ties` (training instances, `data.random_ties`)
+    a random rank drawn from it instead of the name. Why: by name, a goal whose breads are
+    equally placed always builds on bread1, and a model trained on such goals builds on bread1
+    even where the goal names bread2 (docs/training.md, session 20); at random, only the goal
+    says which bread is the base.
     """
     station_of: dict[str, str] = {}
     depth: dict[str, int] = {}
@@ -432,10 +447,15 @@ def candidate_bindings(recipe: Recipe, layout: Layout) -> list[tuple[list[str], 
             depth[item] = len(stack) - 1 - height
     station_types = dict(layout.stations)
 
+    names = sorted((item for item, _ in layout.items), key=natural_key)
+    last = {item: natural_key(item) for item in names}
+    if ties is not None:
+        last = dict(zip(ties.sample(names, len(names)), range(len(names))))
+
     def rule_key(item: str) -> tuple:
         if item == layout.held:
-            return (0, 0, 0, natural_key(item))
-        return (1, depth[item], 0 if station_of[item] == layout.robot_station else 1, natural_key(item))
+            return (0, 0, 0, last[item])
+        return (1, depth[item], 0 if station_of[item] == layout.robot_station else 1, last[item])
 
     def special(item: str) -> bool:
         if item == layout.held:
@@ -613,7 +633,8 @@ def write_instance_folder(out_dir: Path, instances: list[Instance], lengths: lis
         "ranges": None if ranges is None else {"extra_stations": list(ranges.extra_stations),
                                                "distractors": list(ranges.distractors),
                                                "hold_probability": ranges.hold_probability,
-                                               **({"blocked": ranges.blocked} if ranges.blocked else {})},
+                                               **({"blocked": ranges.blocked} if ranges.blocked else {}),
+                                               **({"random_ties": True} if ranges.random_ties else {})},
         **(extra or {}),
         "instances": [instance_record(inst, n) for inst, n in zip(instances, lengths)],
     })

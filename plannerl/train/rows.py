@@ -60,7 +60,11 @@ class RowOptions:
     `rename` is the chance that an instance's (or a domain start's) rows show it under a
     random renaming of its objects (`plannerl.tasks.renaming`): the same states and labels,
     with `bread1` and `bread2` (or Blocksworld's `a` and `c`) swapped at random, so a name
-    cannot stand in for the goal."""
+    cannot stand in for the goal.
+
+    `random_ties`: a training instance's goal binds interchangeable items at random instead of
+    by name (`plannerl.tasks.generate.candidate_bindings`): the same kitchens, but the goal's
+    base is bread2 as often as bread1, so only the goal says which."""
 
     style: str = "full"
     history_len: int = DEFAULT_HISTORY_LEN
@@ -71,6 +75,7 @@ class RowOptions:
     extra_stations: tuple[int, int] | None = None
     distractors: tuple[int, int] | None = None
     blocked: float | None = None
+    random_ties: bool = False         # goal bindings break ties between interchangeable items at random
     subgoals: float = 0.0
     rename: float = 0.0
     max_states: int | None = None     # a recipe instance whose searches pass it is left out (None: the planner's limit)
@@ -83,6 +88,7 @@ def options_of(config: dict) -> RowOptions:
                       seed=config["seed"], hold_probability=data["hold_probability"],
                       extra_stations=parse_range("data.extra_stations", data["extra_stations"]),
                       distractors=parse_range("data.distractors", data["distractors"]), blocked=data["blocked"] or None,
+                      random_ties=data["random_ties"],
                       subgoals=data["subgoals"], rename=data["rename"], max_states=data["max_states"] or None)
 
 
@@ -141,6 +147,8 @@ def generator_ranges(options: RowOptions, ranges: dict | None) -> dict:
     for key in ("hold_probability", "extra_stations", "distractors", "blocked"):
         if getattr(options, key) is not None:
             ranges[key] = getattr(options, key)
+    if options.random_ties:
+        ranges["random_ties"] = True
     return ranges
 
 
