@@ -447,9 +447,10 @@ def candidate_bindings(recipe: Recipe, layout: Layout, ties: random.Random | Non
             depth[item] = len(stack) - 1 - height
     station_types = dict(layout.stations)
 
-    names = sorted((item for item, _ in layout.items), key=natural_key)
-    last = {item: natural_key(item) for item in names}
-    if ties is not None:
+    if ties is None:
+        last = {item: natural_key(item) for item, _ in layout.items}
+    else:
+        names = sorted((item for item, _ in layout.items), key=natural_key)
         last = dict(zip(ties.sample(names, len(names)), range(len(names))))
 
     def rule_key(item: str) -> tuple:

@@ -144,11 +144,9 @@ def renamed_rows(task, options: RowOptions, key: str, make_rows: Callable[[objec
 def generator_ranges(options: RowOptions, ranges: dict | None) -> dict:
     """The generator's layout ranges, with the options' hold and blocked probabilities and ranges where they are set."""
     ranges = dict(ranges or {})
-    for key in ("hold_probability", "extra_stations", "distractors", "blocked"):
+    for key in ("hold_probability", "extra_stations", "distractors", "blocked", "random_ties"):
         if getattr(options, key) is not None:
             ranges[key] = getattr(options, key)
-    if options.random_ties:
-        ranges["random_ties"] = True
     return ranges
 
 
